@@ -1,0 +1,7 @@
+"""Hardware parameter sets of VTA: upstream-compatible JSON configs, presets and derived values."""
+from ._config import FIELDS, ConfigError, HwConfig, preset_names, resolve_config
+from ._env import FPGA_TARGETS, Env, FpgaTarget, get_env
+from ._isa_layout import FieldLayout, IsaLayout, isa_layout, log_depths
+
+__all__ = ["ConfigError", "Env", "FIELDS", "FieldLayout", "FpgaTarget", "FPGA_TARGETS", "HwConfig",
+           "IsaLayout", "get_env", "isa_layout", "log_depths", "preset_names", "resolve_config"]

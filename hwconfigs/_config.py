@@ -1,0 +1,144 @@
+"""The VTA hardware parameter set: upstream ``vta_config.json`` keys, loading and validation.
+
+Upstream has no validator; the legal ranges here follow from the instruction bit-field layouts
+(vta-spec §1.7, §2.8). Every rejection raises :class:`ConfigError` naming the key and the range.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+TARGETS = ("sim", "tsim", "pynq", "ultra96", "zcu104", "de10nano", "intelfocl")
+
+# key -> (type, inclusive lower bound, inclusive upper bound); bounds None for strings.
+# The numeric bounds are the coarse per-key ranges; the cross-key limits (instruction and uop
+# fields must fit) are checked in :func:`hwconfigs._isa_layout.isa_layout`.
+FIELDS: dict[str, tuple[type, int | None, int | None]] = {
+    "TARGET": (str, None, None),
+    "HW_VER": (str, None, None),
+    "LOG_INP_WIDTH": (int, 3, 5),
+    "LOG_WGT_WIDTH": (int, 3, 5),
+    "LOG_ACC_WIDTH": (int, 3, 5),
+    "LOG_BATCH": (int, 0, 8),
+    "LOG_BLOCK": (int, 0, 8),
+    "LOG_UOP_BUFF_SIZE": (int, 2, 24),
+    "LOG_INP_BUFF_SIZE": (int, 0, 24),
+    "LOG_WGT_BUFF_SIZE": (int, 0, 24),
+    "LOG_ACC_BUFF_SIZE": (int, 0, 24),
+}
+
+
+class ConfigError(ValueError):
+    """A hardware configuration that VTA cannot be built with (names the key and the range)."""
+
+
+def _closest(key: str, valid) -> str:
+    match = difflib.get_close_matches(key, list(valid), n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class HwConfig:
+    """One VTA hardware configuration, with exactly the keys of upstream ``vta_config.json``."""
+
+    TARGET: str = "sim"
+    HW_VER: str = "0.0.2"
+    LOG_INP_WIDTH: int = 3
+    LOG_WGT_WIDTH: int = 3
+    LOG_ACC_WIDTH: int = 5
+    LOG_BATCH: int = 0
+    LOG_BLOCK: int = 4
+    LOG_UOP_BUFF_SIZE: int = 15
+    LOG_INP_BUFF_SIZE: int = 15
+    LOG_WGT_BUFF_SIZE: int = 18
+    LOG_ACC_BUFF_SIZE: int = 17
+
+    def __post_init__(self):
+        for key, (kind, low, high) in FIELDS.items():
+            value = getattr(self, key)
+            if kind is int:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ConfigError(f"{key} must be an integer, got {value!r}")
+                if not low <= value <= high:
+                    raise ConfigError(f"{key} = {value} is out of range [{low}, {high}]")
+            elif not isinstance(value, str):
+                raise ConfigError(f"{key} must be a string, got {value!r}")
+        if self.TARGET not in TARGETS:
+            raise ConfigError(f"TARGET = {self.TARGET!r} is not one of {', '.join(TARGETS)}"
+                              + _closest(self.TARGET, TARGETS))
+        # Importing here keeps the layout rule in its own module while validating on creation.
+        from ._isa_layout import check_geometry
+        check_geometry(self)
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> "HwConfig":
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: expected a JSON object of config keys, got {type(data).__name__}")
+        unknown = [k for k in data if k not in FIELDS]
+        if unknown:
+            key = unknown[0]
+            raise ConfigError(f"{source}: unknown key {key!r}{_closest(key, FIELDS)}; "
+                              f"valid keys: {', '.join(FIELDS)}")
+        return cls(**dict(data))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "HwConfig":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read hardware config {str(path)!r}: {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def preset(cls, name: str) -> "HwConfig":
+        path = PRESET_DIR / f"{name}.json"
+        if not path.is_file():
+            names = preset_names()
+            raise ConfigError(f"unknown preset {name!r}{_closest(name, names)}; presets: {', '.join(names)}")
+        return cls.load(path)
+
+    def replace(self, **overrides) -> "HwConfig":
+        unknown = [k for k in overrides if k not in FIELDS]
+        if unknown:
+            key = unknown[0]
+            raise ConfigError(f"unknown key {key!r}{_closest(key, FIELDS)}; valid keys: {', '.join(FIELDS)}")
+        return dataclasses.replace(self, **overrides)
+
+    # ---- output -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in FIELDS}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+
+
+def resolve_config(spec: "str | Path | HwConfig | Mapping | None" = None, **overrides) -> HwConfig:
+    """A config from a preset name, a JSON path, a mapping or a HwConfig, with key overrides."""
+    if spec is None:
+        cfg = HwConfig.preset("default")
+    elif isinstance(spec, HwConfig):
+        cfg = spec
+    elif isinstance(spec, Mapping):
+        cfg = HwConfig.from_dict(spec)
+    else:
+        text = str(spec)
+        if text.endswith(".json") or "/" in text or Path(text).is_file():
+            cfg = HwConfig.load(text)
+        else:
+            cfg = HwConfig.preset(text)
+    return cfg.replace(**overrides) if overrides else cfg
