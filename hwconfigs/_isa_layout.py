@@ -126,15 +126,49 @@ def check_geometry(cfg: "HwConfig") -> None:
             raise ConfigError(f"{key} = {getattr(cfg, key)} gives {1 << log_depth} {name} tiles; the 16-bit "
                               f"sram_base field addresses at most {MAX_SRAM_DEPTH} (use at most {high})")
     layout = isa_layout(cfg)
-    for kind in ("mem", "gemm", "alu"):
-        bits = getattr(layout, kind).bits
-        if bits > INSN_BITS:
-            raise ConfigError(
-                f"the {kind.upper()} instruction needs {bits} bits for this geometry, more than {INSN_BITS} "
-                f"(log2 depths uop {layout.log_uop_depth}, inp {layout.log_inp_depth}, wgt "
-                f"{layout.log_wgt_depth}, acc {layout.log_acc_depth}); shrink LOG_*_BUFF_SIZE")
+    too_wide = [(kind.upper() + " instruction", getattr(layout, kind).bits, INSN_BITS)
+                for kind in ("mem", "gemm", "alu") if getattr(layout, kind).bits > INSN_BITS]
     if layout.uop.bits > UOP_BITS:
+        too_wide.append(("micro-op", sum(w for _, _, w in layout.uop.fields), UOP_BITS))
+    if too_wide:
+        what, bits, limit = too_wide[0]
         raise ConfigError(
-            f"the micro-op needs {layout.log_acc_depth} + {max(layout.log_acc_depth, layout.log_inp_depth)} + "
-            f"{layout.log_wgt_depth} bits (acc + max(acc, inp) + wgt log2 depths), more than {UOP_BITS}; "
-            f"shrink LOG_ACC_BUFF_SIZE, LOG_INP_BUFF_SIZE or LOG_WGT_BUFF_SIZE")
+            f"the {what} would need {bits} bits for this geometry, more than {limit} "
+            f"(log2 depths: uop {layout.log_uop_depth}, inp {layout.log_inp_depth}, "
+            f"wgt {layout.log_wgt_depth}, acc {layout.log_acc_depth}); "
+            + ("allowed with the other keys as given: " + ", ".join(
+                f"{key} <= {high}" for key, high in _largest_fitting(cfg).items())
+               if _largest_fitting(cfg) else "no single buffer-size key can fix it"))
+
+
+def _fields_fit(cfg: "HwConfig") -> bool:
+    layout = isa_layout(cfg)
+    return (max(layout.mem.bits, layout.gemm.bits, layout.alu.bits) <= INSN_BITS
+            and layout.uop.bits <= UOP_BITS)
+
+
+def _largest_fitting(cfg: "HwConfig") -> dict[str, int]:
+    """For each buffer-size key, the largest value whose fields fit, the others held fixed."""
+    import dataclasses as dc
+
+    out = {}
+    for name in ("uop", "inp", "wgt", "acc"):
+        key = f"LOG_{name.upper()}_BUFF_SIZE"
+        value = getattr(cfg, key)
+        while value >= 0:
+            trial = _unchecked_replace(cfg, **{key: value})
+            if log_depths(trial)[name] < 0:
+                break
+            if _fields_fit(trial):
+                out[key] = value
+                break
+            value -= 1
+    return out
+
+
+def _unchecked_replace(cfg, **changes):
+    """A copy of cfg with changes, bypassing validation (used only to search for limits)."""
+    clone = object.__new__(type(cfg))
+    for name, value in {**cfg.__dict__, **changes}.items():
+        object.__setattr__(clone, name, value)
+    return clone
