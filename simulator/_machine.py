@@ -1,0 +1,59 @@
+"""Machine state: flat DRAM, the four SRAMs and the four token queues (vta-spec §3.1).
+
+SRAMs are kept as 2-D arrays of (depth, lanes) in the scalar dtype of their width, so loads
+see them as rows of bytes and GEMM/ALU as rows of lanes. The uop SRAM additionally keeps its
+three decoded index fields, refreshed on every UOP load, so GEMM/ALU never re-decode words.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler import isa
+
+from ._errors import SimulationError
+
+SUPPORTED_WIDTHS = (8, 16, 32)
+
+
+def scalar_dtype(width: int, what: str) -> np.dtype:
+    if width not in SUPPORTED_WIDTHS:
+        raise SimulationError(f"{what} of {width} bits is not supported by the simulator "
+                              f"(only {', '.join(map(str, SUPPORTED_WIDTHS))}-bit scalars)")
+    return np.dtype(f"int{width}")
+
+
+class Machine:
+    """The state one ``Simulator`` owns; persistent across runs, zero-initialised."""
+
+    def __init__(self, env, dram_size: int):
+        if dram_size <= 0:
+            raise SimulationError(f"dram_size must be positive, got {dram_size}")
+        self.env = env
+        self.dram = np.zeros(int(dram_size), dtype=np.uint8)
+        self.inp_dtype = scalar_dtype(env.INP_WIDTH, "INP_WIDTH")
+        self.wgt_dtype = scalar_dtype(env.WGT_WIDTH, "WGT_WIDTH")
+        self.acc_dtype = scalar_dtype(env.ACC_WIDTH, "ACC_WIDTH")
+        self.out_dtype = scalar_dtype(env.OUT_WIDTH, "OUT_WIDTH")
+        self.uop = np.zeros(env.UOP_DEPTH, dtype=np.uint32)
+        self.uop_dst = np.zeros(env.UOP_DEPTH, dtype=np.int64)
+        self.uop_src = np.zeros(env.UOP_DEPTH, dtype=np.int64)
+        self.uop_wgt = np.zeros(env.UOP_DEPTH, dtype=np.int64)
+        self.inp = np.zeros((env.INP_DEPTH, env.BATCH * env.BLOCK_IN), dtype=self.inp_dtype)
+        self.wgt = np.zeros((env.WGT_DEPTH, env.BLOCK_OUT * env.BLOCK_IN), dtype=self.wgt_dtype)
+        self.acc = np.zeros((env.ACC_DEPTH, env.BATCH * env.BLOCK_OUT), dtype=self.acc_dtype)
+        self.tokens = [0, 0, 0, 0]  # l2g, g2l, s2g, g2s; never cleared between runs (§3.7)
+
+    def sram_rows(self, memory_type: int) -> np.ndarray:
+        """The SRAM of ``memory_type`` as (depth, element bytes) uint8 rows."""
+        arr = {isa.MEM_UOP: self.uop, isa.MEM_INP: self.inp, isa.MEM_WGT: self.wgt,
+               isa.MEM_ACC: self.acc}[memory_type]
+        return arr.view(np.uint8).reshape(arr.shape[0], -1)
+
+    def refresh_uops(self, lo: int, hi: int) -> None:
+        dst, src, wgt = isa.decode_uop_fields(self.uop[lo:hi], self.env)
+        self.uop_dst[lo:hi], self.uop_src[lo:hi], self.uop_wgt[lo:hi] = dst, src, wgt
+
+    def reset(self) -> None:
+        for arr in (self.uop, self.uop_dst, self.uop_src, self.uop_wgt, self.inp, self.wgt, self.acc):
+            arr[...] = 0
+        self.tokens[:] = [0, 0, 0, 0]

@@ -1,0 +1,100 @@
+"""``Simulator``: the functional VTA machine behind one public object."""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler import isa
+
+from . import _counters, _scheduler
+from ._decode import QUEUE_NAMES, decode_stream
+from ._errors import SimulationError
+from ._machine import Machine
+
+
+class Simulator:
+    """Bit-exact functional model of upstream's fsim for one hardware environment.
+
+    ``dram`` is a flat, writable uint8 array indexed by upstream physical byte address. SRAMs
+    and token queues start at zero and persist across ``execute`` calls, as on the device.
+    """
+
+    def __init__(self, env, dram_size: int = 1 << 24):
+        self.env = env
+        self._m = Machine(env, dram_size)
+
+    # ---- state, as views a user or test can inspect or poke ------------------------------
+    @property
+    def dram(self) -> np.ndarray:
+        return self._m.dram
+
+    @property
+    def dram_size(self) -> int:
+        return self._m.dram.size
+
+    @property
+    def inp(self) -> np.ndarray:
+        """Input SRAM, (depth, BATCH, BLOCK_IN)."""
+        return self._m.inp.reshape(-1, self.env.BATCH, self.env.BLOCK_IN)
+
+    @property
+    def wgt(self) -> np.ndarray:
+        """Weight SRAM, (depth, BLOCK_OUT, BLOCK_IN)."""
+        return self._m.wgt.reshape(-1, self.env.BLOCK_OUT, self.env.BLOCK_IN)
+
+    @property
+    def acc(self) -> np.ndarray:
+        """Accumulator SRAM, (depth, BATCH, BLOCK_OUT) of int{ACC_WIDTH}."""
+        return self._m.acc.reshape(-1, self.env.BATCH, self.env.BLOCK_OUT)
+
+    @property
+    def uop(self) -> np.ndarray:
+        """Micro-op SRAM as packed uint32 words (read-only view: loads keep a decoded copy)."""
+        view = self._m.uop.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def tokens(self) -> dict[str, int]:
+        """Current token count of each dependency queue (l2g, g2l, s2g, g2s)."""
+        return dict(zip(QUEUE_NAMES, self._m.tokens))
+
+    def reset(self) -> None:
+        """Zero every SRAM and token queue (DRAM is left alone)."""
+        self._m.reset()
+
+    # ---- running ---------------------------------------------------------------------------
+    def execute(self, program, count_only: bool = False) -> dict[str, int]:
+        """Run a ``compiler.isa.Program`` or raw instruction bytes to FINISH.
+
+        Returns the seven fsim counters of this run (``COUNTER_NAMES`` order). With
+        ``count_only`` the counters are computed but no data moves, except UOP loads, which
+        upstream's skip-exec mode always performs (vta-spec §3.9).
+        """
+        if isinstance(program, isa.Program):
+            if program.env != self.env:
+                raise SimulationError(f"program built for {program.env!r}, simulator is {self.env!r}")
+            raw = program.to_bytes()
+        elif isinstance(program, (bytes, bytearray, memoryview)):
+            raw = bytes(program)
+        else:
+            raise TypeError(f"execute() takes a compiler.isa.Program or bytes, not {type(program).__name__}")
+        steps = decode_stream(raw, self.env, self.dram_size)
+        if isinstance(program, isa.Program) and len(program.uops):
+            self._place_uops(program)
+        counters = _counters.empty_counters()
+        saved_tokens = list(self._m.tokens)
+        try:
+            _scheduler.run(self._m, steps, counters, count_only)
+        except SimulationError:
+            # Leftover tokens of a failed run would desynchronise the next, correct one.
+            self._m.tokens[:] = saved_tokens
+            raise
+        return _counters.as_dict(counters)
+
+    def _place_uops(self, program) -> None:
+        data = program.uops.astype("<u4").view(np.uint8)
+        lo, hi = program.uop_base, program.uop_base + data.size
+        if lo < 0 or hi > self.dram_size:
+            raise SimulationError(f"program uops at DRAM bytes [{lo:#x}, {hi:#x}) lie outside the simulated "
+                                  f"DRAM of {self.dram_size:#x} bytes")
+        self._m.dram[lo:hi] = data
