@@ -1,0 +1,87 @@
+"""``simulator.run``: call a built :class:`compiler.module.Module` on the functional simulator,
+the way upstream's tutorials call the built function on ``vta.simulator``.
+
+Every argument array is copied into DRAM at its buffer's physical address, the programs run in
+order (``Simulator.execute`` copies each program's uops into the uop staging buffer first, as
+upstream does at every synchronize), and the buffers the programs store to are copied back into the caller's
+arrays in place.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Counters of one run (summed over the module's programs), its modelled latency in
+    accelerator cycles and seconds, and the per-program counters and timing breakdowns."""
+
+    stats: dict
+    cycles: int | None = None
+    seconds: float | None = None
+    program_stats: list = dataclasses.field(default_factory=list)
+    timing: list = dataclasses.field(default_factory=list)
+
+
+def _check_binding(mod, arrays) -> list[np.ndarray]:
+    if len(arrays) != len(mod.args):
+        names = ", ".join(a.name for a in mod.args)
+        raise ValueError(f"module {mod.name!r} takes {len(mod.args)} arrays ({names}), got {len(arrays)}")
+    bound = []
+    for index, (arg, array) in enumerate(zip(mod.args, arrays)):
+        what = f"argument {index} ({arg.name!r}) of module {mod.name!r}"
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"{what}: expected a numpy array, got {type(array).__name__}")
+        if array.dtype != np.dtype(arg.dtype):
+            raise ValueError(f"{what}: dtype {array.dtype}, the buffer holds {arg.dtype}")
+        if tuple(array.shape) != tuple(arg.shape):
+            raise ValueError(f"{what}: shape {tuple(array.shape)}, the buffer has shape {tuple(arg.shape)}")
+        if arg.is_output and not array.flags.writeable:
+            raise ValueError(f"{what}: the result is written into it in place, but the array is read-only")
+        bound.append(array)
+    return bound
+
+
+def _new_simulator(mod, sim):
+    if sim is None:
+        from simulator import Simulator   # late: simulator/__init__ re-exports this module
+        return Simulator(mod.env, dram_size=mod.dram_size)
+    if len(sim.dram) < mod.dram_size:
+        raise ValueError(f"simulator DRAM of {len(sim.dram)} B is smaller than the {mod.dram_size} B "
+                         f"module {mod.name!r} needs")
+    return sim
+
+
+def run(mod, *arrays, count_only: bool = False, sim=None, timing_params=None) -> RunResult:
+    """Run ``mod`` on a fresh simulator (or ``sim``); arrays bind to ``mod.args`` in order.
+
+    With ``count_only`` the data are not computed and the arrays may be omitted. Each program
+    (one per synchronize) is also timed by the cycle model, starting from the tokens the
+    previous programs left in the queues, as on the device.
+    """
+    from simulator.timing import TimingModel
+
+    model = TimingModel(mod.env, timing_params)
+    bound = [] if (count_only and not arrays) else _check_binding(mod, arrays)
+    sim = _new_simulator(mod, sim)
+    dram = sim.dram
+    for arg, array in zip(mod.args, bound):
+        dram[arg.phys_addr:arg.phys_addr + arg.nbytes] = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    totals: dict = {}
+    per_program, reports = [], []
+    for program in mod.programs:
+        reports.append(model.estimate(program.instructions, initial_tokens=sim.tokens))
+        stats = dict(sim.execute(program, count_only=count_only))
+        per_program.append(stats)
+        for key, value in stats.items():
+            totals[key] = totals.get(key, 0) + value
+    if not count_only:
+        for arg, array in zip(mod.args, bound):
+            if arg.is_output:
+                raw = dram[arg.phys_addr:arg.phys_addr + arg.nbytes].tobytes()
+                array[...] = np.frombuffer(raw, dtype=array.dtype).reshape(array.shape)
+    cycles = sum(report.cycles for report in reports)
+    return RunResult(stats=totals, cycles=cycles, seconds=cycles / (model.params.clock_mhz * 1e6),
+                     program_stats=per_program, timing=reports)
