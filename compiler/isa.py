@@ -149,6 +149,33 @@ class Uop:
     wgt_idx: int = 0
 
 
+# ---- facts every stage shares ---------------------------------------------------------------
+
+def elem_bytes(env, memory_type: int) -> int:
+    """Bytes of one DRAM element of ``memory_type``: the unit of ``dram_base`` (upstream
+    GetElemBytes). ACC_8BIT elements hold int8 lanes, a quarter of an accumulator element."""
+    sizes = {MEM_UOP: env.UOP_ELEM_BYTES, MEM_INP: env.INP_ELEM_BYTES, MEM_WGT: env.WGT_ELEM_BYTES,
+             MEM_ACC: env.ACC_ELEM_BYTES, MEM_OUT: env.OUT_ELEM_BYTES,
+             MEM_ACC_8BIT: env.ACC_ELEM_BYTES * env.INP_WIDTH // env.ACC_WIDTH}
+    if memory_type not in sizes:
+        raise IsaError(f"memory type {memory_type} is not recognized; valid: "
+                       + ", ".join(f"{name} ({mid})" for mid, name in MEM_NAMES.items()))
+    return sizes[memory_type]
+
+
+LOAD_MODULE, COMPUTE_MODULE, STORE_MODULE = "load", "compute", "store"
+
+
+def module_of(opcode: int, memory_type: int = MEM_INP) -> str:
+    """The hardware module an instruction runs on (vta-spec §2.2): INP/WGT loads on load,
+    stores on store, everything else (uop and acc loads, GEMM, ALU, FINISH) on compute."""
+    if opcode == STORE:
+        return STORE_MODULE
+    if opcode == LOAD and memory_type in (MEM_INP, MEM_WGT):
+        return LOAD_MODULE
+    return COMPUTE_MODULE
+
+
 # ---- encoding ------------------------------------------------------------------------------
 
 def _layout_of(insn: Insn, env):

@@ -71,13 +71,7 @@ def _columns(words: np.ndarray, layout) -> dict[str, list[int]]:
     return out
 
 
-def elem_bytes(env, memory_type: int) -> int:
-    """Bytes of one DRAM element of a LOAD/STORE of ``memory_type`` (dram_base units)."""
-    return {isa.MEM_UOP: env.UOP_ELEM_BYTES, isa.MEM_INP: env.INP_ELEM_BYTES,
-            isa.MEM_WGT: env.WGT_ELEM_BYTES, isa.MEM_ACC: env.ACC_ELEM_BYTES,
-            isa.MEM_OUT: env.OUT_ELEM_BYTES,
-            # ACC_8BIT: DRAM holds int8 lanes, a quarter of the accumulator element.
-            isa.MEM_ACC_8BIT: env.ACC_ELEM_BYTES * env.INP_WIDTH // env.ACC_WIDTH}[memory_type]
+elem_bytes = isa.elem_bytes
 
 
 def sram_depth(env, memory_type: int) -> int:
@@ -108,13 +102,8 @@ def decode_stream(data, env, dram_size: int) -> list[Step]:
     for i in range(n):
         op = opcode[i]
         raw = data[i * 16:(i + 1) * 16]
-        if op == isa.LOAD:
-            mtype = mem["memory_type"][i]
-            module = LOAD_MODULE if mtype in (isa.MEM_INP, isa.MEM_WGT) else COMPUTE_MODULE
-        elif op == isa.STORE:
-            module = STORE_MODULE
-        elif op in (isa.GEMM, isa.ALU, isa.FINISH):
-            module = COMPUTE_MODULE
+        if op in (isa.LOAD, isa.STORE, isa.GEMM, isa.ALU, isa.FINISH):
+            module = MODULE_NAMES.index(isa.module_of(op, mem["memory_type"][i]))
         else:
             raise SimulationError(f"instruction {i}: unknown opcode {op} "
                                   f"(word0 {int(words[i, 0]):#018x}, word1 {int(words[i, 1]):#018x})")

@@ -15,17 +15,19 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
-from compiler.isa import (ALU, FINISH, GEMM, LOAD, MEM_ACC, MEM_ACC_8BIT, MEM_INP, MEM_UOP, MEM_WGT, STORE,
-                          AluInsn, GemmInsn, Insn, MemInsn)
+from compiler.isa import (FINISH, GEMM, LOAD, MEM_ACC, MEM_ACC_8BIT, MEM_UOP, STORE, AluInsn, GemmInsn, Insn,
+                          MemInsn, elem_bytes)
+from compiler.isa import module_of as _route
 
-MODULES = ("load", "compute", "store")
-# token queue -> (module that pushes, module that pops)
-QUEUES = {"l2g": ("load", "compute"), "g2l": ("compute", "load"),
-          "g2s": ("compute", "store"), "s2g": ("store", "compute")}
-_POP_QUEUE = {("load", "pop_next"): "g2l", ("compute", "pop_prev"): "l2g", ("compute", "pop_next"): "s2g",
-              ("store", "pop_prev"): "g2s"}
-_PUSH_QUEUE = {("load", "push_next"): "l2g", ("compute", "push_prev"): "g2l", ("compute", "push_next"): "g2s",
-               ("store", "push_prev"): "s2g"}
+from ._decode import FLAG_NAMES, MODULE_NAMES, MODULE_QUEUES, QUEUE_NAMES
+
+MODULES = MODULE_NAMES
+QUEUES = QUEUE_NAMES
+# (module, flag) -> token queue, from the simulator's routing table (vta-spec §2.2)
+_POP_QUEUE = {(MODULE_NAMES[m], FLAG_NAMES[f]): QUEUE_NAMES[q[f]]
+              for m, q in MODULE_QUEUES.items() for f in (0, 1) if q[f] is not None}
+_PUSH_QUEUE = {(MODULE_NAMES[m], FLAG_NAMES[f]): QUEUE_NAMES[q[f]]
+               for m, q in MODULE_QUEUES.items() for f in (2, 3) if q[f] is not None}
 
 
 class TimingError(ValueError):
@@ -94,19 +96,13 @@ class TimingReport:
 
 def module_of(insn: Insn) -> str:
     """The module an instruction is routed to (vta-spec §2.2)."""
-    if insn.opcode == STORE:
-        return "store"
-    if insn.opcode == LOAD and insn.memory_type in (MEM_INP, MEM_WGT):
-        return "load"
-    return "compute"
+    return _route(insn.opcode, getattr(insn, "memory_type", 0))
 
 
 class TimingModel:
     def __init__(self, env, params: TimingParams | None = None):
         self.env = env
         self.params = params or TimingParams.for_env(env)
-        self._elem_bytes = {MEM_UOP: 4, MEM_INP: env.INP_ELEM_BYTES, MEM_WGT: env.WGT_ELEM_BYTES,
-                            MEM_ACC: env.ACC_ELEM_BYTES, MEM_ACC_8BIT: env.ACC_ELEM_BYTES // 4}
 
     # ---- per-instruction cost ----------------------------------------------------------
     def _dma_cycles(self, insn: MemInsn) -> tuple[int, int]:
@@ -114,7 +110,7 @@ class TimingModel:
         if insn.x_size == 0:
             return 1, 0
         p = self.params
-        elem = self.env.OUT_ELEM_BYTES if insn.opcode == STORE else self._elem_bytes.get(insn.memory_type, 0)
+        elem = elem_bytes(self.env, insn.memory_type)
         row_bytes = insn.x_size * elem
         beats = -(-row_bytes // p.bus_bytes)
         cycles = insn.y_size * (p.dma_latency + beats)

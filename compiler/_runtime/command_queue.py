@@ -6,6 +6,8 @@ from typing import Callable, Hashable
 
 from ..isa import (LOAD, MEM_ACC, MEM_ACC_8BIT, MEM_INP, MEM_NAMES, MEM_OUT, MEM_UOP, MEM_WGT,
                    STORE, AluInsn, FinishInsn, GemmInsn, Insn, MemInsn, Program)
+from ..isa import IsaError
+from ..isa import elem_bytes as isa_elem_bytes
 from .errors import RuntimeCheckError
 from .insn_queue import COMPUTE_STAGE, LOAD_STAGE, STORE_STAGE, InsnQueue, memory_stage
 from .kernels import ALU_MODE, GEMM_MODE, MODE_NAMES, KernelCache, KernelRecorder, UopKernel
@@ -96,13 +98,10 @@ class CommandQueue:
     # ---- DMA ----------------------------------------------------------------------------
     def elem_bytes(self, memory_type: int) -> int:
         """Bytes of one element of ``memory_type``: the unit of ``dram_base`` (upstream GetElemBytes)."""
-        env = self.env
-        sizes = {MEM_UOP: UOP_ELEM_BYTES, MEM_INP: env.INP_ELEM_BYTES, MEM_WGT: env.WGT_ELEM_BYTES,
-                 MEM_ACC: env.ACC_ELEM_BYTES, MEM_OUT: env.OUT_ELEM_BYTES, MEM_ACC_8BIT: env.ACC_ELEM_BYTES // 4}
-        if memory_type not in sizes:
-            raise RuntimeCheckError(f"memory type {memory_type} is not recognized; valid: "
-                                    + ", ".join(f"{k} ({v})" for k, v in MEM_NAMES.items()))
-        size = sizes[memory_type]
+        try:
+            size = isa_elem_bytes(self.env, memory_type)
+        except IsaError as exc:
+            raise RuntimeCheckError(str(exc)) from None
         if size > PAGE_BYTES:
             raise RuntimeCheckError(f"{MEM_NAMES[memory_type]} element of {size} B exceeds the {PAGE_BYTES} B page")
         return size
