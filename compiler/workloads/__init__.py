@@ -1,0 +1,40 @@
+"""The op library: layers VTA runs, with upstream's schedule templates and their knobs.
+
+    layer = workloads.Conv2D(batch=1, height=56, width=56, in_channels=64, out_channels=64,
+                             kernel=3, stride=1, pad=1)
+    mod = workloads.build(layer, env=env, knobs={"tile_h": [7, 8], ...})   # knobs=None: fallback
+"""
+from __future__ import annotations
+
+from ._knobs import check_knobs, fallback_knobs, knob_space, normalize_knobs, tile_footprint
+from ._layers import TUTORIAL_EPILOGUE, Conv2D, Dense
+from ._numeric import empty_output, input_shapes, output_shape, random_inputs, reference
+from ._resnet import dense_shapes, resnet18
+
+__all__ = ["Conv2D", "Dense", "TUTORIAL_EPILOGUE", "build", "check_knobs", "dense_shapes", "empty_output",
+           "fallback_knobs", "input_shapes", "knob_space", "normalize_knobs", "output_shape", "random_inputs",
+           "reference", "resnet18", "schedule", "tile_footprint"]
+
+
+def schedule(layer, env=None, knobs=None):
+    """(schedule, argument tensors) of the layer's template under ``knobs``."""
+    import hwconfigs
+
+    from ._templates import conv2d_packed, dense_packed
+
+    env = env or hwconfigs.get_env()
+    knobs = check_knobs(layer, env, knobs)
+    template = conv2d_packed if isinstance(layer, Conv2D) else dense_packed
+    return template(layer, env, knobs)
+
+
+def build(layer, env=None, knobs=None, name=None):
+    """Compile the layer with its template: a ``compiler.Module`` whose arguments are the inputs
+    of ``input_shapes`` then the output. Raises ``compiler.CompileError`` for infeasible knobs."""
+    import hwconfigs
+
+    from .. import build as compile_schedule
+
+    env = env or hwconfigs.get_env()
+    s, args = schedule(layer, env, knobs)
+    return compile_schedule(s, args, env=env, name=name or layer.name or type(layer).__name__.lower())

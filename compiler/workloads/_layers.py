@@ -1,0 +1,118 @@
+"""Layer specifications: what is computed, independent of how it is scheduled."""
+from __future__ import annotations
+
+import dataclasses
+
+from ..ir import CompileError
+
+# Epilogue steps fused after the GEMM/conv in the accumulator, in order (vta-spec §6.10):
+#   ("bias",)          add a per-output-channel int32 bias, DMA-loaded into the acc buffer
+#   ("shr", n)         arithmetic shift right by n
+#   ("max", v)/("min", v)  clamp with an immediate
+#   ("relu",)          max(x, 0)
+#   ("clip", lo, hi)   Relay's clip as VTA lowers it: min(x, hi) then max(x, lo)
+# Every epilogue ends with the cast to the int8 output (the STORE truncates).
+TUTORIAL_EPILOGUE = (("shr", 8), ("max", 0), ("min", 127))
+STEP_ARITY = {"bias": 0, "relu": 0, "shr": 1, "max": 1, "min": 1, "clip": 2}
+
+
+def check_epilogue(epilogue) -> tuple:
+    steps = tuple(tuple(step) if isinstance(step, (tuple, list)) else (step,) for step in epilogue)
+    for step in steps:
+        name = step[0] if step else None
+        if name not in STEP_ARITY:
+            raise CompileError(f"epilogue step {step!r}: unknown operation {name!r}; "
+                               f"known: {', '.join(STEP_ARITY)}")
+        if len(step) - 1 != STEP_ARITY[name]:
+            raise CompileError(f"epilogue step {step!r}: {name} takes {STEP_ARITY[name]} argument(s)")
+        if any(not isinstance(v, int) for v in step[1:]):
+            raise CompileError(f"epilogue step {step!r}: arguments must be integers")
+    if sum(step[0] == "bias" for step in steps) > 1:
+        raise CompileError("epilogue: at most one bias step")
+    return steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv2D:
+    """A 2-D convolution in VTA's packed NCHWnc layout (square kernel, stride and pad)."""
+
+    batch: int
+    height: int
+    width: int
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int = 1
+    pad: int = 0
+    epilogue: tuple = TUTORIAL_EPILOGUE
+    count: int = 1
+    name: str = ""
+
+    def __post_init__(self):
+        for field in ("batch", "height", "width", "in_channels", "out_channels", "kernel", "stride", "count"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or value < 1:
+                raise CompileError(f"Conv2D.{field} = {value!r}: must be a positive integer")
+        if not isinstance(self.pad, int) or self.pad < 0:
+            raise CompileError(f"Conv2D.pad = {self.pad!r}: must be a non-negative integer")
+        if self.kernel > self.height + 2 * self.pad or self.kernel > self.width + 2 * self.pad:
+            raise CompileError(f"Conv2D: kernel {self.kernel} larger than the padded input "
+                               f"{self.height + 2 * self.pad}x{self.width + 2 * self.pad}")
+        object.__setattr__(self, "epilogue", check_epilogue(self.epilogue))
+
+    @property
+    def out_height(self) -> int:
+        return (self.height + 2 * self.pad - self.kernel) // self.stride + 1
+
+    @property
+    def out_width(self) -> int:
+        return (self.width + 2 * self.pad - self.kernel) // self.stride + 1
+
+    @property
+    def macs(self) -> int:
+        return (self.batch * self.out_channels * self.out_height * self.out_width
+                * self.in_channels * self.kernel * self.kernel)
+
+    def describe(self) -> str:
+        return (f"{self.height}x{self.width}x{self.in_channels}->{self.out_channels}, {self.kernel}x{self.kernel}, "
+                f"stride {self.stride}, pad {self.pad}, batch {self.batch}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dense:
+    """A fully-connected layer in VTA's packed layout: data (N/b, I/c, b, c), weight (O/c, I/c, c, c)."""
+
+    batch: int
+    in_features: int
+    out_features: int
+    epilogue: tuple = TUTORIAL_EPILOGUE
+    count: int = 1
+    name: str = ""
+
+    def __post_init__(self):
+        for field in ("batch", "in_features", "out_features", "count"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or value < 1:
+                raise CompileError(f"Dense.{field} = {value!r}: must be a positive integer")
+        object.__setattr__(self, "epilogue", check_epilogue(self.epilogue))
+
+    @property
+    def macs(self) -> int:
+        return self.batch * self.in_features * self.out_features
+
+    def describe(self) -> str:
+        return f"{self.in_features}->{self.out_features}, batch {self.batch}"
+
+
+def check_packing(layer, env) -> None:
+    """The layer's dimensions must be whole VTA tiles for this geometry."""
+    if isinstance(layer, Conv2D):
+        dims = (("batch", layer.batch, env.BATCH), ("in_channels", layer.in_channels, env.BLOCK_IN),
+                ("out_channels", layer.out_channels, env.BLOCK_OUT))
+    else:
+        dims = (("batch", layer.batch, env.BATCH), ("in_features", layer.in_features, env.BLOCK_IN),
+                ("out_features", layer.out_features, env.BLOCK_OUT))
+    for name, value, block in dims:
+        if value % block:
+            raise CompileError(f"{type(layer).__name__}.{name} = {value} is not a multiple of {block}, "
+                               f"the tile size of {env.MODEL}")

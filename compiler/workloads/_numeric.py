@@ -1,0 +1,106 @@
+"""Packed random inputs and the numpy answer of each layer, bit-exact with VTA's arithmetic."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._layers import Conv2D, Dense
+
+
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.int64).astype(np.uint32).view(np.int32) if x.dtype != np.int32 else x
+
+
+def input_shapes(layer, env) -> list[tuple[str, tuple, str]]:
+    """(name, packed shape, dtype) of every input, in argument order."""
+    if isinstance(layer, Conv2D):
+        n, c = layer.batch // env.BATCH, layer.in_channels // env.BLOCK_IN
+        o = layer.out_channels // env.BLOCK_OUT
+        shapes = [("data", (n, c, layer.height, layer.width, env.BATCH, env.BLOCK_IN), env.inp_dtype),
+                  ("kernel", (o, c, layer.kernel, layer.kernel, env.BLOCK_OUT, env.BLOCK_IN), env.wgt_dtype)]
+        bias_shape = (n, o, 1, 1, env.BATCH, env.BLOCK_OUT)
+    else:
+        n, c = layer.batch // env.BATCH, layer.in_features // env.BLOCK_IN
+        o = layer.out_features // env.BLOCK_OUT
+        shapes = [("data", (n, c, env.BATCH, env.BLOCK_IN), env.inp_dtype),
+                  ("weight", (o, c, env.BLOCK_OUT, env.BLOCK_IN), env.wgt_dtype)]
+        bias_shape = (1, o, 1, env.BLOCK_OUT)
+    if any(step[0] == "bias" for step in layer.epilogue):
+        shapes.append(("bias", bias_shape, env.acc_dtype))
+    return shapes
+
+
+def output_shape(layer, env) -> tuple:
+    if isinstance(layer, Conv2D):
+        return (layer.batch // env.BATCH, layer.out_channels // env.BLOCK_OUT, layer.out_height, layer.out_width,
+                env.BATCH, env.BLOCK_OUT)
+    return (layer.batch // env.BATCH, layer.out_features // env.BLOCK_OUT, env.BATCH, env.BLOCK_OUT)
+
+
+def random_inputs(layer, env, seed: int = 0) -> list[np.ndarray]:
+    """Packed inputs with values over the whole int8 range (bias: small int32)."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for name, shape, dtype in input_shapes(layer, env):
+        if name == "bias":
+            arrays.append(rng.integers(-(1 << 12), 1 << 12, size=shape).astype(dtype))
+        else:
+            info = np.iinfo(dtype)
+            arrays.append(rng.integers(info.min, info.max + 1, size=shape).astype(dtype))
+    return arrays
+
+
+def empty_output(layer, env) -> np.ndarray:
+    return np.zeros(output_shape(layer, env), dtype=env.out_dtype)
+
+
+def _apply_epilogue(acc: np.ndarray, epilogue, bias) -> np.ndarray:
+    acc = acc.astype(np.int64)
+    for step in epilogue:
+        name = step[0]
+        if name == "bias":
+            acc = acc + bias.astype(np.int64)
+        elif name == "shr":
+            acc = acc >> step[1]
+        elif name in ("max", "relu"):
+            acc = np.maximum(acc, 0 if name == "relu" else step[1])
+        elif name == "min":
+            acc = np.minimum(acc, step[1])
+        elif name == "clip":
+            acc = np.maximum(np.minimum(acc, step[2]), step[1])
+        acc = _wrap32(acc).astype(np.int64)    # every ALU op wraps at 32 bits
+    return acc
+
+
+def reference(layer, *inputs) -> np.ndarray:
+    """The layer's answer in the packed output layout, as VTA computes it: int32 wrapping
+    accumulation, the epilogue, then truncation to the output width (STORE keeps low bits)."""
+    data, weight = inputs[0], inputs[1]
+    bias = inputs[2] if len(inputs) > 2 else None
+    if isinstance(layer, Conv2D):
+        n, c, h, w, bn, bc = data.shape
+        o, _, kh, kw, bo, _ = weight.shape
+        x = data.astype(np.int64).transpose(0, 4, 1, 5, 2, 3).reshape(n * bn, c * bc, h, w)
+        k = weight.astype(np.int64).transpose(0, 4, 1, 5, 2, 3).reshape(o * bo, c * bc, kh, kw)
+        p, s = layer.pad, layer.stride
+        x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        oh, ow = layer.out_height, layer.out_width
+        out = np.zeros((n * bn, o * bo, oh, ow), dtype=np.int64)
+        for dy in range(kh):
+            for dx in range(kw):
+                patch = x[:, :, dy:dy + s * (oh - 1) + 1:s, dx:dx + s * (ow - 1) + 1:s]
+                out += np.einsum("nchw,oc->nohw", patch, k[:, :, dy, dx], optimize=True)
+        out = _wrap32(out)
+        packed = out.reshape(n, bn, o, bo, oh, ow).transpose(0, 2, 4, 5, 1, 3)
+        if bias is not None:
+            bias = np.broadcast_to(bias, packed.shape)
+    else:
+        n, c, bn, bc = data.shape
+        o = weight.shape[0]
+        x = data.astype(np.int64).transpose(0, 2, 1, 3).reshape(n * bn, c * bc)
+        wt = weight.astype(np.int64).transpose(0, 2, 1, 3).reshape(o * weight.shape[2], c * bc)
+        out = _wrap32(x @ wt.T)
+        packed = out.reshape(n, bn, o, weight.shape[2]).transpose(0, 2, 1, 3)
+        if bias is not None:
+            bias = np.broadcast_to(bias, packed.shape)
+    result = _apply_epilogue(packed, layer.epilogue, bias)
+    return result.astype(data.dtype)   # OUT_WIDTH = INP_WIDTH; numpy's cast keeps the low bits

@@ -1,0 +1,37 @@
+"""ResNet-18's offloaded conv layers as VTA runs them (batch 1, 224x224 input; the first conv
+and the classifier stay on the CPU). Names and multiplicities follow the TopHub records."""
+from __future__ import annotations
+
+from ._layers import Conv2D
+
+# (name, H=W, in channels, out channels, kernel, stride, pad, count in the network)
+_RESNET18 = (
+    ("C2", 56, 64, 64, 3, 1, 1, 4),
+    ("C3", 56, 64, 128, 3, 2, 1, 1),
+    ("C4", 56, 64, 128, 1, 2, 0, 1),
+    ("C5", 28, 128, 128, 3, 1, 1, 3),
+    ("C6", 28, 128, 256, 3, 2, 1, 1),
+    ("C7", 28, 128, 256, 1, 2, 0, 1),
+    ("C8", 14, 256, 256, 3, 1, 1, 3),
+    ("C9", 14, 256, 512, 3, 2, 1, 1),
+    ("C10", 14, 256, 512, 1, 2, 0, 1),
+    ("C11", 7, 512, 512, 3, 1, 1, 3),
+)
+
+
+def resnet18(batch: int = 1, epilogue=None) -> dict[str, Conv2D]:
+    """Ordered mapping C2..C11 -> Conv2D with ``.count``; ``epilogue`` overrides the fused ops
+    (default: the tutorial's shift-and-clip)."""
+    extra = {} if epilogue is None else {"epilogue": epilogue}
+    return {name: Conv2D(batch=batch, height=hw, width=hw, in_channels=ci, out_channels=co, kernel=k,
+                         stride=s, pad=p, count=count, name=name, **extra)
+            for name, hw, ci, co, k, s, p, count in _RESNET18}
+
+
+def dense_shapes(batch: int = 1) -> dict:
+    """A few fully-connected shapes (the blocked-GEMM tutorial's and classifier-sized ones)."""
+    from ._layers import Dense
+
+    return {"fc1024": Dense(batch=batch, in_features=1024, out_features=1024, name="fc1024"),
+            "fc512": Dense(batch=batch, in_features=512, out_features=1024, name="fc512"),
+            "fc256": Dense(batch=batch, in_features=256, out_features=256, name="fc256")}

@@ -1,0 +1,173 @@
+"""Upstream's packed conv2d and dense schedule templates (vta/top/vta_conv2d.py, vta_dense.py),
+written against our tensor-expression API so an upstream knob set yields upstream's stream."""
+from __future__ import annotations
+
+from .. import te, topi
+from ._layers import Conv2D, Dense
+
+
+def _epilogue(env, result, epilogue, shape, bias_index):
+    """Chain the epilogue stages in the accumulator; returns (stages, bias placeholder or None)."""
+    stages, bias = [], None
+    for step in epilogue:
+        name = step[0]
+        src = result
+        if name == "bias":
+            bias = te.placeholder(shape["bias"], name="bias", dtype=env.acc_dtype)
+            result = te.compute(shape["out"], lambda *i: src(*i) + bias(*bias_index(i)), name="res_bias", tag="elemwise")
+        elif name == "shr":
+            result = te.compute(shape["out"], lambda *i, n=step[1]: src(*i) >> n, name="res_shr", tag="elemwise")
+        elif name in ("max", "relu"):
+            value = 0 if name == "relu" else step[1]
+            result = te.compute(shape["out"], lambda *i, v=value: te.max(src(*i), v), name=f"res_{name}",
+                                tag="elemwise")
+        elif name == "min":
+            result = te.compute(shape["out"], lambda *i, v=step[1]: te.min(src(*i), v), name="res_min",
+                                tag="elemwise")
+        elif name == "clip":   # Relay's clip reaches VTA as min(hi) then max(lo)
+            lo, hi = step[1], step[2]
+            clip_a = te.compute(shape["out"], lambda *i: te.min(src(*i), hi), name="clip_a", tag="elemwise")
+            stages.append(clip_a)
+            result = te.compute(shape["out"], lambda *i: te.max(clip_a(*i), lo), name="clip_b", tag="elemwise")
+        stages.append(result)
+    return stages, bias
+
+
+def conv2d_packed(layer: Conv2D, env, knobs: dict):
+    """(schedule, argument tensors) of upstream's conv2d_packed.vta template."""
+    n, c = layer.batch // env.BATCH, layer.in_channels // env.BLOCK_IN
+    o = layer.out_channels // env.BLOCK_OUT
+    data = te.placeholder((n, c, layer.height, layer.width, env.BATCH, env.BLOCK_IN), name="data", dtype=env.inp_dtype)
+    kernel = te.placeholder((o, c, layer.kernel, layer.kernel, env.BLOCK_OUT, env.BLOCK_IN), name="kernel",
+                            dtype=env.wgt_dtype)
+    pad_data = (topi.nn.pad(data, [0, 0, layer.pad, layer.pad, 0, 0], name="pad_data") if layer.pad else data)
+    oshape = (n, o, layer.out_height, layer.out_width, env.BATCH, env.BLOCK_OUT)
+    d_i = te.reduce_axis((0, layer.kernel), name="d_i")
+    d_j = te.reduce_axis((0, layer.kernel), name="d_j")
+    k_o = te.reduce_axis((0, c), name="k_o")
+    k_i = te.reduce_axis((0, env.BLOCK_IN), name="k_i")
+    hs = ws = layer.stride
+    conv = te.compute(
+        oshape,
+        lambda b_o, c_o, i, j, b_i, c_i: te.sum(
+            pad_data[b_o, k_o, i * hs + d_i, j * ws + d_j, b_i, k_i].astype(env.acc_dtype)
+            * kernel[c_o, k_o, d_i, d_j, c_i, k_i].astype(env.acc_dtype),
+            axis=[k_o, d_i, d_j, k_i]),
+        name="res_conv", tag="conv2d_dense")
+    ewise, bias = _epilogue(env, conv, layer.epilogue,
+                            {"out": oshape, "bias": (n, o, 1, 1, env.BATCH, env.BLOCK_OUT)},
+                            lambda i: (i[0], i[1], 0, 0, i[4], i[5]))
+    last = ewise[-1] if ewise else conv
+    output = te.compute(oshape, lambda *i: last(*i).astype(env.out_dtype), name="res", tag="elemwise")
+
+    s = te.create_schedule(output.op)
+    if layer.pad:
+        cdata = pad_data
+        s[pad_data].set_scope(env.inp_scope)
+    else:
+        cdata = s.cache_read(data, env.inp_scope, [conv])
+    ckernel = s.cache_read(kernel, env.wgt_scope, [conv])
+    s[conv].set_scope(env.acc_scope)
+    cbias = None
+    if bias is not None:
+        bias_stage = next(t for t in ewise if t.name == "res_bias")
+        cbias = s.cache_read(bias, env.acc_scope, [bias_stage])
+    for stage in ewise:
+        s[stage].set_scope(env.acc_scope)
+        s[stage].pragma(s[stage].op.axis[0], env.alu)
+
+    x_bo, x_co, x_i, x_j, x_bi, x_ci = s[output].op.axis
+    x_co0, x_co1 = s[output].split(x_co, factor=knobs["tile_co"][1])
+    x_i0, x_i1 = s[output].split(x_i, factor=knobs["tile_h"][1])
+    x_j0, x_j1 = s[output].split(x_j, factor=knobs["tile_w"][1])
+    s[output].reorder(x_bo, x_i0, x_co0, x_j0, x_co1, x_i1, x_j1, x_bi, x_ci)
+    store_pt = x_j0
+    s[conv].compute_at(s[output], store_pt)
+    for stage in ewise:
+        s[stage].compute_at(s[output], store_pt)
+    if cbias is not None:
+        s[cbias].compute_at(s[output], store_pt)
+        s[cbias].pragma(s[cbias].op.axis[0], env.dma_copy)
+    if knobs["oc_nthread"] > 1:
+        _, v_t = s[output].split(x_co0, factor=knobs["oc_nthread"])
+        s[output].reorder(v_t, x_bo)
+        s[output].bind(v_t, te.thread_axis("cthread"))
+    if knobs["h_nthread"] > 1:
+        _, v_t = s[output].split(x_i0, factor=knobs["h_nthread"])
+        s[output].reorder(v_t, x_bo)
+        s[output].bind(v_t, te.thread_axis("cthread"))
+
+    x_bo, x_co, x_i, x_j, x_bi, x_ci = s[conv].op.axis
+    k_o, d_i, d_j, k_i = s[conv].op.reduce_axis
+    s[conv].reorder(x_bo, k_o, x_j, d_j, d_i, x_co, x_i, x_bi, x_ci, k_i)
+    k_o, _ = s[conv].split(k_o, factor=knobs["tile_ci"][1])
+    s[cdata].compute_at(s[conv], k_o)
+    s[ckernel].compute_at(s[conv], k_o)
+    s[cdata].pragma(s[cdata].op.axis[0], env.dma_copy)
+    s[ckernel].pragma(s[ckernel].op.axis[0], env.dma_copy)
+    s[conv].tensorize(x_bi, env.gemm)
+    s[output].pragma(x_co1, env.dma_copy)
+    args = [data, kernel] + ([bias] if bias is not None else []) + [output]
+    return s, args
+
+
+def dense_packed(layer: Dense, env, knobs: dict):
+    """(schedule, argument tensors) of upstream's dense_packed.vta template."""
+    n, c = layer.batch // env.BATCH, layer.in_features // env.BLOCK_IN
+    o = layer.out_features // env.BLOCK_OUT
+    data = te.placeholder((n, c, env.BATCH, env.BLOCK_IN), name="data", dtype=env.inp_dtype)
+    weight = te.placeholder((o, c, env.BLOCK_OUT, env.BLOCK_IN), name="weight", dtype=env.wgt_dtype)
+    k_o = te.reduce_axis((0, c), name="k_o")
+    k_i = te.reduce_axis((0, env.BLOCK_IN), name="k_i")
+    oshape = (n, o, env.BATCH, env.BLOCK_OUT)
+    dense = te.compute(
+        oshape,
+        lambda b_o, c_o, b_i, c_i: te.sum(
+            data[b_o, k_o, b_i, k_i].astype(env.acc_dtype) * weight[c_o, k_o, c_i, k_i].astype(env.acc_dtype),
+            axis=[k_o, k_i]),
+        name="res_gemm", tag="dense_pack")
+    ewise, bias = _epilogue(env, dense, layer.epilogue, {"out": oshape, "bias": (1, o, 1, env.BLOCK_OUT)},
+                            lambda i: (0, i[1], 0, i[3]))
+    last = ewise[-1] if ewise else dense
+    output = te.compute(oshape, lambda *i: last(*i).astype(env.out_dtype), name="res", tag="elemwise")
+
+    s = te.create_schedule(output.op)
+    cdata = s.cache_read(data, env.inp_scope, [dense])
+    cweight = s.cache_read(weight, env.wgt_scope, [dense])
+    s[dense].set_scope(env.acc_scope)
+    cbias = None
+    if bias is not None:
+        bias_stage = next(t for t in ewise if t.name == "res_bias")
+        cbias = s.cache_read(bias, env.acc_scope, [bias_stage])
+    for stage in ewise:
+        s[stage].set_scope(env.acc_scope)
+        s[stage].pragma(s[stage].op.axis[0], env.alu)
+
+    x_b, x_c, _, _ = s[output].op.axis
+    x_bo, x_bi = s[output].split(x_b, factor=knobs["tile_b"][1])
+    x_co, x_ci = s[output].split(x_c, factor=knobs["tile_co"][1])
+    s[output].reorder(x_bo, x_co, x_bi, x_ci)
+    store_pt = x_co
+    s[dense].compute_at(s[output], store_pt)
+    for stage in ewise:
+        s[stage].compute_at(s[output], store_pt)
+    if cbias is not None:
+        s[cbias].compute_at(s[output], store_pt)
+        s[cbias].pragma(s[cbias].op.axis[0], env.dma_copy)
+    if knobs["oc_nthread"] > 1:
+        _, v_t = s[output].split(x_co, factor=knobs["oc_nthread"])
+        s[output].reorder(v_t, x_bo)
+        s[output].bind(v_t, te.thread_axis("cthread"))
+
+    x_bo, x_co, x_bi, _ = s[dense].op.axis
+    k_o, _ = s[dense].op.reduce_axis
+    s[dense].reorder(x_bo, k_o, x_co)
+    k_o, _ = s[dense].split(k_o, factor=knobs["tile_ci"][1])
+    s[cdata].compute_at(s[dense], k_o)
+    s[cweight].compute_at(s[dense], k_o)
+    s[cdata].pragma(s[cdata].op.axis[0], env.dma_copy)
+    s[cweight].pragma(s[cweight].op.axis[0], env.dma_copy)
+    s[dense].tensorize(x_bi, env.gemm)
+    s[output].pragma(x_ci, env.dma_copy)
+    args = [data, weight] + ([bias] if bias is not None else []) + [output]
+    return s, args
