@@ -1,0 +1,1 @@
+"""The VTA lowering passes, each a function ``(stmt, ctx) -> stmt``."""
