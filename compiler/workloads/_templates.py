@@ -6,29 +6,31 @@ from .. import te, topi
 from ._layers import Conv2D, Dense
 
 
+def _elementwise(shape, name, fn):
+    """One accumulator stage ``fn(value)`` over the whole output shape."""
+    return lambda src: te.compute(shape, lambda *i: fn(src(*i)), name=name, tag="elemwise")
+
+
 def _epilogue(env, result, epilogue, shape, bias_index):
     """Chain the epilogue stages in the accumulator; returns (stages, bias placeholder or None)."""
     stages, bias = [], None
+    out = shape["out"]
     for step in epilogue:
-        name = step[0]
-        src = result
+        name, args = step[0], step[1:]
         if name == "bias":
             bias = te.placeholder(shape["bias"], name="bias", dtype=env.acc_dtype)
-            result = te.compute(shape["out"], lambda *i: src(*i) + bias(*bias_index(i)), name="res_bias", tag="elemwise")
+            src = result
+            result = te.compute(out, lambda *i: src(*i) + bias(*bias_index(i)), name="res_bias", tag="elemwise")
         elif name == "shr":
-            result = te.compute(shape["out"], lambda *i, n=step[1]: src(*i) >> n, name="res_shr", tag="elemwise")
+            result = _elementwise(out, "res_shr", lambda x, n=args[0]: x >> n)(result)
         elif name in ("max", "relu"):
-            value = 0 if name == "relu" else step[1]
-            result = te.compute(shape["out"], lambda *i, v=value: te.max(src(*i), v), name=f"res_{name}",
-                                tag="elemwise")
+            value = 0 if name == "relu" else args[0]
+            result = _elementwise(out, f"res_{name}", lambda x, v=value: te.max(x, v))(result)
         elif name == "min":
-            result = te.compute(shape["out"], lambda *i, v=step[1]: te.min(src(*i), v), name="res_min",
-                                tag="elemwise")
+            result = _elementwise(out, "res_min", lambda x, v=args[0]: te.min(x, v))(result)
         elif name == "clip":   # Relay's clip reaches VTA as min(hi) then max(lo)
-            lo, hi = step[1], step[2]
-            clip_a = te.compute(shape["out"], lambda *i: te.min(src(*i), hi), name="clip_a", tag="elemwise")
-            stages.append(clip_a)
-            result = te.compute(shape["out"], lambda *i: te.max(clip_a(*i), lo), name="clip_b", tag="elemwise")
+            stages.append(_elementwise(out, "clip_a", lambda x, v=args[1]: te.min(x, v))(result))
+            result = _elementwise(out, "clip_b", lambda x, v=args[0]: te.max(x, v))(stages[-1])
         stages.append(result)
     return stages, bias
 

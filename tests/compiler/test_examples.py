@@ -91,3 +91,18 @@ def test_module_save_load_roundtrip(tmp_path):
     mod.save(path)
     back = compiler.load(path)
     assert back.program.to_bytes() == mod.program.to_bytes()
+
+
+@pytest.mark.parametrize("example, golden", [
+    (vta_get_started, "vta_get_started.txt"),
+    (matrix_multiply, "matrix_multiply.txt"),
+    (matrix_multiply_opt, "matrix_multiply_opt.txt"),
+    (convolution_opt, "convolution_opt.txt"),
+], ids=["vta_get_started", "matrix_multiply", "matrix_multiply_opt", "convolution_opt"])
+def test_compiled_tutorial_stream_equals_its_golden_disassembly(example, golden):
+    """A refactor must not change emitted code unless it means to: a deliberate change rewrites
+    the file with VTA_DSE_UPDATE_GOLDEN=1 in the same commit."""
+    from tests.compiler.test_runtime import _check_golden
+
+    mod, _ = example.main(verbose=False)
+    _check_golden(golden, mod.program)
