@@ -112,7 +112,7 @@ def main(verbose: bool = True):
                                       env.BLOCK_IN).transpose((0, 2, 1, 3))
     output_shape = t["shapes"][2]
     res_nd = np.zeros(output_shape).astype(res.dtype)
-    stats = simulator.run(my_gemm, data_packed, weight_packed, res_nd).stats
+    result = simulator.run(my_gemm, data_packed, weight_packed, res_nd)
 
     res_ref = np.dot(data_np.astype(env.acc_dtype), weight_np.T.astype(env.acc_dtype))
     res_ref = res_ref >> env.INP_WIDTH
@@ -121,9 +121,9 @@ def main(verbose: bool = True):
                               env.BLOCK_OUT).transpose((0, 2, 1, 3))
     np.testing.assert_equal(res_ref, res_nd)
     if verbose:
-        print("Execution statistics:", stats)
+        print("Execution statistics:", result.stats)
         print("Successful blocked matrix multiply test!")
-    return my_gemm, stats
+    return my_gemm, result
 
 
 if __name__ == "__main__":

@@ -1,0 +1,68 @@
+"""``vta-dse demo``: the upstream tutorials compiled by our compiler and run on our simulator."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+TUTORIALS = (
+    ("vta_get_started", "seed_vta_get_started_vadd"),
+    ("matrix_multiply", "tvm_tutorial_matrix_multiply_simple"),
+    ("matrix_multiply_opt", "tvm_tutorial_matrix_multiply_opt_blocked_gemm"),
+    ("convolution_opt", "tvm_tutorial_convolution_opt_resnet_c9_like"),
+)
+
+
+def _published(reference_dir: Path) -> dict:
+    """Published per-call counters by reference name, when the reference figures are at hand."""
+    path = reference_dir / "tutorial_counters.json"
+    if not path.is_file():
+        return {}
+    return {entry["name"]: entry["per_call_counters"] for entry in json.loads(path.read_text())}
+
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _load_example(name: str):
+    """The ported tutorial ``examples/<name>.py`` of this checkout (run from a source tree)."""
+    import importlib.util
+
+    path = EXAMPLES_DIR / f"{name}.py"
+    if not path.is_file():
+        raise SystemExit(f"vta-dse demo: {path} not found; the demo runs the tutorials of a source checkout "
+                         f"(pip install -e .)")
+    spec = importlib.util.spec_from_file_location(f"vta_dse_examples.{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_demo(out, reference_dir: Path | None = None) -> int:
+    from simulator import COUNTER_NAMES
+
+    reference_dir = reference_dir or Path(__file__).resolve().parents[2] / "shared" / "reference"
+    published = _published(reference_dir)
+    failures = 0
+    print("vta-dse demo: upstream VTA tutorials, compiled by compiler.build, run on simulator.run", file=out)
+    for module_name, reference_name in TUTORIALS:
+        example = _load_example(module_name)
+        start = time.perf_counter()
+        mod, result = example.main(verbose=False)   # each example checks its output against numpy
+        elapsed = time.perf_counter() - start
+        print(f"\n{module_name}: {len(mod.program)} instructions, output equals numpy, "
+              f"{result.cycles} cycles = {result.seconds * 1e3:.3f} ms at the config's clock "
+              f"(build + run {elapsed:.2f} s)", file=out)
+        expected = published.get(reference_name)
+        for name in COUNTER_NAMES:
+            line = f"  {name:<18} {result.stats[name]:>10}"
+            if expected is not None:
+                same = result.stats[name] == expected[name]
+                failures += not same
+                line += f"   published {expected[name]:>10}  {'ok' if same else 'DIFFERS'}"
+            print(line, file=out)
+    if not published:
+        print(f"\n(published figures not found under {reference_dir}; counters shown without comparison)", file=out)
+    print("\nall counters equal the published figures" if published and not failures
+          else f"\n{failures} counter(s) differ" if failures else "", file=out)
+    return 1 if failures else 0
