@@ -9,9 +9,9 @@ from __future__ import annotations
 from ...ir import (Affine, Attr, BinOp, Call, CompileError, Evaluate, For, IntImm, Load, Store, seq,
                    to_affine)
 from ..schedule_ops import ScopeName
+from ...isa import ALU_ADD, ALU_MAX, ALU_MIN, ALU_MUL, ALU_SHR
 from ..visit import map_stmt
 
-ALU_MIN, ALU_MAX, ALU_ADD, ALU_SHR, ALU_MUL = 0, 1, 2, 3, 4
 
 
 def annotate_alu_coproc_scope(stmt, ctx):

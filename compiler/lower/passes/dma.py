@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from ...ir import (Affine, And, Attr, BinOp, BufArg, Cast, Cmp, CompileError, Evaluate, Call, For, IntImm, Load,
                    Select, SramPtr, Store, to_affine)
+from ...isa import MEM_ACC, MEM_ACC_8BIT, MEM_INP, MEM_OUT, MEM_WGT
 from ..visit import map_stmt
 
-MEM_WGT, MEM_INP, MEM_ACC, MEM_OUT, MEM_ACC_8BIT = 1, 2, 3, 4, 5
 
 
 def inject_dma_intrin(stmt, ctx):
