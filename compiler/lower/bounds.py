@@ -129,6 +129,12 @@ def infer_bounds(schedule) -> dict:
                                    f"or through stages computed inside it)")
             pinfo = infos[parent]
             leaves = parent.leaf_iter_vars
+            if st.attach_ivar not in leaves:
+                # TVM refuses this too ("cannot find attach point"): the axis was split or fused
+                # after the compute_at, so no single loop of the parent corresponds to it.
+                raise CompileError(f"compute_at of {st.op.name}: axis {st.attach_ivar.name} of {parent.op.name} was "
+                                   f"split or fused after the compute_at; attach at one of its parts instead "
+                                   f"(loops: {[iv.name for iv in leaves]})")
             k = leaves.index(st.attach_ivar)
             if parent.tensorize_ivar is not None and k >= leaves.index(parent.tensorize_ivar):
                 raise CompileError(f"compute_at of {st.op.name}: axis {st.attach_ivar.name} of {parent.op.name} "

@@ -155,14 +155,16 @@ class _Lowerer:
             raise CompileError(f"tensorize of stage {op.name}: only env.gemm is supported")
         leaves = st.leaf_iter_vars
         tloc = leaves.index(st.tensorize_ivar)
-        inner = leaves[tloc:]
+        inner = _intrinsic_loops(leaves[tloc:], info.ext)
         want = (env.BATCH, env.BLOCK_OUT, env.BLOCK_IN)
-        got = tuple(info.ext[iv] for iv in inner)
-        kinds = tuple(iv.kind for iv in inner)
+        got = tuple(info.ext[iv] for iv in inner) if inner else ()
+        kinds = tuple(iv.kind for iv in inner) if inner else ()
         if got != want or kinds != ("data", "data", "reduce") or any(iv not in info.roots for iv in inner):
             raise CompileError(f"tensorize of stage {op.name} at {st.tensorize_ivar.name}: the GEMM intrinsic needs "
                                f"unsplit loops (batch {want[0]}, out {want[1]}, reduce {want[2]}); the region has "
-                               f"{[(iv.name, info.ext[iv], iv.kind) for iv in inner]}")
+                               f"{[(iv.name, info.ext[iv], iv.kind) for iv in leaves[tloc:]]}")
+        # Unit loops inside the region (e.g. a size-1 tile of another axis) iterate once at 0.
+        unit = {iv.var: 0 for iv in leaves[tloc:] if iv not in inner}
         body = st.body
         reads = _gemm_operands(body, op.name)
         scope_of = {self.s[t.op].scope: t for t in reads}
@@ -173,7 +175,7 @@ class _Lowerer:
             raise CompileError(f"tensorize of stage {op.name}: the GEMM result must live in {env.acc_scope}, "
                                f"scope is {st.scope!r} (missing set_scope?)")
         b, o, k = (iv.var for iv in inner)
-        zero = {b: 0, o: 0, k: 0}
+        zero = {b: 0, o: 0, k: 0, **unit}
         src = body.source
         # operand indices (before the tensorized loops are zeroed), for the shape check
         ptrs = {}
@@ -203,6 +205,24 @@ class _Lowerer:
         init = self._init_nest(st, leaves[first:tloc], reset)
         update = self.loops(st, leaves[first:tloc], gemm)
         return self.loops(st, leaves[:first], seq(init, update))
+
+
+def _intrinsic_loops(region, extent):
+    """The (batch, out, reduce) loops of a tensorized region: the tensorize axis, then the
+    innermost data and reduce loops; every other loop in the region must have extent 1."""
+    def pick(kind):
+        loops = [iv for iv in region[1:] if iv.kind == kind]
+        wide = [iv for iv in loops if extent[iv] != 1]
+        return wide[0] if len(wide) == 1 else (loops[-1] if loops and not wide else None)
+
+    chosen = [region[0], pick("data"), pick("reduce")]
+    if None in chosen:
+        return None
+    if any(extent[iv] != 1 for iv in region if iv not in chosen):
+        return None
+    if region.index(chosen[1]) > region.index(chosen[2]):
+        return None
+    return chosen
 
 
 def _uop_scope(call):

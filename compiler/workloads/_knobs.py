@@ -30,11 +30,34 @@ def thread_knobs(layer) -> tuple[str, ...]:
     return ("oc_nthread", "h_nthread") if isinstance(layer, Conv2D) else ("oc_nthread",)
 
 
+def extra_knobs(layer) -> dict[str, list]:
+    """Schedule choices beyond upstream's template, each listing upstream's choice first.
+
+    outer_order  order of the output tile loops (h, co, w); the conv is computed at the last
+    store_axis   output axis carrying the store pragma: one STORE per co tile (upstream), per
+                 row or per pixel
+    load_level   input/weight tiles loaded once per reduction tile (upstream) or per ci block
+    gemm_order   dense only: upstream leaves the co loop inside the tensorized region, which
+                 only lowers with tile_co inner 1; 'co_outer' moves it out
+    bias_dtype   with a bias: int32 in DRAM (ACC load) or int8 (ACC_8BIT load, 4x less DMA)
+    """
+    knobs = {"load_level": ["ci_tile", "ci_block"]}
+    if isinstance(layer, Conv2D):
+        knobs["outer_order"] = ["hcw", "chw", "hwc", "cwh", "whc", "wch"]
+        knobs["store_axis"] = ["co", "h", "w"]
+    else:
+        knobs["gemm_order"] = ["upstream", "co_outer"]
+    if any(step[0] == "bias" for step in layer.epilogue):
+        knobs["bias_dtype"] = ["int32", "int8"]
+    return knobs
+
+
 def knob_space(layer, env) -> dict[str, list]:
     """Every value of every knob (AutoTVM 'factors' policy for splits, {1, 2} for threads)."""
     space = {name: [[extent // f, f] for f in _factors(extent)] for name, extent in split_axes(layer, env).items()}
     for name in thread_knobs(layer):
         space[name] = [1, 2]
+    space.update(extra_knobs(layer))
     return space
 
 
@@ -42,6 +65,7 @@ def fallback_knobs(layer, env) -> dict:
     """AutoTVM's fallback config: the first entity of each knob."""
     knobs = {name: [extent, 1] for name, extent in split_axes(layer, env).items()}
     knobs.update({name: 1 for name in thread_knobs(layer)})
+    knobs.update({name: values[0] for name, values in extra_knobs(layer).items()})
     return knobs
 
 
@@ -68,13 +92,50 @@ def normalize_knobs(layer, env, knobs) -> dict:
     for name in thread_knobs(layer):
         if merged[name] not in (1, 2):
             raise CompileError(f"knob {name} = {merged[name]!r}: must be 1 or 2")
+    for name, values in extra_knobs(layer).items():
+        if merged[name] not in values:
+            raise CompileError(f"knob {name} = {merged[name]!r}: must be one of {values}")
     return merged
+
+
+def _dma_dims(extents_strides) -> int:
+    """Dimensions left after folding a DRAM region (outer to inner ``(extent, stride)`` in
+    elements) the way the DMA injector does: a dim merges into the next inner one when that
+    one is contiguous and spans exactly the outer stride; unit dims vanish."""
+    dims = [(e, s) for e, s in extents_strides if e > 1]
+    merged = []
+    for extent, stride in reversed(dims):
+        if merged and merged[-1][0] * merged[-1][1] == stride:
+            inner_extent, inner_stride = merged.pop()
+            merged.append((inner_extent * extent, inner_stride))
+        else:
+            merged.append((extent, stride))
+    return len(merged)
+
+
+def _check_conv_dma_shapes(layer, k) -> None:
+    """Reject tiles whose DRAM side is not a 2-D block of rows (one y stride, contiguous x)."""
+    H, W = layer.out_height, layer.out_width
+    co, h, w = k["tile_co"][1], k["tile_h"][1], k["tile_w"][1]
+    if k["store_axis"] == "co" and _dma_dims([(co, H * W), (h, W), (w, 1)]) > 2:
+        raise CompileError(f"store of a {co}x{h}x{w} output tile (tile_co {k['tile_co']}, tile_h {k['tile_h']}, "
+                           f"tile_w {k['tile_w']}) is a 3-D copy; the DMA moves 2-D blocks "
+                           f"(use whole rows, one co block, or store_axis 'h')")
+    ci = k["tile_ci"][1] if k["load_level"] == "ci_tile" else 1
+    if not layer.pad:
+        rows = (h - 1) * layer.stride + layer.kernel
+        cols = (w - 1) * layer.stride + layer.kernel
+        if _dma_dims([(ci, layer.height * layer.width), (rows, layer.width), (cols, 1)]) > 2:
+            raise CompileError(f"input tile of {ci} channel blocks x {rows} rows x {cols} of {layer.width} columns "
+                               f"is a 3-D copy; the DMA moves 2-D blocks (use load_level 'ci_block')")
 
 
 def tile_footprint(layer, env, knobs) -> dict[str, int]:
     """SRAM elements one virtual thread's tiles occupy, per buffer."""
     k = normalize_knobs(layer, env, knobs)
     ci, co = k["tile_ci"][1], k["tile_co"][1]
+    if k["load_level"] == "ci_block":
+        ci = 1
     bias = any(step[0] == "bias" for step in layer.epilogue)
     if isinstance(layer, Conv2D):
         h, w = k["tile_h"][1], k["tile_w"][1]
@@ -101,6 +162,16 @@ def check_knobs(layer, env, knobs) -> dict:
             raise CompileError(f"h_nthread {k['h_nthread']} does not divide the outer row tiles "
                                f"{k['tile_h'][0]} (tile_h {k['tile_h']})")
         threads *= k["h_nthread"]
+    if isinstance(layer, Conv2D) and layer.pad and k["tile_ci"][1] > 1 and k["load_level"] == "ci_tile":
+        # A padded input tile of several channel blocks is a 3-D copy with pads on an inner
+        # dimension, which VTA's 2-D DMA cannot express (upstream restricts ci tiles to 1 too).
+        raise CompileError(f"tile_ci {k['tile_ci']}: a padded input tile spans {k['tile_ci'][1]} channel blocks; "
+                           f"the 2-D DMA with padding loads one (use tile_ci inner 1 or load_level 'ci_block')")
+    if isinstance(layer, Conv2D):
+        _check_conv_dma_shapes(layer, k)
+    if isinstance(layer, Dense) and k["gemm_order"] == "upstream" and k["tile_co"][1] > 1:
+        raise CompileError(f"tile_co {k['tile_co']}: upstream's dense order keeps the co loop inside the GEMM "
+                           f"intrinsic, which needs it to be 1 (use gemm_order 'co_outer')")
     depth = {"inp": env.INP_DEPTH, "wgt": env.WGT_DEPTH, "acc": env.ACC_DEPTH}
     elem = {"inp": env.INP_ELEM_BYTES, "wgt": env.WGT_ELEM_BYTES, "acc": env.ACC_ELEM_BYTES}
     for buf, elems in tile_footprint(layer, env, k).items():

@@ -10,8 +10,9 @@ def _wrap32(x: np.ndarray) -> np.ndarray:
     return x.astype(np.int64).astype(np.uint32).view(np.int32) if x.dtype != np.int32 else x
 
 
-def input_shapes(layer, env) -> list[tuple[str, tuple, str]]:
-    """(name, packed shape, dtype) of every input, in argument order."""
+def input_shapes(layer, env, knobs=None) -> list[tuple[str, tuple, str]]:
+    """(name, packed shape, dtype) of every input, in argument order (a bias is int8 in DRAM
+    when the knobs say ``bias_dtype`` int8)."""
     if isinstance(layer, Conv2D):
         n, c = layer.batch // env.BATCH, layer.in_channels // env.BLOCK_IN
         o = layer.out_channels // env.BLOCK_OUT
@@ -25,7 +26,8 @@ def input_shapes(layer, env) -> list[tuple[str, tuple, str]]:
                   ("weight", (o, c, env.BLOCK_OUT, env.BLOCK_IN), env.wgt_dtype)]
         bias_shape = (1, o, 1, env.BLOCK_OUT)
     if any(step[0] == "bias" for step in layer.epilogue):
-        shapes.append(("bias", bias_shape, env.acc_dtype))
+        narrow = (knobs or {}).get("bias_dtype") == "int8"
+        shapes.append(("bias", bias_shape, env.inp_dtype if narrow else env.acc_dtype))
     return shapes
 
 
@@ -36,13 +38,15 @@ def output_shape(layer, env) -> tuple:
     return (layer.batch // env.BATCH, layer.out_features // env.BLOCK_OUT, env.BATCH, env.BLOCK_OUT)
 
 
-def random_inputs(layer, env, seed: int = 0) -> list[np.ndarray]:
-    """Packed inputs with values over the whole int8 range (bias: small int32)."""
+def random_inputs(layer, env, seed: int = 0, knobs=None) -> list[np.ndarray]:
+    """Packed inputs with values over the whole input range. A bias holds int8-ranged values
+    (quantized), so the int32 and int8 DRAM layouts of ``bias_dtype`` carry the same numbers."""
     rng = np.random.default_rng(seed)
     arrays = []
-    for name, shape, dtype in input_shapes(layer, env):
+    for name, shape, dtype in input_shapes(layer, env, knobs):
         if name == "bias":
-            arrays.append(rng.integers(-(1 << 12), 1 << 12, size=shape).astype(dtype))
+            info = np.iinfo(env.inp_dtype)
+            arrays.append(rng.integers(info.min, info.max + 1, size=shape).astype(dtype))
         else:
             info = np.iinfo(dtype)
             arrays.append(rng.integers(info.min, info.max + 1, size=shape).astype(dtype))

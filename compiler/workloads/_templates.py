@@ -11,14 +11,16 @@ def _elementwise(shape, name, fn):
     return lambda src: te.compute(shape, lambda *i: fn(src(*i)), name=name, tag="elemwise")
 
 
-def _epilogue(env, result, epilogue, shape, bias_index):
-    """Chain the epilogue stages in the accumulator; returns (stages, bias placeholder or None)."""
+def _epilogue(env, result, epilogue, shape, bias_index, bias_dtype="int32"):
+    """Chain the epilogue stages in the accumulator; returns (stages, bias placeholder or None).
+    An int8 bias is widened by the DMA itself (an ACC_8BIT load)."""
     stages, bias = [], None
     out = shape["out"]
     for step in epilogue:
         name, args = step[0], step[1:]
         if name == "bias":
-            bias = te.placeholder(shape["bias"], name="bias", dtype=env.acc_dtype)
+            bias = te.placeholder(shape["bias"], name="bias",
+                                  dtype=env.acc_dtype if bias_dtype == "int32" else env.inp_dtype)
             src = result
             result = te.compute(out, lambda *i: src(*i) + bias(*bias_index(i)), name="res_bias", tag="elemwise")
         elif name == "shr":
@@ -58,7 +60,7 @@ def conv2d_packed(layer: Conv2D, env, knobs: dict):
         name="res_conv", tag="conv2d_dense")
     ewise, bias = _epilogue(env, conv, layer.epilogue,
                             {"out": oshape, "bias": (n, o, 1, 1, env.BATCH, env.BLOCK_OUT)},
-                            lambda i: (i[0], i[1], 0, 0, i[4], i[5]))
+                            lambda i: (i[0], i[1], 0, 0, i[4], i[5]), knobs.get("bias_dtype", "int32"))
     last = ewise[-1] if ewise else conv
     output = te.compute(oshape, lambda *i: last(*i).astype(env.out_dtype), name="res", tag="elemwise")
 
@@ -82,33 +84,35 @@ def conv2d_packed(layer: Conv2D, env, knobs: dict):
     x_co0, x_co1 = s[output].split(x_co, factor=knobs["tile_co"][1])
     x_i0, x_i1 = s[output].split(x_i, factor=knobs["tile_h"][1])
     x_j0, x_j1 = s[output].split(x_j, factor=knobs["tile_w"][1])
-    s[output].reorder(x_bo, x_i0, x_co0, x_j0, x_co1, x_i1, x_j1, x_bi, x_ci)
-    store_pt = x_j0
+    outer = {"h": x_i0, "c": x_co0, "w": x_j0}
+    s[output].reorder(x_bo, *(outer[a] for a in knobs["outer_order"]), x_co1, x_i1, x_j1, x_bi, x_ci)
+    # Virtual threads split an outer tile loop and move the thread axis outermost. Upstream
+    # splits after the compute_at below; splitting first is the same schedule, and stays legal
+    # when the split loop is the attach point itself (a reordered outer_order).
+    for knob, axis in (("oc_nthread", "c"), ("h_nthread", "h")):
+        if knobs[knob] > 1:
+            outer[axis], v_t = s[output].split(outer[axis], factor=knobs[knob])
+            s[output].reorder(v_t, x_bo)
+            s[output].bind(v_t, te.thread_axis("cthread"))
+    store_pt = outer[knobs["outer_order"][-1]]   # upstream: x_j0
     s[conv].compute_at(s[output], store_pt)
     for stage in ewise:
         s[stage].compute_at(s[output], store_pt)
     if cbias is not None:
         s[cbias].compute_at(s[output], store_pt)
         s[cbias].pragma(s[cbias].op.axis[0], env.dma_copy)
-    if knobs["oc_nthread"] > 1:
-        _, v_t = s[output].split(x_co0, factor=knobs["oc_nthread"])
-        s[output].reorder(v_t, x_bo)
-        s[output].bind(v_t, te.thread_axis("cthread"))
-    if knobs["h_nthread"] > 1:
-        _, v_t = s[output].split(x_i0, factor=knobs["h_nthread"])
-        s[output].reorder(v_t, x_bo)
-        s[output].bind(v_t, te.thread_axis("cthread"))
 
     x_bo, x_co, x_i, x_j, x_bi, x_ci = s[conv].op.axis
     k_o, d_i, d_j, k_i = s[conv].op.reduce_axis
     s[conv].reorder(x_bo, k_o, x_j, d_j, d_i, x_co, x_i, x_bi, x_ci, k_i)
-    k_o, _ = s[conv].split(k_o, factor=knobs["tile_ci"][1])
-    s[cdata].compute_at(s[conv], k_o)
-    s[ckernel].compute_at(s[conv], k_o)
+    k_o, k_oi = s[conv].split(k_o, factor=knobs["tile_ci"][1])
+    load_pt = k_o if knobs["load_level"] == "ci_tile" else k_oi
+    s[cdata].compute_at(s[conv], load_pt)
+    s[ckernel].compute_at(s[conv], load_pt)
     s[cdata].pragma(s[cdata].op.axis[0], env.dma_copy)
     s[ckernel].pragma(s[ckernel].op.axis[0], env.dma_copy)
     s[conv].tensorize(x_bi, env.gemm)
-    s[output].pragma(x_co1, env.dma_copy)
+    s[output].pragma({"co": x_co1, "h": x_i1, "w": x_j1}[knobs["store_axis"]], env.dma_copy)
     args = [data, kernel] + ([bias] if bias is not None else []) + [output]
     return s, args
 
@@ -129,7 +133,7 @@ def dense_packed(layer: Dense, env, knobs: dict):
             axis=[k_o, k_i]),
         name="res_gemm", tag="dense_pack")
     ewise, bias = _epilogue(env, dense, layer.epilogue, {"out": oshape, "bias": (1, o, 1, env.BLOCK_OUT)},
-                            lambda i: (0, i[1], 0, i[3]))
+                            lambda i: (0, i[1], 0, i[3]), knobs.get("bias_dtype", "int32"))
     last = ewise[-1] if ewise else dense
     output = te.compute(oshape, lambda *i: last(*i).astype(env.out_dtype), name="res", tag="elemwise")
 
@@ -150,26 +154,32 @@ def dense_packed(layer: Dense, env, knobs: dict):
     x_co, x_ci = s[output].split(x_c, factor=knobs["tile_co"][1])
     s[output].reorder(x_bo, x_co, x_bi, x_ci)
     store_pt = x_co
+    if knobs["oc_nthread"] > 1:
+        # Upstream splits x_co for the threads *after* attaching the GEMM to it, which TVM
+        # rejects ("cannot find attach point"); split first and attach to the remaining loop.
+        store_pt, v_t = s[output].split(x_co, factor=knobs["oc_nthread"])
+        s[output].reorder(v_t, x_bo)
+        s[output].bind(v_t, te.thread_axis("cthread"))
     s[dense].compute_at(s[output], store_pt)
     for stage in ewise:
         s[stage].compute_at(s[output], store_pt)
     if cbias is not None:
         s[cbias].compute_at(s[output], store_pt)
         s[cbias].pragma(s[cbias].op.axis[0], env.dma_copy)
-    if knobs["oc_nthread"] > 1:
-        _, v_t = s[output].split(x_co, factor=knobs["oc_nthread"])
-        s[output].reorder(v_t, x_bo)
-        s[output].bind(v_t, te.thread_axis("cthread"))
 
-    x_bo, x_co, x_bi, _ = s[dense].op.axis
-    k_o, _ = s[dense].op.reduce_axis
-    s[dense].reorder(x_bo, k_o, x_co)
-    k_o, _ = s[dense].split(k_o, factor=knobs["tile_ci"][1])
-    s[cdata].compute_at(s[dense], k_o)
-    s[cweight].compute_at(s[dense], k_o)
+    d_bo, d_co, d_bi, d_ci = s[dense].op.axis
+    k_o, k_i = s[dense].op.reduce_axis
+    if knobs["gemm_order"] == "upstream":
+        s[dense].reorder(d_bo, k_o, d_co)
+    else:
+        s[dense].reorder(d_bo, k_o, d_co, d_bi, d_ci, k_i)
+    k_o, k_oi = s[dense].split(k_o, factor=knobs["tile_ci"][1])
+    load_pt = k_o if knobs["load_level"] == "ci_tile" else k_oi
+    s[cdata].compute_at(s[dense], load_pt)
+    s[cweight].compute_at(s[dense], load_pt)
     s[cdata].pragma(s[cdata].op.axis[0], env.dma_copy)
     s[cweight].pragma(s[cweight].op.axis[0], env.dma_copy)
-    s[dense].tensorize(x_bi, env.gemm)
+    s[dense].tensorize(d_bi, env.gemm)
     s[output].pragma(x_ci, env.dma_copy)
     args = [data, weight] + ([bias] if bias is not None else []) + [output]
     return s, args

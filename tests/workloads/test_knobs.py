@@ -29,7 +29,9 @@ def test_tophub_knobs_are_accepted_unchanged():
     layers = workloads.resnet18()
     for entry in ref["layers"]:
         knobs = workloads.check_knobs(layers[entry["layer"]], ENV, entry["tophub_cfg"])
-        assert knobs == entry["tophub_cfg"]
+        assert {k: knobs[k] for k in entry["tophub_cfg"]} == entry["tophub_cfg"]
+        # the knobs beyond upstream's stay at upstream's choice
+        assert knobs["outer_order"] == "hcw" and knobs["store_axis"] == "co" and knobs["load_level"] == "ci_tile"
 
 
 def test_knob_space_holds_every_factor_split_and_the_fallback_first():
@@ -41,7 +43,7 @@ def test_knob_space_holds_every_factor_split_and_the_fallback_first():
     fallback = workloads.fallback_knobs(layer, ENV)
     assert all(fallback[k] == v[0] for k, v in space.items())
     dense_space = workloads.knob_space(workloads.Dense(1, 1024, 1024), ENV)
-    assert set(dense_space) == {"tile_b", "tile_ci", "tile_co", "oc_nthread"}
+    assert set(dense_space) == {"tile_b", "tile_ci", "tile_co", "oc_nthread", "load_level", "gemm_order"}
 
 
 def test_minus_one_outer_is_resolved_as_autotvm_does():
@@ -56,7 +58,8 @@ def test_minus_one_outer_is_resolved_as_autotvm_does():
     ({"oc_nthread": 3}, ["oc_nthread", "1 or 2"]),
     ({"tile_co": [1, 16], "oc_nthread": 2}, ["oc_nthread 2 does not divide", "tile_co"]),
     ({"tile_h": [1, 14], "tile_w": [1, 14], "tile_co": [1, 16]}, ["acc buffer needs", "has 131072 B"]),
-    ({"tile_ci": [1, 16], "tile_co": [1, 16]}, ["wgt buffer needs", "has 262144 B"]),
+    ({"tile_ci": [1, 16]}, ["tile_ci [1, 16]", "padded input tile", "load_level 'ci_block'"]),
+    ({"store_axis": "c"}, ["store_axis", "one of ['co', 'h', 'w']"]),
 ])
 def test_static_check_rejects_with_the_knob_and_numbers(knobs, words):
     layer = workloads.Conv2D(1, 14, 14, 256, 256, 3, 1, 1)
@@ -64,6 +67,14 @@ def test_static_check_rejects_with_the_knob_and_numbers(knobs, words):
         workloads.check_knobs(layer, ENV, knobs)
     for word in words:
         assert word in str(info.value)
+
+
+def test_static_check_counts_the_weight_tile_of_the_whole_reduction_tile():
+    unpadded = workloads.Conv2D(1, 14, 14, 256, 256, 5, 1, 0)
+    whole = {"tile_h": [1, 10], "tile_w": [1, 10], "tile_ci": [2, 8], "tile_co": [2, 8]}
+    with pytest.raises(CompileError, match="wgt buffer needs 409600 B for 1 thread"):
+        workloads.check_knobs(unpadded, ENV, whole)
+    workloads.check_knobs(unpadded, ENV, {**whole, "load_level": "ci_block"})
 
 
 def test_layers_must_be_whole_tiles_and_positive():

@@ -1,0 +1,113 @@
+"""The op library end to end: every knob set either computes the numpy answer or is refused with
+CompileError (never a wrong answer, never another exception); ResNet-18 with TopHub knobs."""
+import json
+import random
+
+import numpy as np
+import pytest
+
+import hwconfigs
+import simulator
+from compiler import workloads
+from compiler.ir import CompileError
+from tests.conftest import reference_file
+
+ENV = hwconfigs.get_env()
+
+LAYERS = [
+    workloads.Conv2D(1, 8, 8, 32, 32, 3, 1, 1, epilogue=(("bias",), ("shr", 6), ("clip", 0, 127))),
+    workloads.Conv2D(1, 8, 8, 32, 32, 1, 2, 0, epilogue=(("bias",), ("relu",), ("shr", 3), ("clip", -128, 127))),
+    workloads.Conv2D(1, 6, 6, 16, 32, 3, 1, 1),
+    workloads.Dense(1, 256, 256, epilogue=(("bias",), ("shr", 6), ("clip", 0, 127))),
+    workloads.Dense(1, 256, 128, epilogue=()),
+]
+
+
+def _run(layer, env, knobs, seed=0):
+    mod = workloads.build(layer, env=env, knobs=knobs)
+    inputs = workloads.random_inputs(layer, env, seed, knobs)
+    out = workloads.empty_output(layer, env)
+    result = simulator.run(mod, *inputs, out)
+    return mod, result, out, workloads.reference(layer, *inputs)
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=[f"{type(l).__name__}{i}" for i, l in enumerate(LAYERS)])
+def test_random_knob_sets_compute_the_answer_or_are_refused(layer):
+    space = workloads.knob_space(layer, ENV)
+    rng = random.Random(7)
+    built = 0
+    for _ in range(25):
+        knobs = {name: rng.choice(values) for name, values in space.items()}
+        try:
+            _, _, out, expected = _run(layer, ENV, knobs, seed=rng.randrange(1000))
+        except CompileError:
+            continue
+        np.testing.assert_array_equal(out, expected, err_msg=f"knobs {knobs}")
+        built += 1
+    assert built >= 5, "too few knob sets lowered for the test to mean anything"
+
+
+def test_every_extra_knob_value_lowers_and_keeps_the_answer():
+    """Each value of the knobs beyond upstream's, changed alone from a legal base point."""
+    layer = LAYERS[0]
+    base = {"tile_h": [2, 4], "tile_w": [1, 8], "tile_co": [2, 1], "oc_nthread": 2}
+    for name, values in workloads.knob_space(layer, ENV).items():
+        if name.startswith("tile_") or name.endswith("nthread"):
+            continue
+        for value in values:
+            _, result, out, expected = _run(layer, ENV, {**base, name: value})
+            np.testing.assert_array_equal(out, expected, err_msg=f"{name}={value}")
+
+
+def test_int8_bias_moves_a_quarter_of_the_bytes_with_the_same_answer():
+    layer = LAYERS[0]
+    knobs = {"tile_h": [2, 4], "tile_w": [1, 8]}
+    _, wide, _, _ = _run(layer, ENV, {**knobs, "bias_dtype": "int32"})
+    mod, narrow, out, expected = _run(layer, ENV, {**knobs, "bias_dtype": "int8"})
+    np.testing.assert_array_equal(out, expected)
+    # fsim counts ACC_8BIT loads at the full accumulator element size (vta-spec §4)
+    assert narrow.stats == wide.stats
+    assert any(getattr(i, "memory_type", None) == 5 for i in mod.program.instructions)
+
+
+def test_other_geometry_batch_2_block_8():
+    env = hwconfigs.get_env(LOG_BATCH=1, LOG_BLOCK=3, LOG_WGT_BUFF_SIZE=16)
+    layer = workloads.Dense(4, 64, 64, epilogue=(("shr", 3), ("clip", 0, 127)))
+    for knobs in (None, {"tile_co": [2, 4], "gemm_order": "co_outer", "oc_nthread": 2}):
+        _, _, out, expected = _run(layer, env, knobs)
+        np.testing.assert_array_equal(out, expected)
+
+
+def _tophub():
+    ref = json.loads(reference_file("resnet18_pynq_1x16.json").read_text())
+    return {entry["layer"]: entry["tophub_cfg"] for entry in ref["layers"]}
+
+
+def test_resnet18_tophub_layers_build_and_count():
+    """Count-only run of every layer; the GEMM count is fixed by the layer's arithmetic."""
+    for name, layer in workloads.resnet18().items():
+        mod = workloads.build(layer, env=ENV, knobs=_tophub()[name])
+        stats = simulator.run(mod, count_only=True).stats
+        per_gemm = env_macs = ENV.BATCH * ENV.BLOCK_IN * ENV.BLOCK_OUT
+        assert stats["gemm_counter"] * per_gemm == layer.macs
+        assert stats["out_store_nbytes"] == layer.out_channels * layer.out_height * layer.out_width
+        assert stats["alu_counter"] == len(layer.epilogue) * layer.out_channels // 16 * layer.out_height * layer.out_width
+
+
+@pytest.mark.parametrize("name", ["C4", "C7", "C10"])
+def test_resnet18_small_layers_compute_the_answer(name):
+    layer = workloads.resnet18()[name]
+    for knobs in (_tophub()[name], None):
+        if knobs is None and name != "C10":
+            continue
+        _, _, out, expected = _run(layer, ENV, knobs)
+        np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10", "C11"])
+def test_resnet18_every_layer_tophub_and_fallback_compute_the_answer(name):
+    layer = workloads.resnet18()[name]
+    for knobs in (_tophub()[name], None):
+        _, _, out, expected = _run(layer, ENV, knobs)
+        np.testing.assert_array_equal(out, expected)
