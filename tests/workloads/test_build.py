@@ -72,10 +72,16 @@ def test_int8_bias_moves_a_quarter_of_the_bytes_with_the_same_answer():
 
 def test_other_geometry_batch_2_block_8():
     env = hwconfigs.get_env(LOG_BATCH=1, LOG_BLOCK=3, LOG_WGT_BUFF_SIZE=16)
-    layer = workloads.Dense(4, 64, 64, epilogue=(("shr", 3), ("clip", 0, 127)))
-    for knobs in (None, {"tile_co": [2, 4], "gemm_order": "co_outer", "oc_nthread": 2}):
+    for layer, knobs in [
+        (workloads.Dense(4, 64, 64, epilogue=(("shr", 3), ("clip", 0, 127))), None),
+        (workloads.Dense(4, 64, 64, epilogue=(("shr", 3),)), {"tile_b": [2, 1], "tile_co": [2, 4],
+                                                              "gemm_order": "co_outer"}),
+        (workloads.Dense(2, 64, 64, epilogue=(("relu",),)), {"tile_co": [2, 4], "gemm_order": "co_outer",
+                                                             "oc_nthread": 2}),
+        (workloads.Conv2D(2, 6, 6, 16, 16, 3, 1, 1), {"tile_h": [2, 3], "tile_w": [1, 6]}),
+    ]:
         _, _, out, expected = _run(layer, env, knobs)
-        np.testing.assert_array_equal(out, expected)
+        np.testing.assert_array_equal(out, expected, err_msg=f"{layer} {knobs}")
 
 
 def _tophub():
