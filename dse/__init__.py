@@ -1,0 +1,19 @@
+"""Design-space exploration of VTA: study files, candidate evaluation, Optuna studies on Ray.
+
+Public names: :func:`load_study`, :func:`run_study`, :class:`RunOptions`, :class:`StudyError`,
+:class:`StudySpec`, :class:`Task`. The product's evaluator is ``dse.evaluate.SimulatorEvaluator``
+(imported lazily: the rest of the package does not depend on compiler or simulator).
+"""
+from ._protocol import Evaluator, Task, make_task, measurement
+from ._study import StudyError, StudySpec, Workload, load_study, parse_study
+
+
+def __getattr__(name):
+    if name in ("run_study", "RunOptions", "RunSummary"):
+        from . import _driver
+        return getattr(_driver, name)
+    raise AttributeError(f"module 'dse' has no attribute {name!r}")
+
+
+__all__ = ["Evaluator", "RunOptions", "RunSummary", "StudyError", "StudySpec", "Task", "Workload", "load_study",
+           "make_task", "measurement", "parse_study", "run_study"]

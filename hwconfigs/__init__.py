@@ -2,6 +2,8 @@
 from ._config import FIELDS, ConfigError, HwConfig, preset_names, resolve_config
 from ._env import FPGA_TARGETS, Env, FpgaTarget, get_env
 from ._isa_layout import FieldLayout, IsaLayout, isa_layout, log_depths
+from ._resources import CAPACITIES, Capacity, Resources, capacity_of, estimate_resources
 
-__all__ = ["ConfigError", "Env", "FIELDS", "FieldLayout", "FpgaTarget", "FPGA_TARGETS", "HwConfig",
-           "IsaLayout", "get_env", "isa_layout", "log_depths", "preset_names", "resolve_config"]
+__all__ = ["CAPACITIES", "Capacity", "ConfigError", "Env", "FIELDS", "FieldLayout", "FpgaTarget", "FPGA_TARGETS",
+           "HwConfig", "IsaLayout", "Resources", "capacity_of", "estimate_resources", "get_env", "isa_layout",
+           "log_depths", "preset_names", "resolve_config"]

@@ -42,6 +42,7 @@ class Executor:
     def __init__(self, queue, phys: dict):
         self.q, self.phys = queue, phys
         self._sig_vars: dict = {}
+        self._sites: dict = {}
 
     def run(self, s, env):
         if isinstance(s, For):
@@ -100,10 +101,25 @@ class Executor:
         def finit(rec):
             _record(body, dict(env), rec)
 
+        site = self._sites.get(key)
+        if site is None:
+            site = self._sites[key] = _Site(scope)
         if scope.value == "VTAPushGEMMOp":
-            self.q.push_gemm_op(scope, finit, sig)
+            self.q.push_gemm_op(site, finit, sig)
         else:
-            self.q.push_alu_op(scope, finit, sig)
+            self.q.push_alu_op(site, finit, sig)
+
+
+class _Site:
+    """The static handle of one uop scope (upstream: a static variable per call site); its
+    name is what runtime errors print."""
+
+    def __init__(self, scope):
+        self.scope = scope
+        self.kind = "GEMM" if scope.value == "VTAPushGEMMOp" else "ALU"
+
+    def __repr__(self) -> str:
+        return f"the {self.kind} uop scope"
 
 
 def _record(s, env, rec):

@@ -110,7 +110,8 @@ def _dma_dims(extents_strides) -> int:
             merged.append((inner_extent * extent, inner_stride))
         else:
             merged.append((extent, stride))
-    return len(merged)
+    # The x dimension of a 2-D copy is contiguous; without one, x is a single element.
+    return len(merged) + (0 if merged and merged[0][1] == 1 else 1)
 
 
 def _check_conv_dma_shapes(layer, k) -> None:
@@ -128,6 +129,27 @@ def _check_conv_dma_shapes(layer, k) -> None:
         if _dma_dims([(ci, layer.height * layer.width), (rows, layer.width), (cols, 1)]) > 2:
             raise CompileError(f"input tile of {ci} channel blocks x {rows} rows x {cols} of {layer.width} columns "
                                f"is a 3-D copy; the DMA moves 2-D blocks (use load_level 'ci_block')")
+
+
+def _check_gemm_hazard(layer, k) -> None:
+    """The runtime refuses a uop that writes the accumulator element of either of the two uops
+    before it (the GEMM pipeline has no hazard check). The conv's uop loops are, outer to inner,
+    the ci block, w, kernel column, kernel row, co and h loops of a tile; the runtime folds
+    the two outermost into the instruction's loops and unrolls the rest into uops."""
+    ci = k["tile_ci"][1] if k["load_level"] == "ci_tile" else 1
+    loops = [("ci", ci, False), ("w", k["tile_w"][1], True), ("kw", layer.kernel, False),
+             ("kh", layer.kernel, False), ("co", k["tile_co"][1], True), ("h", k["tile_h"][1], True)]
+    uop_loops = [loop for loop in loops if loop[1] > 1][2:]
+    invariant = [i for i, (_, _, writes) in enumerate(uop_loops) if not writes]
+    if not invariant:
+        return
+    distinct = 1
+    for _, extent, _ in uop_loops[invariant[-1] + 1:]:
+        distinct *= extent
+    if distinct < 3:
+        raise CompileError(f"the conv's uops would write each accumulator element {distinct} uop(s) after the "
+                           f"previous write (tile_co {k['tile_co']}, tile_h {k['tile_h']}, tile_w {k['tile_w']}); "
+                           f"VTA needs 3 or more apart (use larger co or h tiles)")
 
 
 def tile_footprint(layer, env, knobs) -> dict[str, int]:
@@ -167,8 +189,12 @@ def check_knobs(layer, env, knobs) -> dict:
         # dimension, which VTA's 2-D DMA cannot express (upstream restricts ci tiles to 1 too).
         raise CompileError(f"tile_ci {k['tile_ci']}: a padded input tile spans {k['tile_ci'][1]} channel blocks; "
                            f"the 2-D DMA with padding loads one (use tile_ci inner 1 or load_level 'ci_block')")
+    if k.get("oc_nthread", 1) > 1 and k.get("h_nthread", 1) > 1:
+        raise CompileError("oc_nthread and h_nthread are both 2: a uop kernel would depend on two thread "
+                           "indices, and the runtime keys kernels by one (upstream allows one threaded axis)")
     if isinstance(layer, Conv2D):
         _check_conv_dma_shapes(layer, k)
+        _check_gemm_hazard(layer, k)
     if isinstance(layer, Dense) and k["gemm_order"] == "upstream" and k["tile_co"][1] > 1:
         raise CompileError(f"tile_co {k['tile_co']}: upstream's dense order keeps the co loop inside the GEMM "
                            f"intrinsic, which needs it to be 1 (use gemm_order 'co_outer')")

@@ -129,3 +129,30 @@ def test_reference_equals_the_definition(layer):
     inputs = workloads.random_inputs(layer, ENV, seed=3)
     bias = inputs[2] if len(inputs) > 2 else None
     np.testing.assert_array_equal(workloads.reference(layer, *inputs), _naive_conv(layer, *inputs[:2], bias))
+
+
+def test_static_check_agrees_with_the_compiler():
+    """The fast check rejects exactly the knob sets the compiler would refuse (on a sample)."""
+    import random
+
+    layers = [workloads.Conv2D(1, 14, 14, 64, 64, 3, 1, 1), workloads.Conv2D(1, 14, 14, 64, 128, 1, 2, 0),
+              workloads.Dense(1, 256, 512)]
+    rng = random.Random(5)
+    verdicts = {"rejected": 0, "built": 0}
+    for layer in layers:
+        space = workloads.knob_space(layer, ENV)
+        for _ in range(40):
+            knobs = {name: rng.choice(values) for name, values in space.items()}
+            try:
+                workloads.check_knobs(layer, ENV, knobs)
+                static_ok = True
+            except CompileError:
+                static_ok = False
+            try:
+                workloads.build(layer, env=ENV, knobs=knobs)
+                built = True
+            except CompileError:
+                built = False
+            assert static_ok == built, f"{layer} {knobs}: static check {static_ok}, compiler {built}"
+            verdicts["built" if built else "rejected"] += 1
+    assert min(verdicts.values()) > 10

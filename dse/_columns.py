@@ -1,0 +1,27 @@
+"""Column names of the results tables, defined once (ARCHITECTURE.md, "the contract")."""
+from __future__ import annotations
+
+from hwconfigs import FIELDS
+
+# The seven upstream fsim counters, in upstream ``profiler_status`` order. ``dse/evaluate.py``
+# checks at import that the simulator defines the same names (one source of truth, two packages
+# that must not import each other's internals).
+COUNTERS = ("inp_load_nbytes", "wgt_load_nbytes", "acc_load_nbytes", "uop_load_nbytes",
+            "out_store_nbytes", "gemm_counter", "alu_counter")
+LOG_KEYS = tuple(k for k in FIELDS if k.startswith("LOG_"))
+HW_KEYS = ("TARGET", "HW_VER") + LOG_KEYS
+RESOURCES = ("bram", "dsp", "lut")
+
+STATUSES = ("ok", "infeasible", "compile_error", "run_error", "timeout", "mismatch")
+
+# What a candidate's evaluation measures (the evaluator fills these, nothing else).
+MEASUREMENT = ("status", "error", *COUNTERS, "cycles", "latency_s", "correct", "compile_s", "sim_s")
+
+# Where the candidate sits in the study; then the hardware; then knobs (one column each, after
+# these); then the measurement; then bookkeeping.
+IDENTITY = ("trial", "workload", "layer_count", "candidate", "attempt", "mode")
+TAIL = ("chosen", "cached", "verified")
+
+
+def row_columns(knob_names) -> list[str]:
+    return [*IDENTITY, *HW_KEYS, *sorted(knob_names), *MEASUREMENT, *RESOURCES, *TAIL]

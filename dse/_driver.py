@@ -1,0 +1,564 @@
+"""The search driver: an Optuna study over hardware whose every trial tunes each layer's schedule.
+
+One outer Optuna trial = one hardware configuration. Its value is the aggregate over the study's
+workloads (Σ count × latency of the layer's best schedule) and/or its resource figures; the
+schedules come from one inner search per layer (``dse._inner``). Candidates (hardware, layer,
+knobs) run as Ray tasks; the loop is asynchronous: whenever a task returns, its result is told,
+and the freed slot is refilled at once from the oldest open hardware trial, opening a new one
+(``study.ask``) when the open ones have nothing left to submit.
+
+Resuming: the storage and the journal in the output folder hold everything finished. A trial left
+RUNNING by a dead driver (this host: its process is gone; elsewhere: no heartbeat for
+``GRACE_S``) is failed and its hardware enqueued again, so the budget of COMPLETE trials is met
+without a trial counted twice.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import socket
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+
+import hwconfigs
+
+from . import _storage, _tables
+from ._columns import COUNTERS, RESOURCES
+from ._executor import RayPool
+from ._inner import LayerSearch
+from ._progress import Progress
+from ._protocol import make_task, measurement
+from ._records import CandidateCache, RowsJournal
+from ._study import StudyError, StudySpec
+
+DRIVER_ATTR = "dse:driver"
+FINGERPRINT_ATTR = "dse:fingerprint"
+
+
+@dataclasses.dataclass
+class RunOptions:
+    out: Path
+    workers: int | None = None
+    ray_address: str | None = None
+    storage: str | None = None
+    progress: bool = True
+    prefetch: int | None = None       # extra tasks queued beyond the CPUs (default: 0 with one worker)
+    runtime_env: dict | None = None
+    max_attempts: int = 2             # a candidate whose worker dies is submitted this often in all
+
+
+@dataclasses.dataclass
+class RunSummary:
+    out: Path
+    study_name: str
+    storage: str
+    complete: int
+    feasible: int
+    best: dict | None
+    candidates: int
+    cache_hits: int
+    elapsed_s: float
+    interrupted: bool = False
+
+
+# ---- driver identity (to recognise trials orphaned by a killed driver) -------------------------
+
+def _proc_start(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _identity() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _proc_start(os.getpid())}
+
+
+def _driver_is_dead(owner) -> bool:
+    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
+        return False
+    start = _proc_start(int(owner.get("pid", -1)))
+    return start is None or start != owner.get("start")
+
+
+# ---- samplers ----------------------------------------------------------------------------------
+
+def make_sampler(spec: StudySpec):
+    s = optuna.samplers
+    if spec.sampler == "tpe":
+        return s.TPESampler(seed=spec.seed, multivariate=True,
+                            n_startup_trials=max(3, min(10, spec.n_trials // 4)))
+    if spec.sampler == "nsga2":
+        return s.NSGAIISampler(seed=spec.seed, population_size=max(4, min(50, spec.n_trials // 4)))
+    if spec.sampler == "random":
+        return s.RandomSampler(seed=spec.seed)
+    if spec.sampler == "grid":
+        return _GridSampler({k.name: list(k.values) for k in spec.hardware}, seed=spec.seed)
+    if spec.sampler == "gp":
+        return s.GPSampler(seed=spec.seed)
+    if spec.sampler == "cmaes":
+        return s.CmaEsSampler(seed=spec.seed, warn_independent_sampling=False)
+    raise StudyError(f"unknown sampler {spec.sampler!r}")
+
+
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid, minus ``study.stop()`` when the grid is exhausted: that only works inside
+    ``study.optimize``; this driver's ask/tell loop stops on its budget (capped at the grid size)."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
+
+
+def _distributions(spec: StudySpec) -> dict:
+    d = optuna.distributions
+    return {k.name: (d.IntDistribution(k.low, k.high) if k.is_range else d.CategoricalDistribution(list(k.values)))
+            for k in spec.hardware}
+
+
+# ---- the hardware trial -------------------------------------------------------------------------
+
+class _Layer:
+    def __init__(self, workload):
+        self.workload = workload
+        self.search: LayerSearch | None = None
+        self.error = ""
+
+
+class _HwTrial:
+    def __init__(self, trial, spec: StudySpec, workloads):
+        self.trial = trial
+        self.number = trial.number
+        self.params = dict(trial.params)
+        self.hw: hwconfigs.HwConfig | None = None
+        self.reason = ""                      # why the hardware is infeasible
+        self.resources: dict = {}
+        self.violations: list[float] = []
+        self.layers = [_Layer(w) for w in workloads]
+        self.rows: list[dict] = []
+        self.in_flight = 0
+        self.hw_row = {**spec.base.to_dict(), **self.params}
+
+    @property
+    def done(self) -> bool:
+        return self.in_flight == 0 and all(l.search is None or l.search.done for l in self.layers)
+
+
+class Driver:
+    def __init__(self, spec: StudySpec, evaluator, options: RunOptions):
+        self.spec = spec
+        self.evaluator = evaluator
+        self.opt = options
+        self.out = Path(options.out)
+        self.workloads = list(evaluator.resolve(spec.workloads))
+        names = [w.name for w in self.workloads]
+        if len(set(names)) != len(names):
+            raise StudyError(f"{spec.path}: two workloads resolve to the same layer name: {names}")
+        self.mode = "full" if spec.verify == "all" else "count"
+        self.identity = _identity()
+
+    # ---- study setup ---------------------------------------------------------------------
+    def _open_study(self):
+        url = self.opt.storage or _storage.default_url(self.out)
+        self.storage_url = url
+        storage = _storage.open_storage(url)
+        directions = self.spec.directions
+        try:
+            study = optuna.create_study(study_name=self.spec.name, storage=storage, sampler=make_sampler(self.spec),
+                                        directions=directions, load_if_exists=True)
+        except Exception as exc:
+            raise StudyError(f"cannot create or load study {self.spec.name!r} in {url}: {exc}") from None
+        if [d.name.lower() for d in study.directions] != directions:
+            raise StudyError(f"study {self.spec.name!r} in the storage has directions "
+                             f"{[d.name.lower() for d in study.directions]}, the study file asks for {directions}; "
+                             f"use another --out/--storage or rename the study")
+        fingerprint = self.spec.fingerprint()
+        stored = study.user_attrs.get(FINGERPRINT_ATTR)
+        if stored is None:
+            study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
+            study.set_user_attr("dse:objectives", self.spec.objective_names)
+            study.set_user_attr("dse:constraints", [k for k, _ in self.spec.constraints])
+        elif stored != fingerprint:
+            raise StudyError(f"study {self.spec.name!r} in {url} was started from a different study file "
+                             f"(search space, objectives or workloads changed); resume it with the same file, "
+                             f"or choose another --out or [study] name")
+        return study
+
+    def _recover_orphans(self, study) -> int:
+        """Fail the RUNNING trials of dead drivers and enqueue their hardware again."""
+        storage = study._storage
+        stale = set()
+        try:
+            stale = set(storage._get_stale_trial_ids(study._study_id))
+        except Exception:
+            pass
+        recovered = 0
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if not (_driver_is_dead(t.system_attrs.get(DRIVER_ATTR)) or t._trial_id in stale):
+                continue
+            try:
+                won = storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                won = False
+            if won:
+                study.enqueue_trial(dict(t.params), user_attrs={"dse:retry_of": t.number})
+                recovered += 1
+        return recovered
+
+    def _count(self, study, *states) -> int:
+        return len(study._storage.get_all_trials(study._study_id, deepcopy=False,
+                                                 states=tuple(optuna.trial.TrialState[s] for s in states)))
+
+    def _complete_count(self, study) -> int:
+        return self._count(study, "COMPLETE")
+
+    # ---- opening a hardware trial --------------------------------------------------------
+    def _open_trial(self, study) -> _HwTrial:
+        trial = study.ask(self.dists)
+        study._storage.set_trial_system_attr(trial._trial_id, DRIVER_ATTR, self.identity)
+        ht = _HwTrial(trial, self.spec, self.workloads)
+        try:
+            ht.hw = self.spec.hw_config(ht.params)
+        except hwconfigs.ConfigError as exc:
+            ht.reason = f"hardware cannot be built: {exc}"
+            return ht
+        res = hwconfigs.estimate_resources(ht.hw)
+        ht.resources = res.as_row()
+        over = []
+        for key, limit in self.spec.constraints:
+            ht.violations.append(ht.resources[key] - limit)
+            if ht.resources[key] > limit:
+                over.append(f"{key} {ht.resources[key]:g} > {limit:g}")
+        if over:
+            ht.reason = "over the resource budget: " + ", ".join(over)
+            return ht
+        for index, layer in enumerate(ht.layers):
+            w = layer.workload
+            try:
+                space = self.evaluator.knob_space(w, ht.hw)
+                seed = (self.spec.seed * 1_000_003 + ht.number * 1009 + index) % (2 ** 31)
+                hw = ht.hw
+                layer.search = LayerSearch(space, self.spec.trials_per_layer, self.spec.schedule_sampler, seed,
+                                           lambda knobs, w=w, hw=hw: self.evaluator.static_check(w, hw, knobs))
+            except Exception as exc:
+                layer.error = f"no schedule space on this hardware: {type(exc).__name__}: {exc}"
+        return ht
+
+    # ---- rows ----------------------------------------------------------------------------
+    def _row(self, ht: _HwTrial, layer: _Layer, index, knobs, m: dict, *, mode, attempt=1, cached=False):
+        w = layer.workload
+        row = {"trial": ht.number, "workload": w.name, "layer_count": w.count, "candidate": index,
+               "attempt": attempt, "mode": mode, **{k: ht.hw_row.get(k) for k in ht.hw_row},
+               "knobs": dict(knobs or {}), **m, **{k: ht.resources.get(k) for k in RESOURCES},
+               "chosen": False, "cached": cached, "verified": None}
+        ht.rows.append(row)
+        return row
+
+    # ---- the search loop -------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        t0 = time.monotonic()
+        self.out.mkdir(parents=True, exist_ok=True)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Heartbeats are recorded by this loop (ask/tell), which Optuna warns is unusual.
+        warnings.filterwarnings("ignore", message=".*[Hh]eartbeat.*")
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        study = self._open_study()
+        self.study = study
+        self.dists = _distributions(self.spec)
+        recovered = self._recover_orphans(study)
+        self.cache = CandidateCache(self.out / "cache.jsonl")
+        self.journal = RowsJournal(self.out / "rows.jsonl", self.spec.name)
+        done = self._complete_count(study)
+        self.progress = Progress(self.spec.n_trials, done, enabled=self.opt.progress)
+        if recovered and self.opt.progress:
+            self.progress.stream.write(f"resuming: {recovered} trial(s) left running by a dead driver failed "
+                                       f"and enqueued again\n")
+        workers = self.opt.workers
+        prefetch = self.opt.prefetch if self.opt.prefetch is not None else (0 if workers == 1 else 1)
+        interrupted = False
+        self.evaluated = 0
+        pool = RayPool(self.evaluator, workers=workers, address=self.opt.ray_address,
+                       timeout=self.spec.candidate_timeout, prefetch=prefetch, runtime_env=self.opt.runtime_env)
+        self.pool = pool
+        try:
+            self._search(study, t0)
+            self._verify(study)
+        except KeyboardInterrupt:
+            interrupted = True
+            self._abandon_open_trials(study)
+        finally:
+            pool.shutdown()
+            self.progress.close()
+        summary = _tables.write_outputs(self.out, self.spec, study, self.journal, self.storage_url)
+        return RunSummary(self.out, self.spec.name, self.storage_url, summary["complete"], summary["feasible"],
+                          summary["best"], self.evaluated, self.cache.hits, time.monotonic() - t0, interrupted)
+
+    def _abandon_open_trials(self, study) -> None:
+        for ht in getattr(self, "active", []):
+            try:
+                study.tell(ht.trial, state=optuna.trial.TrialState.FAIL)
+                study.enqueue_trial(dict(ht.params), user_attrs={"dse:retry_of": ht.number})
+            except Exception:
+                pass
+        self.active = []
+
+    def _search(self, study, t0: float) -> None:
+        pool = self.pool
+        self.active: list[_HwTrial] = []
+        self.waiters: dict[str, list] = {}      # cache key in flight -> [(ht, layer, proposal, attempt)]
+        last_beat = 0.0
+        while True:
+            self._fill(study, t0)
+            if not self.active and pool.in_flight() == 0:
+                break
+            for outcome in pool.wait(timeout=0.5):
+                self._on_outcome(study, outcome)
+            now = time.monotonic()
+            if now - last_beat > _storage.HEARTBEAT_S / 2:
+                for ht in self.active:
+                    study._storage.record_heartbeat(ht.trial._trial_id)
+                last_beat = now
+            self.progress.update()
+
+    def _may_open(self, study, t0: float) -> bool:
+        if self.spec.timeout is not None and time.monotonic() - t0 > self.spec.timeout:
+            return False
+        if len(self.active) >= 2 * self.pool.slots + 2:
+            return False
+        # RUNNING counts every driver's open trials, so drivers sharing a study stop together.
+        return self._count(study, "COMPLETE", "RUNNING") < self.spec.n_trials
+
+    def _fill(self, study, t0: float) -> None:
+        """Submit candidates until the pool is full or nothing is left to ask."""
+        while self.pool.free_slots() > 0:
+            submitted = False
+            for ht in list(self.active):
+                if self._submit_from(study, ht):
+                    submitted = True
+                    break
+            if submitted:
+                continue
+            if not self._may_open(study, t0):
+                return
+            ht = self._open_trial(study)
+            self.active.append(ht)
+            self._finish_if_done(study, ht)
+
+    def _submit_from(self, study, ht: _HwTrial) -> bool:
+        for layer in ht.layers:
+            search = layer.search
+            while search is not None:
+                proposal = search.next()
+                if proposal is None:
+                    break
+                if proposal.rejected is not None:
+                    self._row(ht, layer, proposal.index, proposal.knobs,
+                              measurement("infeasible", proposal.rejected), mode="static")
+                    continue
+                task = make_task(ht.hw, layer.workload, proposal.knobs, self.mode, self.spec.seed)
+                key = task.key(self.evaluator.name)
+                hit = self.cache.get(key)
+                if hit is not None:
+                    self._deliver(study, ht, layer, proposal, hit, attempt=1, cached=True)
+                    continue
+                ht.in_flight += 1
+                if key in self.waiters:        # the same candidate is already running
+                    self.waiters[key].append((ht, layer, proposal, 1))
+                    continue
+                self.waiters[key] = [(ht, layer, proposal, 1)]
+                self.pool.submit(key, task)
+                return True
+        self._finish_if_done(study, ht)
+        return False
+
+    def _on_outcome(self, study, outcome) -> None:
+        waiting = self.waiters.pop(outcome.key, [])
+        if outcome.crashed is not None:
+            retry = []
+            for ht, layer, proposal, attempt in waiting:
+                self._row(ht, layer, proposal.index, proposal.knobs, measurement("run_error", outcome.crashed),
+                          mode=self.mode, attempt=attempt)
+                if attempt < self.opt.max_attempts:
+                    retry.append((ht, layer, proposal, attempt + 1))
+                else:
+                    ht.in_flight -= 1
+                    layer.search.report(proposal, None)
+                    self._finish_if_done(study, ht)
+            if retry:
+                self.waiters[outcome.key] = retry
+                self.pool.submit(outcome.key, outcome.task)
+            return
+        self.evaluated += 1
+        self.progress.update(candidates=1)
+        self.cache.put(outcome.key, outcome.result)
+        for ht, layer, proposal, attempt in waiting:
+            ht.in_flight -= 1
+            self._deliver(study, ht, layer, proposal, outcome.result, attempt=attempt, cached=False)
+
+    def _deliver(self, study, ht, layer, proposal, result: dict, *, attempt: int, cached: bool) -> None:
+        self._row(ht, layer, proposal.index, proposal.knobs, result, mode=self.mode, attempt=attempt, cached=cached)
+        ok = result.get("status") == "ok" and result.get("latency_s") is not None
+        layer.search.report(proposal, float(result["latency_s"]) if ok else None)
+        self._finish_if_done(study, ht)
+
+    # ---- finishing a hardware trial ----------------------------------------------------------
+    def _finish_if_done(self, study, ht: _HwTrial) -> None:
+        if ht not in self.active or not (ht.reason or ht.done):
+            return
+        self.active.remove(ht)
+        summary, values, constraints = self._aggregate(ht)
+        self.journal.write_trial(ht.number, ht.rows, summary)
+        # Optuna >= 5 keeps named constraints on the trial; every sampler and the dashboard
+        # read feasibility from them (<= 0: satisfied).
+        for name, value in constraints.items():
+            ht.trial.set_constraint(name, value)
+        for key, value in summary.items():
+            if key != "layers":
+                ht.trial.set_user_attr(key, value)
+        ht.trial.set_user_attr("schedules", {l["workload"]: l["knobs"] for l in summary["layers"]})
+        study.tell(ht.trial, values)
+        best = self._best_text(study)
+        self.progress.update(done=self._complete_count(study), best=best, force=True)
+
+    def _aggregate(self, ht: _HwTrial):
+        layers, reasons = [], []
+        if ht.reason:
+            reasons.append(ht.reason)
+            for layer in ht.layers:
+                self._row(ht, layer, None, {}, measurement("infeasible", ht.reason), mode="static")
+        else:
+            for layer in ht.layers:
+                best = layer.search.best() if layer.search is not None else None
+                if best is None:
+                    why = layer.error or "no schedule of this layer compiled and ran on this hardware"
+                    reasons.append(f"{layer.workload.name}: {why}")
+                    if layer.error:
+                        self._row(ht, layer, None, {}, measurement("infeasible", layer.error), mode="static")
+                    continue
+                index, knobs, latency = best
+                chosen = next(r for r in ht.rows if r["workload"] == layer.workload.name and r["candidate"] == index
+                              and r["status"] == "ok")
+                chosen["chosen"] = True
+                layers.append({"workload": layer.workload.name, "count": layer.workload.count, "candidate": index,
+                               "knobs": knobs, "latency_s": latency, "cycles": chosen["cycles"],
+                               **{c: chosen[c] for c in COUNTERS}})
+        feasible = not reasons
+        summary = {"feasible": feasible, "reason": "; ".join(reasons), **ht.resources, "layers": layers,
+                   "candidates": sum(1 for r in ht.rows if r["mode"] != "static"),
+                   "statuses": _count(r["status"] for r in ht.rows)}
+        if feasible:
+            summary["latency_s"] = sum(l["count"] * l["latency_s"] for l in layers)
+            summary["cycles"] = sum(l["count"] * l["cycles"] for l in layers)
+            for c in COUNTERS:
+                summary[c] = sum(l["count"] * l[c] for l in layers)
+        constraints = {"hardware_invalid": 1.0 if ht.reason.startswith("hardware cannot") else 0.0,
+                       "layers_without_schedule": float(sum(1 for r in reasons
+                                                            if not r.startswith(("hardware", "over"))))}
+        violations = ht.violations or [0.0] * len(self.spec.constraints)
+        for (key, _), value in zip(self.spec.constraints, violations):
+            constraints[f"{key}_over_budget"] = float(value)
+        if not feasible and all(c <= 0 for c in constraints.values()):
+            constraints["layers_without_schedule"] = 1.0
+        values = []
+        for name, direction in self.spec.objectives:
+            value = summary.get("latency_s" if name == "latency" else name)
+            if value is None:
+                value = math.inf if direction == "minimize" else -math.inf
+            values.append(float(value))
+        return summary, values, constraints
+
+    def _best_text(self, study) -> str:
+        name, direction = self.spec.objectives[0]
+        attr = "latency_s" if name == "latency" else name
+        vals = [t.user_attrs.get(attr) for t in study.get_trials(deepcopy=False,
+                                                                   states=(optuna.trial.TrialState.COMPLETE,))
+                if t.user_attrs.get("feasible") and t.user_attrs.get(attr) is not None]
+        if not vals:
+            return "none feasible yet"
+        best = min(vals) if direction == "minimize" else max(vals)
+        return f"{name} {best * 1e3:.4g} ms" if name == "latency" else f"{name} {best:g}"
+
+    # ---- verification of the reported candidates ------------------------------------------------
+    def _verify(self, study) -> None:
+        if self.spec.verify != "top":
+            return
+        by_name = {w.name: w for w in self.workloads}
+        failed: set[int] = set()
+        while True:
+            complete = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+            trials, verifies = self.journal.load(complete)
+            failed |= {n for n, v in verifies.items() if not v["verified"]}
+            targets = _tables.report_targets(trials, self.spec, exclude=failed)
+            todo = [n for n in targets if n not in verifies]
+            if not todo:
+                return
+            jobs = []
+            for number in todo:
+                rec = trials[number]
+                hw = hwconfigs.HwConfig.from_dict({k: rec["rows"][0][k] for k in hwconfigs.FIELDS})
+                for layer in rec["summary"]["layers"]:
+                    task = make_task(hw, by_name[layer["workload"]], layer["knobs"], "full", self.spec.seed)
+                    jobs.append((number, layer, task))
+            results = self._run_all([(job, job[2]) for job in jobs])
+            per_trial: dict[int, list] = {}
+            for (number, layer, task), (result, attempts) in zip(jobs, results):
+                count_ok = all(result.get(c) == layer[c] for c in COUNTERS)
+                row = dict(next(r for r in trials[number]["rows"] if r["workload"] == layer["workload"]
+                                and r["candidate"] == layer["candidate"] and r.get("chosen")))
+                row.update(result)
+                row.update(mode="full", attempt=attempts, cached=False, chosen=True)
+                if result["status"] == "ok" and not count_ok:
+                    row.update(status="mismatch", error="counters of the full run differ from the count-only run")
+                row["verified"] = row["status"] == "ok" and bool(row.get("correct"))
+                per_trial.setdefault(number, []).append(row)
+            for number, rows in per_trial.items():
+                verified = all(r["verified"] for r in rows)
+                self.journal.write_verify(number, rows, verified)
+                if not verified:
+                    failed.add(number)
+
+    def _run_all(self, jobs) -> list:
+        """Run (key, task) jobs to completion on the pool (cache first); [(measurement, attempts)]."""
+        results: dict[int, tuple] = {}
+        queue = list(enumerate(jobs))
+        attempts = {i: 0 for i, _ in queue}
+        inflight = 0
+        while queue or inflight:
+            while queue and self.pool.free_slots() > 0:
+                i, (_, task) = queue.pop(0)
+                key = task.key(self.evaluator.name)
+                hit = self.cache.get(key)
+                if hit is not None:
+                    results[i] = (hit, 1)
+                    continue
+                attempts[i] += 1
+                self.pool.submit((i, key), task)
+                inflight += 1
+            for outcome in self.pool.wait(timeout=0.5):
+                inflight -= 1
+                i, key = outcome.key
+                if outcome.crashed is not None:
+                    if attempts[i] < self.opt.max_attempts:
+                        queue.append((i, jobs[i]))
+                        continue
+                    results[i] = (measurement("run_error", outcome.crashed), attempts[i])
+                    continue
+                self.evaluated += 1
+                self.cache.put(key, outcome.result)
+                results[i] = (outcome.result, attempts[i])
+        return [results[i] for i in range(len(jobs))]
+
+
+def _count(items) -> dict:
+    out: dict = {}
+    for item in items:
+        out[item] = out.get(item, 0) + 1
+    return out
+
+
+def run_study(spec: StudySpec, evaluator, options: RunOptions) -> RunSummary:
+    """Run (or resume) a study to its budget and write the results into ``options.out``."""
+    return Driver(spec, evaluator, options).run()

@@ -1,0 +1,123 @@
+"""The inner search of co-design: tune one layer's schedule on one hardware trial, within a budget.
+
+A space no larger than the budget (or ``sampler = "grid"``) is enumerated exhaustively; a larger
+one is searched by an in-memory Optuna study (TPE or random) seeded from the study seed, the
+hardware trial and the layer, so a rerun proposes the same knobs. Knob sets the static check
+rejects cost no budget (up to ``REJECT_FACTOR`` × budget of them) and become ``infeasible`` rows.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+
+import optuna
+
+REJECT_FACTOR = 4
+DUPLICATE_TRIES = 50
+_INFEASIBLE = 1.0
+
+
+@dataclasses.dataclass
+class Proposal:
+    index: int                    # candidate number within this layer search
+    knobs: dict
+    rejected: str | None = None   # why the static check refused it (no evaluation)
+    handle: object = None         # inner Optuna trial
+
+
+class LayerSearch:
+    def __init__(self, space: dict, budget: int, sampler: str, seed: int, static_check):
+        self.names = sorted(space)
+        self.choices = {n: list(space[n]) for n in self.names}
+        for name, values in self.choices.items():
+            if not values:
+                raise ValueError(f"schedule knob {name!r} has no legal value on this hardware")
+        self.size = math.prod(len(v) for v in self.choices.values())
+        self.exhaustive = sampler == "grid" or self.size <= budget
+        self.budget = self.size if sampler == "grid" else min(budget, self.size)
+        self.static_check = static_check
+        self.asked = 0            # proposals sent for evaluation
+        self.told = 0
+        self.rejected = 0
+        self.exhausted = False
+        self._next_index = 0
+        self._seen: dict[str, int] = {}       # knob text -> candidate index
+        self.results: dict[int, tuple[dict, float | None]] = {}   # index -> (knobs, latency or None)
+        if self.exhaustive:
+            self._iter = itertools.product(*(range(len(self.choices[n])) for n in self.names))
+            self._study = None
+        else:
+            if sampler == "tpe":
+                inner = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, budget // 3)))
+            else:
+                inner = optuna.samplers.RandomSampler(seed=seed)
+            self._study = optuna.create_study(sampler=inner, direction="minimize")
+            self._dists = {n: optuna.distributions.CategoricalDistribution(list(range(len(self.choices[n]))))
+                           for n in self.names}
+
+    # ---- proposing -----------------------------------------------------------------------
+    def _knobs(self, picks) -> dict:
+        return {n: self.choices[n][i] for n, i in zip(self.names, picks)}
+
+    def _propose_raw(self):
+        if self._study is None:
+            picks = next(self._iter, None)
+            return (None, None) if picks is None else (self._knobs(picks), None)
+        trial = self._study.ask(self._dists)
+        return self._knobs([trial.params[n] for n in self.names]), trial
+
+    def next(self) -> Proposal | None:
+        """The next knob set to evaluate (or a rejected one to record); None when the budget is
+        spent or the space exhausted."""
+        if self.asked >= self.budget or self.exhausted:
+            return None
+        for _ in range(DUPLICATE_TRIES):
+            knobs, handle = self._propose_raw()
+            if knobs is None:
+                self.exhausted = True
+                return None
+            text = json.dumps(knobs, sort_keys=True)
+            if text in self._seen:   # a sampler repeating itself gets its earlier answer
+                self._tell(handle, self.results.get(self._seen[text], (None, None))[1])
+                continue
+            self._seen[text] = index = self._next_index
+            self._next_index += 1
+            reason = self.static_check(knobs)
+            if reason is not None:
+                self.rejected += 1
+                self.results[index] = (knobs, None)
+                self._tell(handle, None)
+                if self.rejected >= REJECT_FACTOR * self.budget:
+                    self.exhausted = True
+                return Proposal(index, knobs, rejected=reason)
+            self.asked += 1
+            return Proposal(index, knobs, handle=handle)
+        self.exhausted = True
+        return None
+
+    # ---- results -------------------------------------------------------------------------
+    def _tell(self, handle, latency: float | None) -> None:
+        if handle is None:
+            return
+        handle.set_constraint("failed", 0.0 if latency is not None else _INFEASIBLE)
+        self._study.tell(handle, latency if latency is not None else 0.0)
+
+    def report(self, proposal: Proposal, latency: float | None) -> None:
+        """The evaluated latency of a proposal (None: the candidate failed)."""
+        self.results[proposal.index] = (proposal.knobs, latency)
+        self.told += 1
+        self._tell(proposal.handle, latency)
+
+    @property
+    def done(self) -> bool:
+        return (self.asked >= self.budget or self.exhausted) and self.told >= self.asked
+
+    def best(self) -> tuple[int, dict, float] | None:
+        ok = [(lat, i, k) for i, (k, lat) in self.results.items() if lat is not None]
+        if not ok:
+            return None
+        lat, index, knobs = min(ok, key=lambda x: (x[0], x[1]))
+        return index, knobs, lat
+

@@ -1,0 +1,76 @@
+"""The evaluator interface: everything the driver asks of compiler + simulator, and nothing else.
+
+The product's evaluator is :class:`dse.evaluate.SimulatorEvaluator`; tests inject doubles. An
+evaluator must be picklable (it is shipped to Ray workers once per study).
+
+- ``name``: identifies the evaluator in cache keys (a double's numbers never answer for the
+  simulator's);
+- ``ops``: the operators a study file may name, each ``{param: default}`` (``dse._study.REQUIRED``
+  for a mandatory one);
+- ``resolve(workloads)``: expand/complete the study's workloads (e.g. ``resnet18`` into its
+  layers); raises :class:`dse.StudyError` for a workload that does not exist;
+- ``knob_space(workload, hw)``: every legal value of every schedule knob on this hardware;
+  raises on a layer the hardware cannot run at all;
+- ``static_check(workload, hw, knobs)``: ``None``, or why the knob set cannot fit (no compile);
+- ``evaluate(task)``: a :class:`Measurement` dict; a failing candidate is a status, never a raise.
+
+``hw`` is always a :class:`hwconfigs.HwConfig`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Protocol
+
+from ._columns import COUNTERS
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One candidate to evaluate: hardware × workload × schedule knobs, in a mode."""
+
+    hw: tuple                    # sorted (key, value) pairs of the HwConfig
+    workload: Any                # dse._study.Workload
+    knobs: tuple                 # sorted (name, json-text value) pairs
+    mode: str = "count"          # "count": counters + cycle model; "full": also compute and verify
+    seed: int = 0                # inputs of a full run
+
+    @property
+    def hw_dict(self) -> dict:
+        return dict(self.hw)
+
+    @property
+    def knob_dict(self) -> dict:
+        return {k: json.loads(v) for k, v in self.knobs}
+
+    def key(self, evaluator_name: str) -> str:
+        """Cache key: identical candidates (hardware, workload, schedule, mode) evaluate once."""
+        return json.dumps([evaluator_name, self.hw, self.workload.key(), self.knobs, self.mode,
+                           self.seed if self.mode == "full" else 0])
+
+
+def make_task(hw_config, workload, knobs: dict, mode: str = "count", seed: int = 0) -> Task:
+    hw = tuple(sorted(hw_config.to_dict().items()))
+    knob_items = tuple(sorted((k, json.dumps(v)) for k, v in knobs.items()))
+    return Task(hw, workload, knob_items, mode, seed)
+
+
+def measurement(status: str, error: str = "", **values) -> dict:
+    """A measurement dict with every field present (missing numbers are None)."""
+    out = {"status": status, "error": error, **{c: None for c in COUNTERS}, "cycles": None,
+           "latency_s": None, "correct": None, "compile_s": None, "sim_s": None}
+    out.update(values)
+    return out
+
+
+class Evaluator(Protocol):
+    name: str
+    ops: dict
+
+    def resolve(self, workloads) -> list: ...
+
+    def knob_space(self, workload, hw) -> dict: ...
+
+    def static_check(self, workload, hw, knobs: dict) -> str | None: ...
+
+    def evaluate(self, task: Task) -> dict: ...

@@ -1,0 +1,67 @@
+"""Opening the Optuna storage: SQLite in the output folder by default, any RDB URL otherwise.
+
+A URL that cannot work is refused with the reason (not a database URL, unknown backend,
+missing driver, server unreachable), with the password hidden.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._study import StudyError
+
+HEARTBEAT_S = 10      # a running trial's driver proves it is alive this often
+GRACE_S = 60          # after this long without a heartbeat, another driver may fail the trial
+BACKENDS = ("sqlite", "postgresql", "mysql", "mariadb", "oracle", "mssql")
+
+
+def default_url(out: Path) -> str:
+    return f"sqlite:///{Path(out).resolve() / 'study.db'}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def open_storage(url: str):
+    """An ``optuna.storages.RDBStorage`` with heartbeats on; raises :class:`StudyError`."""
+    import optuna
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise StudyError(f"--storage {url!r} is not a database URL ({_first_line(exc)}); expected e.g. "
+                         f"sqlite:///path/to/study.db or postgresql://user:password@host:5432/db") from None
+    shown = parsed.render_as_string(hide_password=True)
+    backend = parsed.get_backend_name()
+    if backend not in BACKENDS:
+        raise StudyError(f"--storage {shown!r}: unknown database backend {backend!r}; "
+                         f"Optuna storages are one of {', '.join(BACKENDS)}")
+    try:
+        dialect = parsed.get_dialect()
+        getattr(dialect, "import_dbapi", getattr(dialect, "dbapi", lambda: None))()
+    except NoSuchModuleError as exc:
+        raise StudyError(f"--storage {shown!r}: no SQLAlchemy dialect for {parsed.drivername!r} "
+                         f"({_first_line(exc)})") from None
+    except ImportError as exc:
+        raise StudyError(f"--storage {shown!r}: the database driver is not installed ({_first_line(exc)}); "
+                         f"for PostgreSQL: pip install 'psycopg[binary]'") from None
+    engine_kwargs = {}
+    if backend == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:":
+            raise StudyError(f"--storage {shown!r}: an in-memory SQLite database cannot be resumed; "
+                             f"give a file, e.g. sqlite:///study.db")
+        parent = Path(database).expanduser().resolve().parent
+        if not parent.is_dir():
+            raise StudyError(f"--storage {shown!r}: folder {str(parent)!r} does not exist")
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
+                                          grace_period=GRACE_S)
+    except Exception as exc:
+        raise StudyError(f"cannot open storage {shown!r}: {type(exc).__name__}: {_first_line(exc)}") from None

@@ -1,0 +1,348 @@
+"""Study files (``studies/*.toml``): the schema, strict validation and the parsed ``StudySpec``.
+
+Every table declares its keys; an unknown key is an error naming it, where it sits and the
+closest valid key (timeloopfe style). Values out of range and search spaces that cannot hold a
+single valid hardware configuration are refused here, before anything runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # python < 3.11
+    import tomli as tomllib
+
+import hwconfigs
+
+from ._columns import LOG_KEYS, RESOURCES
+
+SAMPLERS = ("tpe", "nsga2", "random", "grid", "gp", "cmaes")
+INNER_SAMPLERS = ("tpe", "random", "grid")
+OBJECTIVES = ("latency", *RESOURCES)
+DIRECTIONS = ("minimize", "maximize")
+VERIFY = ("all", "top", "none")
+REQUIRED = object()
+# Spaces up to this many hardware points are enumerated when the file is loaded, to refuse a
+# space without a single valid configuration.
+ENUMERATE_LIMIT = 50_000
+
+
+class StudyError(ValueError):
+    """A study file (or a command-line override) that cannot be run; the message names the key."""
+
+
+def _closest(key: str, valid) -> str:
+    match = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class HwKnob:
+    name: str
+    values: tuple[int, ...]        # every value, ascending
+    is_range: bool                 # from {low, high}: an integer distribution, else categorical
+
+    @property
+    def low(self) -> int:
+        return self.values[0]
+
+    @property
+    def high(self) -> int:
+        return self.values[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """One layer of the study, as plain data (the evaluator builds the real operator)."""
+
+    name: str
+    op: str
+    params: tuple            # sorted (key, value) pairs
+    count: int = 1
+
+    @property
+    def param_dict(self) -> dict:
+        return dict(self.params)
+
+    def key(self) -> str:
+        return json.dumps({"op": self.op, "params": dict(self.params)}, sort_keys=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySpec:
+    path: str
+    name: str
+    base: hwconfigs.HwConfig
+    sampler: str
+    seed: int
+    n_trials: int
+    timeout: float | None
+    candidate_timeout: float
+    verify: str
+    verify_top_k: int
+    objectives: tuple[tuple[str, str], ...]      # (name, direction) in file order
+    hardware: tuple[HwKnob, ...]
+    schedule_sampler: str
+    trials_per_layer: int
+    constraints: tuple[tuple[str, float], ...]   # (resource, max allowed)
+    workloads: tuple[Workload, ...]
+    raw: dict = dataclasses.field(compare=False, repr=False, default_factory=dict)
+
+    @property
+    def objective_names(self) -> list[str]:
+        return [name for name, _ in self.objectives]
+
+    @property
+    def directions(self) -> list[str]:
+        return [direction for _, direction in self.objectives]
+
+    def hardware_grid_size(self) -> int:
+        return math.prod(len(k.values) for k in self.hardware)
+
+    def fingerprint(self) -> str:
+        """What must not change when a study is resumed (the budget and the name may)."""
+        keep = {k: v for k, v in self.raw.items() if k != "study"}
+        study = {k: v for k, v in self.raw.get("study", {}).items()
+                 if k not in ("n_trials", "timeout", "name", "candidate_timeout")}
+        text = json.dumps({"study": study, **keep}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def hw_config(self, params: Mapping[str, int]) -> hwconfigs.HwConfig:
+        """The hardware of one trial; raises ``hwconfigs.ConfigError`` when VTA cannot be built."""
+        return self.base.replace(**dict(params)) if params else self.base
+
+
+# ---- schema helpers -------------------------------------------------------------------------
+
+def _check_keys(table: Mapping, valid, where: str) -> None:
+    for key in table:
+        if key not in valid:
+            raise StudyError(f"unknown key {key!r} in {where}{_closest(key, valid)}; "
+                             f"valid keys: {', '.join(valid)}")
+
+
+def _int(value, where: str, low: int | None = None, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StudyError(f"{where} must be an integer, got {value!r}")
+    if low is not None and value < low:
+        raise StudyError(f"{where} = {value} must be >= {low}")
+    if high is not None and value > high:
+        raise StudyError(f"{where} = {value} must be <= {high}")
+    return value
+
+
+def _number(value, where: str, positive: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise StudyError(f"{where} must be a number, got {value!r}")
+    if positive and value <= 0:
+        raise StudyError(f"{where} = {value} must be > 0")
+    return float(value)
+
+
+def _choice(value, where: str, valid) -> str:
+    if not isinstance(value, str) or value not in valid:
+        raise StudyError(f"{where} = {value!r} is not one of {', '.join(valid)}"
+                         + (_closest(value, valid) if isinstance(value, str) else ""))
+    return value
+
+
+def _table(data: Mapping, key: str, where: str) -> dict:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise StudyError(f"{where}.{key} must be a table, got {type(value).__name__}")
+    return dict(value)
+
+
+# ---- sections --------------------------------------------------------------------------------
+
+STUDY_KEYS = ("name", "base", "sampler", "seed", "n_trials", "timeout", "candidate_timeout", "verify",
+              "verify_top_k")
+SCHEDULE_KEYS = ("sampler", "trials_per_layer")
+CONSTRAINT_KEYS = ("board", *RESOURCES)
+TOP_KEYS = ("study", "objectives", "hardware", "schedule", "constraints", "workloads")
+
+
+def _hardware(table: Mapping, src: str) -> tuple[HwKnob, ...]:
+    knobs = []
+    for key, spec in table.items():
+        where = f"{src} [hardware] {key}"
+        if key not in LOG_KEYS:
+            raise StudyError(f"unknown key {key!r} in {src} [hardware]{_closest(key, LOG_KEYS)}; "
+                             f"hardware knobs are the LOG_* keys: {', '.join(LOG_KEYS)}")
+        _, low_ok, high_ok = hwconfigs.FIELDS[key]
+        if isinstance(spec, list):
+            if not spec:
+                raise StudyError(f"{where}: the list of values is empty")
+            values = [_int(v, f"{where} value", low_ok, high_ok) for v in spec]
+            if len(set(values)) != len(values):
+                raise StudyError(f"{where}: repeated values in {values}")
+            knobs.append(HwKnob(key, tuple(sorted(values)), False))
+        elif isinstance(spec, Mapping):
+            _check_keys(spec, ("low", "high"), where)
+            if "low" not in spec or "high" not in spec:
+                raise StudyError(f"{where}: a range needs both 'low' and 'high'")
+            low = _int(spec["low"], f"{where}.low", low_ok, high_ok)
+            high = _int(spec["high"], f"{where}.high", low_ok, high_ok)
+            if low > high:
+                raise StudyError(f"{where}: empty range, low = {low} > high = {high}")
+            knobs.append(HwKnob(key, tuple(range(low, high + 1)), True))
+        else:
+            raise StudyError(f"{where} must be a list of values or a {{low, high}} range, got {spec!r}")
+    return tuple(knobs)
+
+
+def _check_space_has_valid_point(base: hwconfigs.HwConfig, knobs, src: str) -> None:
+    size = math.prod(len(k.values) for k in knobs)
+    if not knobs or size > ENUMERATE_LIMIT:
+        return
+    first_error = None
+    for values in itertools.product(*(k.values for k in knobs)):
+        try:
+            base.replace(**{k.name: v for k, v in zip(knobs, values)})
+            return
+        except hwconfigs.ConfigError as exc:
+            first_error = first_error or exc
+    raise StudyError(f"{src} [hardware]: none of the {size} configurations of this space can be built "
+                     f"on the base preset; for example: {first_error}")
+
+
+def _workloads(items, src: str, ops: Mapping[str, Mapping[str, Any]]) -> tuple[Workload, ...]:
+    if not isinstance(items, list) or not items:
+        raise StudyError(f"{src}: [[workloads]] is missing; a study needs at least one workload "
+                         f"(op one of {', '.join(ops)})")
+    out = []
+    for index, item in enumerate(items):
+        where = f"{src} [[workloads]] #{index + 1}"
+        if not isinstance(item, Mapping):
+            raise StudyError(f"{where} must be a table")
+        if "op" not in item:
+            raise StudyError(f"{where}: missing key 'op' (one of {', '.join(ops)})")
+        op = _choice(item["op"], f"{where} op", list(ops))
+        schema = ops[op]
+        _check_keys(item, ("op", "name", "count", *schema), where)
+        params = {}
+        for key, default in schema.items():
+            if key in item:
+                value = item[key]
+                if isinstance(default, list) or (default is REQUIRED and isinstance(value, list)):
+                    if not isinstance(value, list):
+                        raise StudyError(f"{where} {key} must be a list, got {value!r}")
+                    params[key] = tuple(value)
+                elif isinstance(value, str):
+                    params[key] = value
+                else:
+                    params[key] = _int(value, f"{where} {key}", 0)
+            elif default is REQUIRED:
+                raise StudyError(f"{where} ({op}): missing key {key!r}")
+            elif default is not None:
+                params[key] = tuple(default) if isinstance(default, list) else default
+        count = _int(item.get("count", 1), f"{where} count", 1)
+        name = item.get("name", f"{op}{index + 1}")
+        if not isinstance(name, str) or not name:
+            raise StudyError(f"{where} name must be a non-empty string")
+        out.append(Workload(name, op, tuple(sorted(params.items())), count))
+    names = [w.name for w in out]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise StudyError(f"{src}: workload names must be unique, repeated: {', '.join(sorted(dup))}")
+    return tuple(out)
+
+
+def parse_study(data: Mapping, path: str, ops: Mapping[str, Mapping[str, Any]],
+                trials: int | None = None) -> StudySpec:
+    """Validate a parsed TOML document against the schema (``ops``: the evaluator's operators
+    and their parameters, ``REQUIRED`` or a default)."""
+    src = str(path)
+    _check_keys(data, TOP_KEYS, src)
+    study = _table(data, "study", src)
+    _check_keys(study, STUDY_KEYS, f"{src} [study]")
+    base_spec = study.get("base", "default")
+    try:
+        if isinstance(base_spec, str) and base_spec.endswith(".json") and not Path(base_spec).is_absolute():
+            candidate = Path(path).parent / base_spec
+            base_spec = str(candidate) if candidate.is_file() else base_spec
+        base = hwconfigs.resolve_config(base_spec)
+    except hwconfigs.ConfigError as exc:
+        raise StudyError(f"{src} [study] base: {exc}") from None
+    sampler = _choice(study.get("sampler", "tpe"), f"{src} [study] sampler", SAMPLERS)
+    seed = _int(study.get("seed", 0), f"{src} [study] seed", 0)
+    n_trials = _int(study.get("n_trials", 20), f"{src} [study] n_trials", 1)
+    if trials is not None:
+        n_trials = _int(trials, "--trials", 1)
+    timeout = _number(study["timeout"], f"{src} [study] timeout") if "timeout" in study else None
+    candidate_timeout = _number(study.get("candidate_timeout", 300), f"{src} [study] candidate_timeout")
+    verify = _choice(study.get("verify", "top"), f"{src} [study] verify", VERIFY)
+    verify_top_k = _int(study.get("verify_top_k", 3), f"{src} [study] verify_top_k", 1)
+
+    objectives_table = _table(data, "objectives", src) or {"latency": "minimize"}
+    _check_keys(objectives_table, OBJECTIVES, f"{src} [objectives]")
+    objectives = tuple((k, _choice(v, f"{src} [objectives] {k}", DIRECTIONS))
+                       for k, v in objectives_table.items())
+
+    hardware = _hardware(_table(data, "hardware", src), src)
+    _check_space_has_valid_point(base, hardware, src)
+
+    schedule = _table(data, "schedule", src)
+    _check_keys(schedule, SCHEDULE_KEYS, f"{src} [schedule]")
+    schedule_sampler = _choice(schedule.get("sampler", "tpe"), f"{src} [schedule] sampler", INNER_SAMPLERS)
+    trials_per_layer = _int(schedule.get("trials_per_layer", 16), f"{src} [schedule] trials_per_layer", 1)
+
+    constraints_table = _table(data, "constraints", src)
+    _check_keys(constraints_table, CONSTRAINT_KEYS, f"{src} [constraints]")
+    limits: dict[str, float] = {}
+    if "board" in constraints_table:
+        board = constraints_table["board"]
+        targets = list(hwconfigs.FPGA_TARGETS)
+        _choice(board, f"{src} [constraints] board", targets)
+        cap = hwconfigs.CAPACITIES[hwconfigs.FPGA_TARGETS[board].part]
+        limits.update(bram=cap.bram, dsp=cap.dsp, lut=cap.lut)
+    for key in RESOURCES:
+        if key in constraints_table:
+            limits[key] = _number(constraints_table[key], f"{src} [constraints] {key}")
+    constraints = tuple((k, limits[k]) for k in RESOURCES if k in limits)
+
+    if sampler == "grid":
+        if not hardware:
+            raise StudyError(f"{src} [study] sampler = 'grid' needs at least one [hardware] knob")
+        n_trials = min(n_trials, math.prod(len(k.values) for k in hardware))
+    if sampler == "cmaes" and len(objectives) > 1:
+        raise StudyError(f"{src} [study] sampler = 'cmaes' optimizes one objective; [objectives] has "
+                         f"{len(objectives)} ({', '.join(k for k, _ in objectives)}); use 'tpe' or 'nsga2'")
+    if sampler == "gp":
+        try:
+            import torch  # noqa: F401  (Optuna's GPSampler is built on it)
+        except ImportError:
+            raise StudyError(f"{src} [study] sampler = 'gp': Optuna's GPSampler needs PyTorch, which is "
+                             f"not installed (pip install torch), or choose 'tpe'") from None
+
+    workloads = _workloads(data.get("workloads"), src, ops)
+    name = study.get("name", Path(path).stem)
+    if not isinstance(name, str) or not name:
+        raise StudyError(f"{src} [study] name must be a non-empty string")
+    return StudySpec(path=src, name=name, base=base, sampler=sampler, seed=seed, n_trials=n_trials,
+                     timeout=timeout, candidate_timeout=candidate_timeout, verify=verify,
+                     verify_top_k=verify_top_k, objectives=objectives, hardware=hardware,
+                     schedule_sampler=schedule_sampler, trials_per_layer=trials_per_layer,
+                     constraints=constraints, workloads=workloads, raw=json.loads(json.dumps(data, default=str)))
+
+
+def load_study(path, ops: Mapping[str, Mapping[str, Any]], trials: int | None = None) -> StudySpec:
+    """Read and validate a study file; every problem raises :class:`StudyError`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise StudyError(f"cannot read study file {str(path)!r}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyError(f"{path}: malformed TOML: {exc}") from None
+    return parse_study(data, str(path), ops, trials=trials)

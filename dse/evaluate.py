@@ -1,0 +1,164 @@
+"""Candidate evaluation on our compiler and simulator: compile → run → verify → one measurement.
+
+This is the only module of ``dse`` that imports ``compiler`` or ``simulator``; the rest of the
+package sees them through the evaluator interface (``dse._protocol``). The pipeline is a list of
+stages, each replaceable; a stage that fails ends the candidate with a classified status:
+
+    build hardware   ConfigError          -> infeasible
+    static check     CompileError         -> infeasible   (workloads.check_knobs: cannot fit)
+    compile          CompileError, other  -> compile_error
+    run              any exception        -> run_error    (count-only or full)
+    verify           output != numpy      -> mismatch     (full mode only)
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import numpy as np
+
+import hwconfigs
+
+from ._columns import COUNTERS
+from ._protocol import Task, measurement
+from ._study import REQUIRED, StudyError
+
+OPS = {
+    "dense": {"batch": 1, "in_features": REQUIRED, "out_features": REQUIRED},
+    "conv2d": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
+               "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0},
+    # every layer of ResNet-18 as VTA offloads it (or those named in ``layers``)
+    "resnet18": {"batch": 1, "layers": []},
+}
+
+
+def _workloads_module():
+    try:
+        from compiler import workloads
+    except ImportError as exc:
+        raise StudyError(f"the operator library compiler.workloads is not available ({exc}); "
+                         f"the simulator evaluator cannot build layers") from None
+    return workloads
+
+
+def _check_counter_names() -> None:
+    import simulator
+
+    if tuple(simulator.COUNTER_NAMES) != COUNTERS:
+        raise RuntimeError(f"simulator counters {simulator.COUNTER_NAMES} differ from dse's {COUNTERS}")
+
+
+@functools.lru_cache(maxsize=512)
+def _layer(op: str, params: tuple):
+    workloads = _workloads_module()
+    p = dict(params)
+    if op == "dense":
+        return workloads.Dense(**p)
+    if op == "conv2d":
+        return workloads.Conv2D(**p)
+    if op == "resnet18_layer":
+        return workloads.resnet18(batch=p["batch"])[p["layer"]]
+    raise StudyError(f"unknown op {op!r}")
+
+
+def _env(hw) -> "hwconfigs.Env":
+    cfg = hw if isinstance(hw, hwconfigs.HwConfig) else hwconfigs.HwConfig.from_dict(dict(hw))
+    return hwconfigs.get_env(cfg)
+
+
+def _compile_error_types():
+    import compiler
+
+    return (getattr(compiler, "CompileError", ValueError),)
+
+
+class SimulatorEvaluator:
+    """Evaluates candidates with ``compiler.workloads`` and ``simulator.run``; the cycle model
+    gives the latency (``res.cycles``; the timing model of ``simulator.timing`` when the run
+    result does not carry cycles)."""
+
+    name = "simulator-v1"
+    ops = OPS
+
+    # ---- driver side ---------------------------------------------------------------------
+    def resolve(self, workloads) -> list:
+        from ._study import Workload
+
+        out = []
+        for w in workloads:
+            if w.op != "resnet18":
+                _layer(w.op, w.params)     # constructing it validates the parameters
+                out.append(w)
+                continue
+            p = w.param_dict
+            net = _workloads_module().resnet18(batch=p["batch"])
+            names = list(p.get("layers") or net)
+            for name in names:
+                if name not in net:
+                    import difflib
+                    close = difflib.get_close_matches(name, list(net), n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    raise StudyError(f"workload {w.name!r}: resnet18 has no layer {name!r}{hint}; "
+                                     f"layers: {', '.join(net)}")
+                count = getattr(net[name], "count", 1) * w.count
+                out.append(Workload(name if len(workloads) == 1 else f"{w.name}.{name}", "resnet18_layer",
+                                    (("batch", p["batch"]), ("layer", name)), count))
+        return out
+
+    def knob_space(self, workload, hw) -> dict:
+        return dict(_workloads_module().knob_space(_layer(workload.op, workload.params), _env(hw)))
+
+    def static_check(self, workload, hw, knobs) -> str | None:
+        try:
+            _workloads_module().check_knobs(_layer(workload.op, workload.params), _env(hw), knobs)
+        except _compile_error_types() as exc:
+            return str(exc)
+        return None
+
+    # ---- worker side ---------------------------------------------------------------------
+    def evaluate(self, task: Task) -> dict:
+        _check_counter_names()
+        import simulator
+
+        workloads = _workloads_module()
+        compile_errors = _compile_error_types()
+        try:
+            env = _env(task.hw)
+        except hwconfigs.ConfigError as exc:
+            return measurement("infeasible", str(exc))
+        layer = _layer(task.workload.op, task.workload.params)
+        knobs = task.knob_dict
+        t0 = time.perf_counter()
+        try:
+            workloads.check_knobs(layer, env, knobs)
+        except compile_errors as exc:
+            return measurement("infeasible", str(exc))
+        try:
+            mod = workloads.build(layer, env=env, knobs=knobs)
+        except compile_errors as exc:
+            return measurement("compile_error", str(exc), compile_s=time.perf_counter() - t0)
+        except Exception as exc:   # a compiler bug is this candidate's failure, not the study's
+            return measurement("compile_error", f"{type(exc).__name__}: {exc}", compile_s=time.perf_counter() - t0)
+        compile_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        correct = None
+        try:
+            if task.mode == "full":
+                inputs = workloads.random_inputs(layer, env, task.seed, knobs)
+                expected = workloads.reference(layer, *inputs)
+                out = workloads.empty_output(layer, env)
+                res = simulator.run(mod, *inputs, out)
+                correct = bool(np.array_equal(out, expected))
+            else:
+                res = simulator.run(mod, count_only=True)
+            cycles, seconds = res.cycles, res.seconds
+        except Exception as exc:
+            return measurement("run_error", f"{type(exc).__name__}: {exc}", compile_s=compile_s,
+                               sim_s=time.perf_counter() - t1)
+        sim_s = time.perf_counter() - t1
+        status, error = "ok", ""
+        if correct is False:
+            status, error = "mismatch", "simulator output differs from the numpy reference"
+        return measurement(status, error, **{c: int(res.stats[c]) for c in COUNTERS}, cycles=int(cycles),
+                           latency_s=float(seconds), correct=correct, compile_s=compile_s, sim_s=sim_s)
+

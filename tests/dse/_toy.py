@@ -1,0 +1,115 @@
+"""TEST DOUBLE — an analytic evaluator for exercising the search driver's mechanics.
+
+``ToyEvaluator`` is NOT a model of VTA: its counters and cycles are closed-form functions of a
+tiled GEMM's knobs and the hardware geometry, so tests of the driver (Optuna storage, Ray,
+resume, caching, failures) run in milliseconds and have a brute-force answer. The product path
+(`vta-dse run`) uses ``dse.evaluate.SimulatorEvaluator``. It injects faults on demand through
+the workload's ``fault`` parameter:
+
+- ``crash_once:DIR``  the worker process dies (os._exit) the first time it meets a candidate
+  (a marker file per candidate in DIR);
+- ``hang:N``          candidates with ``tile_n == N`` sleep for an hour (timeouts);
+- ``compile_error:N`` candidates with ``tile_k == N`` fail to "compile".
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+import hwconfigs
+from dse import measurement
+from dse._study import REQUIRED
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _tiles(w, env):
+    p = w.param_dict
+    return (math.ceil(p["m"] / env.BATCH), math.ceil(p["n"] / env.BLOCK_OUT), math.ceil(p["k"] / env.BLOCK_IN))
+
+
+def _env(hw):
+    return hwconfigs.get_env(hw if isinstance(hw, hwconfigs.HwConfig) else hwconfigs.HwConfig.from_dict(dict(hw)))
+
+
+def toy_figures(env, p, knobs) -> dict:
+    """The closed-form counters and cycles of a tiled GEMM (the test double's 'truth')."""
+    mt, nt, kt = math.ceil(p["m"] / env.BATCH), math.ceil(p["n"] / env.BLOCK_OUT), math.ceil(p["k"] / env.BLOCK_IN)
+    tm, tn, tk, nthread = knobs["tile_m"], knobs["tile_n"], knobs["tile_k"], knobs["nthread"]
+    tiles = (mt // tm) * (nt // tn) * (kt // tk)
+    stats = {"inp_load_nbytes": mt * kt * env.INP_ELEM_BYTES * (nt // tn),
+             "wgt_load_nbytes": nt * kt * env.WGT_ELEM_BYTES * (mt // tm),
+             "acc_load_nbytes": 0,
+             "uop_load_nbytes": 4 * tm * tn * tiles,
+             "out_store_nbytes": mt * nt * env.OUT_ELEM_BYTES,
+             "gemm_counter": mt * nt * kt,
+             "alu_counter": 0}
+    bus = env.BUS_WIDTH // 8
+    load = (stats["inp_load_nbytes"] + stats["wgt_load_nbytes"] + stats["uop_load_nbytes"]) / bus + 32 * tiles
+    compute = stats["gemm_counter"] + 4 * tiles
+    store = stats["out_store_nbytes"] / bus
+    cycles = int(max(load, compute) + min(load, compute) / 8 + store) if nthread == 2 else int(load + compute + store)
+    return {"stats": stats, "cycles": cycles, "seconds": cycles / (env.fpga.freq_mhz * 1e6)}
+
+
+class ToyEvaluator:
+    name = "toy-gemm-test-double"
+    ops = {"toy_gemm": {"m": REQUIRED, "n": REQUIRED, "k": REQUIRED, "sleep_ms": 0, "fault": ""}}
+
+    def resolve(self, workloads):
+        return list(workloads)
+
+    def knob_space(self, w, hw):
+        mt, nt, kt = _tiles(w, _env(hw))
+        return {"tile_m": _divisors(mt), "tile_n": _divisors(nt), "tile_k": _divisors(kt), "nthread": [1, 2]}
+
+    def static_check(self, w, hw, knobs):
+        env = _env(hw)
+        t = knobs["nthread"]
+        need = {"inp": knobs["tile_m"] * knobs["tile_k"] * env.INP_ELEM_BYTES * t,
+                "wgt": knobs["tile_n"] * knobs["tile_k"] * env.WGT_ELEM_BYTES * t,
+                "acc": knobs["tile_m"] * knobs["tile_n"] * env.ACC_ELEM_BYTES * t}
+        have = {"inp": env.INP_BUFF_SIZE, "wgt": env.WGT_BUFF_SIZE, "acc": env.ACC_BUFF_SIZE}
+        for buf in need:
+            if need[buf] > have[buf]:
+                return f"{buf} buffer needs {need[buf]} B, has {have[buf]} B"
+        return None
+
+    def evaluate(self, task):
+        p = task.workload.param_dict
+        knobs = task.knob_dict
+        env = _env(task.hw)
+        fault = p.get("fault", "")
+        t0 = time.perf_counter()
+        if fault.startswith("crash_once:"):
+            marker = Path(fault.split(":", 1)[1]) / hashlib.sha1(task.key(self.name).encode()).hexdigest()
+            if not marker.exists():
+                marker.write_text("crashed here once\n")
+                os._exit(17)
+        if fault.startswith("hang:") and knobs["tile_n"] == int(fault.split(":")[1]):
+            time.sleep(3600)
+        if fault.startswith("compile_error:") and knobs["tile_k"] == int(fault.split(":")[1]):
+            return measurement("compile_error", "toy: tile_k refused", compile_s=0.0)
+        reason = self.static_check(task.workload, task.hw, knobs)
+        if reason:
+            return measurement("infeasible", reason)
+        if p.get("sleep_ms"):
+            time.sleep(p["sleep_ms"] / 1000)
+        fig = toy_figures(env, p, knobs)
+        correct = None
+        if task.mode == "full":   # a real computation, tiled as the knobs say, against numpy
+            rng = np.random.default_rng(task.seed)
+            a = rng.integers(-8, 8, (p["m"], p["k"]), dtype=np.int32)
+            b = rng.integers(-8, 8, (p["k"], p["n"]), dtype=np.int32)
+            tk = max(1, p["k"] // max(1, math.ceil(p["k"] / env.BLOCK_IN) // knobs["tile_k"]))
+            acc = sum(a[:, i:i + tk] @ b[i:i + tk, :] for i in range(0, p["k"], tk))
+            correct = bool(np.array_equal(acc, a @ b))
+        return measurement("ok", **fig["stats"], cycles=fig["cycles"], latency_s=fig["seconds"], correct=correct,
+                           compile_s=time.perf_counter() - t0, sim_s=0.0)
