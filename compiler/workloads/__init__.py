@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 from ._knobs import check_knobs, fallback_knobs, knob_space, normalize_knobs, tile_footprint
-from ._layers import TUTORIAL_EPILOGUE, Conv2D, Dense
+from ._layers import ELEMENTWISE_OPS, TUTORIAL_EPILOGUE, Conv2D, Dense, Elementwise
 from ._numeric import empty_output, input_shapes, output_shape, random_inputs, reference
 from ._resnet import dense_shapes, resnet18
 
-__all__ = ["Conv2D", "Dense", "TUTORIAL_EPILOGUE", "build", "check_knobs", "dense_shapes", "empty_output",
+__all__ = ["Conv2D", "Dense", "ELEMENTWISE_OPS", "Elementwise", "TUTORIAL_EPILOGUE", "build", "check_knobs", "dense_shapes", "empty_output",
            "fallback_knobs", "input_shapes", "knob_space", "normalize_knobs", "output_shape", "random_inputs",
            "reference", "resnet18", "schedule", "tile_footprint"]
 
@@ -20,11 +20,11 @@ def schedule(layer, env=None, knobs=None):
     """(schedule, argument tensors) of the layer's template under ``knobs``."""
     import hwconfigs
 
-    from ._templates import conv2d_packed, dense_packed
+    from ._templates import alu_packed, conv2d_packed, dense_packed
 
     env = env or hwconfigs.get_env()
     knobs = check_knobs(layer, env, knobs)
-    template = conv2d_packed if isinstance(layer, Conv2D) else dense_packed
+    template = {Conv2D: conv2d_packed, Dense: dense_packed, Elementwise: alu_packed}[type(layer)]
     return template(layer, env, knobs)
 
 

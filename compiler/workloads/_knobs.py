@@ -7,7 +7,7 @@ of every knob: each split ``[-1, 1]`` and one thread (vta-spec §6.10).
 from __future__ import annotations
 
 from ..ir import CompileError
-from ._layers import Conv2D, Dense, check_packing
+from ._layers import Conv2D, Dense, Elementwise, check_packing
 
 
 def _factors(n: int) -> list[int]:
@@ -23,10 +23,14 @@ def split_axes(layer, env) -> dict[str, int]:
     if isinstance(layer, Dense):
         return {"tile_b": layer.batch // env.BATCH, "tile_ci": layer.in_features // env.BLOCK_IN,
                 "tile_co": layer.out_features // env.BLOCK_OUT}
+    if isinstance(layer, Elementwise):
+        return {"tile_co": layer.channels // env.BLOCK_OUT, "tile_h": layer.height, "tile_w": layer.width}
     raise CompileError(f"no schedule template for {type(layer).__name__}")
 
 
 def thread_knobs(layer) -> tuple[str, ...]:
+    if isinstance(layer, Elementwise):
+        return ()
     return ("oc_nthread", "h_nthread") if isinstance(layer, Conv2D) else ("oc_nthread",)
 
 
@@ -41,6 +45,8 @@ def extra_knobs(layer) -> dict[str, list]:
                  only lowers with tile_co inner 1; 'co_outer' moves it out
     bias_dtype   with a bias: int32 in DRAM (ACC load) or int8 (ACC_8BIT load, 4x less DMA)
     """
+    if isinstance(layer, Elementwise):
+        return {"store_axis": ["co", "h", "w"]}
     knobs = {"load_level": ["ci_tile", "ci_block"]}
     if isinstance(layer, Conv2D):
         knobs["outer_order"] = ["hcw", "chw", "hwc", "cwh", "whc", "wch"]
@@ -114,14 +120,18 @@ def _dma_dims(extents_strides) -> int:
     return len(merged) + (0 if merged and merged[0][1] == 1 else 1)
 
 
-def _check_conv_dma_shapes(layer, k) -> None:
-    """Reject tiles whose DRAM side is not a 2-D block of rows (one y stride, contiguous x)."""
-    H, W = layer.out_height, layer.out_width
+def _check_store_shape(H, W, k, what="output") -> None:
     co, h, w = k["tile_co"][1], k["tile_h"][1], k["tile_w"][1]
     if k["store_axis"] == "co" and _dma_dims([(co, H * W), (h, W), (w, 1)]) > 2:
-        raise CompileError(f"store of a {co}x{h}x{w} output tile (tile_co {k['tile_co']}, tile_h {k['tile_h']}, "
+        raise CompileError(f"{'store' if what == 'output' else 'load'} of a {co}x{h}x{w} {what} tile (tile_co {k['tile_co']}, tile_h {k['tile_h']}, "
                            f"tile_w {k['tile_w']}) is a 3-D copy; the DMA moves 2-D blocks "
                            f"(use whole rows, one co block, or store_axis 'h')")
+
+
+def _check_conv_dma_shapes(layer, k) -> None:
+    """Reject tiles whose DRAM side is not a 2-D block of rows (one y stride, contiguous x)."""
+    _check_store_shape(layer.out_height, layer.out_width, k)
+    h, w = k["tile_h"][1], k["tile_w"][1]
     ci = k["tile_ci"][1] if k["load_level"] == "ci_tile" else 1
     if not layer.pad:
         rows = (h - 1) * layer.stride + layer.kernel
@@ -155,6 +165,8 @@ def _check_gemm_hazard(layer, k) -> None:
 def tile_footprint(layer, env, knobs) -> dict[str, int]:
     """SRAM elements one virtual thread's tiles occupy, per buffer."""
     k = normalize_knobs(layer, env, knobs)
+    if isinstance(layer, Elementwise):   # both operands and the result share the acc tile
+        return {"inp": 0, "wgt": 0, "acc": 2 * k["tile_co"][1] * k["tile_h"][1] * k["tile_w"][1]}
     ci, co = k["tile_ci"][1], k["tile_co"][1]
     if k["load_level"] == "ci_block":
         ci = 1
@@ -195,6 +207,10 @@ def check_knobs(layer, env, knobs) -> dict:
     if isinstance(layer, Conv2D):
         _check_conv_dma_shapes(layer, k)
         _check_gemm_hazard(layer, k)
+    if isinstance(layer, Elementwise):
+        # the operand tiles are loaded whole, so they must be 2-D blocks whatever the store axis
+        _check_store_shape(layer.height, layer.width, {**k, "store_axis": "co"}, what="operand")
+        _check_store_shape(layer.height, layer.width, k)
     if isinstance(layer, Dense) and k["gemm_order"] == "upstream" and k["tile_co"][1] > 1:
         raise CompileError(f"tile_co {k['tile_co']}: upstream's dense order keeps the co loop inside the GEMM "
                            f"intrinsic, which needs it to be 1 (use gemm_order 'co_outer')")

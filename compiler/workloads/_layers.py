@@ -106,7 +106,9 @@ class Dense:
 
 def check_packing(layer, env) -> None:
     """The layer's dimensions must be whole VTA tiles for this geometry."""
-    if isinstance(layer, Conv2D):
+    if isinstance(layer, Elementwise):
+        dims = (("batch", layer.batch, env.BATCH), ("channels", layer.channels, env.BLOCK_OUT))
+    elif isinstance(layer, Conv2D):
         dims = (("batch", layer.batch, env.BATCH), ("in_channels", layer.in_channels, env.BLOCK_IN),
                 ("out_channels", layer.out_channels, env.BLOCK_OUT))
     else:
@@ -116,3 +118,39 @@ def check_packing(layer, env) -> None:
         if value % block:
             raise CompileError(f"{type(layer).__name__}.{name} = {value} is not a multiple of {block}, "
                                f"the tile size of {env.MODEL}")
+
+
+ELEMENTWISE_OPS = ("add", "multiply")
+
+
+@dataclasses.dataclass(frozen=True)
+class Elementwise:
+    """An ALU-only op of two packed int32 tensors (N/b, C/c, H, W, b, c), as upstream runs Relay's
+    add/multiply on VTA (``schedule_alu_packed``), followed by the epilogue and the int8 store."""
+
+    batch: int
+    channels: int
+    height: int
+    width: int
+    op: str = "add"
+    epilogue: tuple = (("shr", 0),)
+    count: int = 1
+    name: str = ""
+
+    def __post_init__(self):
+        for field in ("batch", "channels", "height", "width", "count"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or value < 1:
+                raise CompileError(f"Elementwise.{field} = {value!r}: must be a positive integer")
+        if self.op not in ELEMENTWISE_OPS:
+            raise CompileError(f"Elementwise.op = {self.op!r}: one of {', '.join(ELEMENTWISE_OPS)}")
+        object.__setattr__(self, "epilogue", check_epilogue(self.epilogue))
+        if any(step[0] == "bias" for step in self.epilogue):
+            raise CompileError("Elementwise: a bias step is an add of its own; use op='add'")
+
+    @property
+    def macs(self) -> int:
+        return 0
+
+    def describe(self) -> str:
+        return f"{self.op} of {self.channels}x{self.height}x{self.width}, batch {self.batch}"

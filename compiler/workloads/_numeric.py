@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._layers import Conv2D, Dense
+from ._layers import Conv2D, Dense, Elementwise
 
 
 def _wrap32(x: np.ndarray) -> np.ndarray:
@@ -13,6 +13,9 @@ def _wrap32(x: np.ndarray) -> np.ndarray:
 def input_shapes(layer, env, knobs=None) -> list[tuple[str, tuple, str]]:
     """(name, packed shape, dtype) of every input, in argument order (a bias is int8 in DRAM
     when the knobs say ``bias_dtype`` int8)."""
+    if isinstance(layer, Elementwise):
+        shape = output_shape(layer, env)
+        return [("lhs", shape, env.acc_dtype), ("rhs", shape, env.acc_dtype)]
     if isinstance(layer, Conv2D):
         n, c = layer.batch // env.BATCH, layer.in_channels // env.BLOCK_IN
         o = layer.out_channels // env.BLOCK_OUT
@@ -32,6 +35,9 @@ def input_shapes(layer, env, knobs=None) -> list[tuple[str, tuple, str]]:
 
 
 def output_shape(layer, env) -> tuple:
+    if isinstance(layer, Elementwise):
+        return (layer.batch // env.BATCH, layer.channels // env.BLOCK_OUT, layer.height, layer.width,
+                env.BATCH, env.BLOCK_OUT)
     if isinstance(layer, Conv2D):
         return (layer.batch // env.BATCH, layer.out_channels // env.BLOCK_OUT, layer.out_height, layer.out_width,
                 env.BATCH, env.BLOCK_OUT)
@@ -44,7 +50,9 @@ def random_inputs(layer, env, seed: int = 0, knobs=None) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     arrays = []
     for name, shape, dtype in input_shapes(layer, env, knobs):
-        if name == "bias":
+        if name in ("lhs", "rhs"):   # int32 operands with headroom, as after a conv's shift
+            arrays.append(rng.integers(-(1 << 20), 1 << 20, size=shape).astype(dtype))
+        elif name == "bias":
             info = np.iinfo(env.inp_dtype)
             arrays.append(rng.integers(info.min, info.max + 1, size=shape).astype(dtype))
         else:
@@ -78,6 +86,10 @@ def _apply_epilogue(acc: np.ndarray, epilogue, bias) -> np.ndarray:
 def reference(layer, *inputs) -> np.ndarray:
     """The layer's answer in the packed output layout, as VTA computes it: int32 wrapping
     accumulation, the epilogue, then truncation to the output width (STORE keeps low bits)."""
+    if isinstance(layer, Elementwise):
+        lhs, rhs = (x.astype(np.int64) for x in inputs)
+        combined = _wrap32(lhs + rhs if layer.op == "add" else lhs * rhs)
+        return _apply_epilogue(combined, layer.epilogue, None).astype(np.int8)   # OUT_WIDTH 8
     data, weight = inputs[0], inputs[1]
     bias = inputs[2] if len(inputs) > 2 else None
     if isinstance(layer, Conv2D):

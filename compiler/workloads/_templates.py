@@ -3,7 +3,7 @@ written against our tensor-expression API so an upstream knob set yields upstrea
 from __future__ import annotations
 
 from .. import te, topi
-from ._layers import Conv2D, Dense
+from ._layers import Conv2D, Dense, Elementwise
 
 
 def _elementwise(shape, name, fn):
@@ -183,3 +183,34 @@ def dense_packed(layer: Dense, env, knobs: dict):
     s[output].pragma(x_ci, env.dma_copy)
     args = [data, weight] + ([bias] if bias is not None else []) + [output]
     return s, args
+
+
+def alu_packed(layer: Elementwise, env, knobs: dict):
+    """(schedule, argument tensors) of upstream's ALU-only template (schedule_alu_packed)."""
+    n, c = layer.batch // env.BATCH, layer.channels // env.BLOCK_OUT
+    shape = (n, c, layer.height, layer.width, env.BATCH, env.BLOCK_OUT)
+    lhs = te.placeholder(shape, name="lhs", dtype=env.acc_dtype)
+    rhs = te.placeholder(shape, name="rhs", dtype=env.acc_dtype)
+    combine = (lambda a, b: a + b) if layer.op == "add" else (lambda a, b: a * b)
+    result = te.compute(shape, lambda *i: combine(lhs(*i), rhs(*i)), name=f"res_{layer.op}", tag="elemwise")
+    ewise, _ = _epilogue(env, result, layer.epilogue, {"out": shape}, None)
+    ewise = [result] + ewise
+    output = te.compute(shape, lambda *i: ewise[-1](*i).astype(env.out_dtype), name="res", tag="elemwise")
+
+    s = te.create_schedule(output.op)
+    x_bo, x_co, x_i, x_j, x_bi, x_ci = s[output].op.axis
+    x_co0, x_co1 = s[output].split(x_co, factor=knobs["tile_co"][1])
+    x_i0, x_i1 = s[output].split(x_i, factor=knobs["tile_h"][1])
+    x_j0, x_j1 = s[output].split(x_j, factor=knobs["tile_w"][1])
+    s[output].reorder(x_bo, x_i0, x_co0, x_j0, x_co1, x_i1, x_j1, x_bi, x_ci)
+    store_pt = x_j0
+    for stage in ewise:
+        s[stage].set_scope(env.acc_scope)
+        s[stage].pragma(s[stage].op.axis[0], env.alu)
+        s[stage].compute_at(s[output], store_pt)
+    for tensor in (lhs, rhs):
+        cached = s.cache_read(tensor, env.acc_scope, [result])
+        s[cached].pragma(s[cached].op.axis[0], env.dma_copy)
+        s[cached].compute_at(s[output], store_pt)
+    s[output].pragma({"co": x_co1, "h": x_i1, "w": x_j1}[knobs["store_axis"]], env.dma_copy)
+    return s, [lhs, rhs, output]

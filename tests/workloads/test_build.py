@@ -20,6 +20,8 @@ LAYERS = [
     workloads.Conv2D(1, 6, 6, 16, 32, 3, 1, 1),
     workloads.Dense(1, 256, 256, epilogue=(("bias",), ("shr", 6), ("clip", 0, 127))),
     workloads.Dense(1, 256, 128, epilogue=()),
+    workloads.Elementwise(1, 64, 14, 14, "add", epilogue=(("shr", 4), ("clip", 0, 127))),
+    workloads.Elementwise(1, 32, 8, 8, "multiply", epilogue=(("shr", 20),)),
 ]
 
 

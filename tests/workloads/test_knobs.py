@@ -136,7 +136,7 @@ def test_static_check_agrees_with_the_compiler():
     import random
 
     layers = [workloads.Conv2D(1, 14, 14, 64, 64, 3, 1, 1), workloads.Conv2D(1, 14, 14, 64, 128, 1, 2, 0),
-              workloads.Dense(1, 256, 512)]
+              workloads.Dense(1, 256, 512), workloads.Elementwise(1, 64, 14, 14, "add")]
     rng = random.Random(5)
     verdicts = {"rejected": 0, "built": 0}
     for layer in layers:
