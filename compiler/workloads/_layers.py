@@ -7,13 +7,14 @@ from ..ir import CompileError
 
 # Epilogue steps fused after the GEMM/conv in the accumulator, in order (vta-spec §6.10):
 #   ("bias",)          add a per-output-channel int32 bias, DMA-loaded into the acc buffer
+#   ("add", v)         add an immediate (the rounding term Relay puts before a right shift)
 #   ("shr", n)         arithmetic shift right by n
 #   ("max", v)/("min", v)  clamp with an immediate
 #   ("relu",)          max(x, 0)
 #   ("clip", lo, hi)   Relay's clip as VTA lowers it: min(x, hi) then max(x, lo)
 # Every epilogue ends with the cast to the int8 output (the STORE truncates).
 TUTORIAL_EPILOGUE = (("shr", 8), ("max", 0), ("min", 127))
-STEP_ARITY = {"bias": 0, "relu": 0, "shr": 1, "max": 1, "min": 1, "clip": 2}
+STEP_ARITY = {"bias": 0, "relu": 0, "add": 1, "shr": 1, "max": 1, "min": 1, "clip": 2}
 
 
 def check_epilogue(epilogue) -> tuple:

@@ -73,6 +73,8 @@ def _apply_epilogue(acc: np.ndarray, epilogue, bias) -> np.ndarray:
             acc = acc + bias.astype(np.int64)
         elif name == "shr":
             acc = acc >> step[1]
+        elif name == "add":
+            acc = acc + step[1]
         elif name in ("max", "relu"):
             acc = np.maximum(acc, 0 if name == "relu" else step[1])
         elif name == "min":

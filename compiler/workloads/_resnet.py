@@ -2,7 +2,15 @@
 and the classifier stay on the CPU). Names and multiplicities follow the TopHub records."""
 from __future__ import annotations
 
-from ._layers import Conv2D
+from ._layers import Conv2D, Elementwise
+
+# The fused op of every offloaded conv in upstream's quantized ResNet-18 is
+# conv2d -> add(bias) -> requantize -> clip -> cast: batch-norm folds into a per-channel int32
+# bias, DMA-loaded into the accumulator per output tile; Relay's realize requantizes with
+# upward rounding, add(1 << (s-1)) then right_shift(s); VTA lowers clip as min then max.
+RESNET18_EPILOGUE = (("bias",), ("add", 1 << 7), ("shr", 8), ("clip", -127, 127))
+# The residual additions run as ALU-only ops (add.vta on the sim target), one per basic block.
+RESIDUAL_EPILOGUE = (("clip", 0, 127),)
 
 # (name, H=W, in channels, out channels, kernel, stride, pad, count in the network)
 _RESNET18 = (
@@ -19,13 +27,19 @@ _RESNET18 = (
 )
 
 
-def resnet18(batch: int = 1, epilogue=None) -> dict[str, Conv2D]:
-    """Ordered mapping C2..C11 -> Conv2D with ``.count``; ``epilogue`` overrides the fused ops
-    (default: the tutorial's shift-and-clip)."""
-    extra = {} if epilogue is None else {"epilogue": epilogue}
-    return {name: Conv2D(batch=batch, height=hw, width=hw, in_channels=ci, out_channels=co, kernel=k,
-                         stride=s, pad=p, count=count, name=name, **extra)
-            for name, hw, ci, co, k, s, p, count in _RESNET18}
+def resnet18(batch: int = 1, epilogue=RESNET18_EPILOGUE, residual_adds: bool = False) -> dict:
+    """Ordered mapping C2..C11 -> Conv2D with ``.count`` (the conv layers VTA runs, each fused
+    with ``epilogue``); with ``residual_adds`` also R1..R4, the residual additions of the four
+    stages (two per stage) as ALU-only Elementwise ops."""
+    layers = {name: Conv2D(batch=batch, height=hw, width=hw, in_channels=ci, out_channels=co, kernel=k,
+                           stride=s, pad=p, epilogue=epilogue, count=count, name=name)
+              for name, hw, ci, co, k, s, p, count in _RESNET18}
+    if residual_adds:
+        for stage, (hw, channels) in enumerate(((56, 64), (28, 128), (14, 256), (7, 512)), start=1):
+            name = f"R{stage}"
+            layers[name] = Elementwise(batch=batch, channels=channels, height=hw, width=hw, op="add",
+                                       epilogue=RESIDUAL_EPILOGUE, count=2, name=name)
+    return layers
 
 
 def dense_shapes(batch: int = 1) -> dict:

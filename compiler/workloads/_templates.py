@@ -25,6 +25,8 @@ def _epilogue(env, result, epilogue, shape, bias_index, bias_dtype="int32"):
             result = te.compute(out, lambda *i: src(*i) + bias(*bias_index(i)), name="res_bias", tag="elemwise")
         elif name == "shr":
             result = _elementwise(out, "res_shr", lambda x, n=args[0]: x >> n)(result)
+        elif name == "add":
+            result = _elementwise(out, "res_round", lambda x, v=args[0]: x + v)(result)
         elif name in ("max", "relu"):
             value = 0 if name == "relu" else args[0]
             result = _elementwise(out, f"res_{name}", lambda x, v=value: te.max(x, v))(result)

@@ -99,7 +99,10 @@ def test_resnet18_tophub_layers_build_and_count():
         per_gemm = env_macs = ENV.BATCH * ENV.BLOCK_IN * ENV.BLOCK_OUT
         assert stats["gemm_counter"] * per_gemm == layer.macs
         assert stats["out_store_nbytes"] == layer.out_channels * layer.out_height * layer.out_width
-        assert stats["alu_counter"] == len(layer.epilogue) * layer.out_channels // 16 * layer.out_height * layer.out_width
+        alu_ops = sum(2 if step[0] == "clip" else 1 for step in layer.epilogue)
+        assert stats["alu_counter"] == alu_ops * layer.out_channels // 16 * layer.out_height * layer.out_width
+        assert stats["acc_load_nbytes"] == 64 * layer.out_channels // 16 * (
+            (layer.out_height // _tophub()[name]["tile_h"][1]) * (layer.out_width // _tophub()[name]["tile_w"][1]))
 
 
 @pytest.mark.parametrize("name", ["C4", "C7", "C10"])

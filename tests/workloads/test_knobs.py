@@ -109,6 +109,8 @@ def _naive_conv(layer, data, kernel, bias):
             out = out + bias.astype(np.int64)
         elif step[0] == "shr":
             out = out >> step[1]
+        elif step[0] == "add":
+            out = out + step[1]
         elif step[0] == "max":
             out = np.maximum(out, step[1])
         elif step[0] == "min":
@@ -122,7 +124,7 @@ def _naive_conv(layer, data, kernel, bias):
 
 @pytest.mark.parametrize("layer", [
     workloads.Conv2D(1, 5, 6, 16, 32, 3, 1, 1),
-    workloads.Conv2D(1, 6, 6, 32, 16, 3, 2, 1, epilogue=(("bias",), ("shr", 4), ("clip", 0, 127))),
+    workloads.Conv2D(1, 6, 6, 32, 16, 3, 2, 1, epilogue=(("bias",), ("add", 8), ("shr", 4), ("clip", 0, 127))),
     workloads.Conv2D(1, 6, 6, 16, 16, 1, 2, 0, epilogue=(("relu",),)),
 ])
 def test_reference_equals_the_definition(layer):
