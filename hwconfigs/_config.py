@@ -33,6 +33,11 @@ FIELDS: dict[str, tuple[type, int | None, int | None]] = {
 }
 
 
+from ._timing import TIMING_KEYS
+
+ALL_KEYS = tuple(FIELDS) + tuple(TIMING_KEYS)
+
+
 class ConfigError(ValueError):
     """A hardware configuration that VTA cannot be built with (names the key and the range)."""
 
@@ -57,6 +62,17 @@ class HwConfig:
     LOG_INP_BUFF_SIZE: int = 15
     LOG_WGT_BUFF_SIZE: int = 18
     LOG_ACC_BUFF_SIZE: int = 17
+    # Optional timing keys of our own (None: the target's default; see hwconfigs._timing).
+    TIMING_CLOCK_MHZ: float | None = None
+    TIMING_BUS_BYTES: int | None = None
+    TIMING_DRAM_EFFICIENCY: float | None = None
+    TIMING_DMA_LATENCY: int | None = None
+    TIMING_GEMM_II: int | None = None
+    TIMING_ALU_II: int | None = None
+    TIMING_ALU_II_IMM: int | None = None
+    TIMING_PIPELINE_FILL: int | None = None
+    TIMING_FETCH_CYCLES: int | None = None
+    TIMING_CMD_QUEUE_DEPTH: int | None = None
 
     def __post_init__(self):
         for key, (kind, low, high) in FIELDS.items():
@@ -68,6 +84,15 @@ class HwConfig:
                     raise ConfigError(f"{key} = {value} is out of range [{low}, {high}]")
             elif not isinstance(value, str):
                 raise ConfigError(f"{key} must be a string, got {value!r}")
+        for key, (_, kind, low) in TIMING_KEYS.items():
+            value = getattr(self, key)
+            if value is None:
+                continue
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not numeric or (kind is int and not isinstance(value, int)):
+                raise ConfigError(f"{key} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+            if value < low:
+                raise ConfigError(f"{key} = {value} is out of range: at least {low}")
         if self.TARGET not in TARGETS:
             raise ConfigError(f"TARGET = {self.TARGET!r} is not one of {', '.join(TARGETS)}"
                               + _closest(self.TARGET, TARGETS))
@@ -80,11 +105,11 @@ class HwConfig:
     def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> "HwConfig":
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: expected a JSON object of config keys, got {type(data).__name__}")
-        unknown = [k for k in data if k not in FIELDS]
+        unknown = [k for k in data if k not in ALL_KEYS]
         if unknown:
             key = unknown[0]
-            raise ConfigError(f"{source}: unknown key {key!r}{_closest(key, FIELDS)}; "
-                              f"valid keys: {', '.join(FIELDS)}")
+            raise ConfigError(f"{source}: unknown key {key!r}{_closest(key, ALL_KEYS)}; "
+                              f"valid keys: {', '.join(ALL_KEYS)}")
         return cls(**dict(data))
 
     @classmethod
@@ -109,15 +134,18 @@ class HwConfig:
         return cls.load(path)
 
     def replace(self, **overrides) -> "HwConfig":
-        unknown = [k for k in overrides if k not in FIELDS]
+        unknown = [k for k in overrides if k not in ALL_KEYS]
         if unknown:
             key = unknown[0]
-            raise ConfigError(f"unknown key {key!r}{_closest(key, FIELDS)}; valid keys: {', '.join(FIELDS)}")
+            raise ConfigError(f"unknown key {key!r}{_closest(key, ALL_KEYS)}; valid keys: {', '.join(ALL_KEYS)}")
         return dataclasses.replace(self, **overrides)
 
     # ---- output -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in FIELDS}
+        """Upstream's keys, then the timing keys this config sets (upstream tools ignore them)."""
+        out = {key: getattr(self, key) for key in FIELDS}
+        out.update({key: getattr(self, key) for key in TIMING_KEYS if getattr(self, key) is not None})
+        return out
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

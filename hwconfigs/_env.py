@@ -6,6 +6,7 @@ import functools
 
 from ._config import HwConfig, resolve_config
 from ._isa_layout import IsaLayout, isa_layout
+from ._timing import TimingParams, timing_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Env:
         self.gemm = _Intrinsic("GEMM")
 
         self.fpga = FPGA_TARGETS[cfg.TARGET]
+        self.timing: TimingParams = timing_of(cfg, self.fpga)
         self.BUS_WIDTH = self.fpga.axi_bus_bits
         self.bitstream = (f"{self.BATCH}x{self.BLOCK_IN}_i{self.INP_WIDTH}w{self.WGT_WIDTH}a{self.ACC_WIDTH}"
                           f"_{cfg.LOG_UOP_BUFF_SIZE}_{cfg.LOG_INP_BUFF_SIZE}_{cfg.LOG_WGT_BUFF_SIZE}"

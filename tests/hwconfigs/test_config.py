@@ -117,3 +117,21 @@ def test_every_legal_geometry_in_a_sweep_has_fitting_fields():
                     assert max(env.isa.mem.bits, env.isa.gemm.bits, env.isa.alu.bits) <= 128
                     assert env.isa.uop.bits == 32
     assert accepted > 20
+
+
+def test_timing_parameters_live_in_the_config_with_target_defaults(tmp_path):
+    pynq, ultra96 = hwconfigs.get_env("pynq"), hwconfigs.get_env("ultra96")
+    assert (pynq.timing.clock_mhz, pynq.timing.bus_bytes) == (100.0, 8)
+    assert (ultra96.timing.clock_mhz, ultra96.timing.bus_bytes) == (333.0, 16)
+    tuned = hwconfigs.get_env("pynq", TIMING_DMA_LATENCY=40, TIMING_DRAM_EFFICIENCY=0.75)
+    assert tuned.timing.dma_latency == 40 and tuned.timing.dram_bytes_per_cycle == 6.0
+    assert tuned != pynq
+    path = tmp_path / "timed.json"
+    tuned.cfg.save(path)
+    assert hwconfigs.get_env(str(path)).timing == tuned.timing
+    # a config without timing keys saves exactly upstream's keys
+    assert list(pynq.cfg.to_dict()) == list(hwconfigs.FIELDS)
+    with pytest.raises(ConfigError, match="TIMING_ALU_II = 0 is out of range"):
+        hwconfigs.get_env(TIMING_ALU_II=0)
+    with pytest.raises(ConfigError, match="did you mean 'TIMING_DMA_LATENCY'"):
+        hwconfigs.get_env(TIMING_DMA_LATNCY=3)
