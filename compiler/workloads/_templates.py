@@ -39,6 +39,28 @@ def _epilogue(env, result, epilogue, shape, bias_index, bias_dtype="int32"):
     return stages, bias
 
 
+def _epilogue_on_alu(s, env, ewise, bias):
+    """Epilogue stages in the accumulator under the ALU pragma; the bias (if any) cache-read
+    into the accumulator. Returns the bias's cache stage."""
+    cbias = None
+    if bias is not None:
+        bias_stage = next(t for t in ewise if t.name == "res_bias")
+        cbias = s.cache_read(bias, env.acc_scope, [bias_stage])
+    for stage in ewise:
+        s[stage].set_scope(env.acc_scope)
+        s[stage].pragma(s[stage].op.axis[0], env.alu)
+    return cbias
+
+
+def _compute_tile_at(s, env, output, store_pt, stages, cbias):
+    """Compute the GEMM and its epilogue per output tile, loading the bias tile there too."""
+    for stage in stages:
+        s[stage].compute_at(s[output], store_pt)
+    if cbias is not None:
+        s[cbias].compute_at(s[output], store_pt)
+        s[cbias].pragma(s[cbias].op.axis[0], env.dma_copy)
+
+
 def conv2d_packed(layer: Conv2D, env, knobs: dict):
     """(schedule, argument tensors) of upstream's conv2d_packed.vta template."""
     n, c = layer.batch // env.BATCH, layer.in_channels // env.BLOCK_IN
@@ -74,13 +96,7 @@ def conv2d_packed(layer: Conv2D, env, knobs: dict):
         cdata = s.cache_read(data, env.inp_scope, [conv])
     ckernel = s.cache_read(kernel, env.wgt_scope, [conv])
     s[conv].set_scope(env.acc_scope)
-    cbias = None
-    if bias is not None:
-        bias_stage = next(t for t in ewise if t.name == "res_bias")
-        cbias = s.cache_read(bias, env.acc_scope, [bias_stage])
-    for stage in ewise:
-        s[stage].set_scope(env.acc_scope)
-        s[stage].pragma(s[stage].op.axis[0], env.alu)
+    cbias = _epilogue_on_alu(s, env, ewise, bias)
 
     x_bo, x_co, x_i, x_j, x_bi, x_ci = s[output].op.axis
     x_co0, x_co1 = s[output].split(x_co, factor=knobs["tile_co"][1])
@@ -97,12 +113,7 @@ def conv2d_packed(layer: Conv2D, env, knobs: dict):
             s[output].reorder(v_t, x_bo)
             s[output].bind(v_t, te.thread_axis("cthread"))
     store_pt = outer[knobs["outer_order"][-1]]   # upstream: x_j0
-    s[conv].compute_at(s[output], store_pt)
-    for stage in ewise:
-        s[stage].compute_at(s[output], store_pt)
-    if cbias is not None:
-        s[cbias].compute_at(s[output], store_pt)
-        s[cbias].pragma(s[cbias].op.axis[0], env.dma_copy)
+    _compute_tile_at(s, env, output, store_pt, [conv] + ewise, cbias)
 
     x_bo, x_co, x_i, x_j, x_bi, x_ci = s[conv].op.axis
     k_o, d_i, d_j, k_i = s[conv].op.reduce_axis
@@ -143,13 +154,7 @@ def dense_packed(layer: Dense, env, knobs: dict):
     cdata = s.cache_read(data, env.inp_scope, [dense])
     cweight = s.cache_read(weight, env.wgt_scope, [dense])
     s[dense].set_scope(env.acc_scope)
-    cbias = None
-    if bias is not None:
-        bias_stage = next(t for t in ewise if t.name == "res_bias")
-        cbias = s.cache_read(bias, env.acc_scope, [bias_stage])
-    for stage in ewise:
-        s[stage].set_scope(env.acc_scope)
-        s[stage].pragma(s[stage].op.axis[0], env.alu)
+    cbias = _epilogue_on_alu(s, env, ewise, bias)
 
     x_b, x_c, _, _ = s[output].op.axis
     x_bo, x_bi = s[output].split(x_b, factor=knobs["tile_b"][1])
@@ -162,12 +167,7 @@ def dense_packed(layer: Dense, env, knobs: dict):
         store_pt, v_t = s[output].split(x_co, factor=knobs["oc_nthread"])
         s[output].reorder(v_t, x_bo)
         s[output].bind(v_t, te.thread_axis("cthread"))
-    s[dense].compute_at(s[output], store_pt)
-    for stage in ewise:
-        s[stage].compute_at(s[output], store_pt)
-    if cbias is not None:
-        s[cbias].compute_at(s[output], store_pt)
-        s[cbias].pragma(s[cbias].op.axis[0], env.dma_copy)
+    _compute_tile_at(s, env, output, store_pt, [dense] + ewise, cbias)
 
     d_bo, d_co, d_bi, d_ci = s[dense].op.axis
     k_o, k_i = s[dense].op.reduce_axis
