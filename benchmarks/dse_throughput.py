@@ -3,16 +3,34 @@ overhead Ray adds, and the 1 -> 2 worker scaling efficiency (goal >= 90%).
 
     python benchmarks/dse_throughput.py                      # the simulator evaluator (compiler.workloads)
     python benchmarks/dse_throughput.py --evaluator tests.dse._toy:ToyEvaluator --sleep-ms 50
+    python benchmarks/dse_throughput.py --profile            # where the driver's own time goes
+
+Method. Outer and inner samplers are random, so the proposals do not depend on the results and
+every worker count evaluates the same candidates (in another order). Each worker count gets a
+fresh local Ray (``num_cpus`` = workers) whose worker processes are warmed up first (imports of
+the compiler and simulator), and the rate is taken over the search only: first submission to
+last result (``RunSummary.timing["search"]``); Ray start-up, warm-up, and writing the tables are
+printed separately. Per-candidate overhead = search time per candidate with one worker minus the
+evaluation time the worker itself measured (compile_s + sim_s + building the hardware env).
+
+The driver process shares the machine with the workers: on a 2-core machine two workers plus the
+driver (plus Ray's raylet/GCS) are more runnable processes than cores, so the driver's CPU time
+per candidate (printed) is time taken from the workers. Scaling efficiency is then bounded by
+(2 cores - driver and Ray daemons' share) / 2 whatever the driver does; the printed
+``driver CPU`` lets you tell that bound from serialisation in the loop.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 STUDY = """
 [study]
@@ -22,7 +40,10 @@ seed = 0
 n_trials = {trials}
 verify = "none"
 [hardware]
-LOG_ACC_BUFF_SIZE = [15, 16, 17]
+LOG_BLOCK = [4, 5]
+LOG_INP_BUFF_SIZE = {{ low = 14, high = 15 }}
+LOG_WGT_BUFF_SIZE = {{ low = 16, high = 18 }}
+LOG_ACC_BUFF_SIZE = {{ low = 15, high = 17 }}
 [schedule]
 sampler = "random"
 trials_per_layer = {per_layer}
@@ -31,8 +52,8 @@ trials_per_layer = {per_layer}
 REAL = """[[workloads]]
 op = "dense"
 batch = 1
-in_features = 512
-out_features = 512"""
+in_features = {n}
+out_features = {n}"""
 TOY = """[[workloads]]
 op = "toy_gemm"
 m = 16
@@ -41,52 +62,169 @@ k = 512
 sleep_ms = {sleep}"""
 
 
+class Timed:
+    """The evaluator, plus when (wall clock) and in which worker process each evaluation ran."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name, self.ops = inner.name, inner.ops
+
+    def resolve(self, workloads):
+        return self.inner.resolve(workloads)
+
+    def knob_space(self, workload, hw):
+        return self.inner.knob_space(workload, hw)
+
+    def static_check(self, workload, hw, knobs):
+        return self.inner.static_check(workload, hw, knobs)
+
+    def evaluate(self, task):
+        t0 = time.time()
+        out = self.inner.evaluate(task)
+        return dict(out, t_start=t0, t_end=time.time(), pid=os.getpid())
+
+
+def worker_busy(rows_jsonl: Path) -> dict:
+    """From the journal: per worker process, its busy time and the idle gaps between its tasks."""
+    import json
+    spans: dict = {}
+    for line in rows_jsonl.read_text().splitlines():
+        for r in json.loads(line).get("rows", []):
+            if r.get("t_start") is not None and not r.get("cached"):
+                spans.setdefault(r["pid"], set()).add((r["t_start"], r["t_end"]))
+    busy = sum(e - s for v in spans.values() for s, e in v)
+    gaps = [b[0] - a[1] for v in spans.values() for a, b in zip(sorted(v), sorted(v)[1:])]
+    first = min(s for v in spans.values() for s, _ in v)
+    last = max(e for v in spans.values() for _, e in v)
+    return {"busy": busy, "n": sum(len(v) for v in spans.values()), "gap": statistics.median(gaps) if gaps else 0.0,
+            "gap_mean": statistics.mean(gaps) if gaps else 0.0, "span": last - first, "procs": len(spans)}
+
+
+def _noop(evaluator, task, timeout):
+    return None
+
+
+def _warm(evaluator, task, pause):
+    """Import and evaluate once in a worker (its first candidate pays the imports), then hold the
+    CPU for ``pause`` s so the next warm-up task lands on another worker."""
+    evaluator.evaluate(task)
+    time.sleep(pause)
+    return os.getpid()
+
+
+def ray_roundtrip(ray, evaluator, task, n=200) -> tuple[float, float]:
+    """(latency of one trivial task submitted and awaited alone, s; time per task with many in flight, s)."""
+    ref_e = ray.put(evaluator)
+    noop = ray.remote(num_cpus=1, max_retries=0)(_noop)
+    ray.get(noop.remote(ref_e, task, None))
+    t = time.perf_counter()
+    for _ in range(n):
+        ray.get(noop.remote(ref_e, task, None))
+    alone = (time.perf_counter() - t) / n
+    t = time.perf_counter()
+    ray.get([noop.remote(ref_e, task, None) for _ in range(n)])
+    batched = (time.perf_counter() - t) / n
+    return alone, batched
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--evaluator", default="dse.evaluate:SimulatorEvaluator")
-    ap.add_argument("--trials", type=int, default=6)
-    ap.add_argument("--per-layer", type=int, default=8)
-    ap.add_argument("--sleep-ms", type=int, default=50)
+    ap.add_argument("--trials", type=int, default=16, help="hardware trials")
+    ap.add_argument("--per-layer", type=int, default=16, help="schedule candidates per hardware trial")
+    ap.add_argument("--size", type=int, default=512, help="dense layer size n (n x n weights)")
+    ap.add_argument("--sleep-ms", type=int, default=50, help="toy evaluator only: time per candidate")
+    ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    ap.add_argument("--prefetch", type=int, default=None, help="tasks queued beyond the CPUs (driver default)")
+    ap.add_argument("--profile", action="store_true", help="cProfile the driver's search with the most workers")
     args = ap.parse_args()
-    import os
     import ray
+
+    import hwconfigs
     from dse import load_study
     from dse._driver import RunOptions, run_study
+    from dse._protocol import make_task
     from dse.cli import _load_evaluator
 
-    os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    evaluator = _load_evaluator(args.evaluator)
-    workload = TOY.format(sleep=args.sleep_ms) if "toy" in args.evaluator.lower() else REAL
-    rates = {}
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    evaluator = Timed(_load_evaluator(args.evaluator))
+    toy = "toy" in args.evaluator.lower()
+    workload = TOY.format(sleep=args.sleep_ms) if toy else REAL.format(n=args.size)
+    counts = [int(w) for w in args.workers.split(",")]
+    print(f"machine: {os.cpu_count()} cores; evaluator {evaluator.name}; {args.trials} hardware trials x "
+          f"{args.per_layer} schedules of {'toy gemm' if toy else f'dense {args.size}x{args.size}'}")
+    rates, results = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "s.toml"
         path.write_text(STUDY.format(trials=args.trials, per_layer=args.per_layer, workload=workload))
         spec = load_study(path, evaluator.ops)
+        w = evaluator.resolve(spec.workloads)[0]
+        hw = spec.base.replace(LOG_ACC_BUFF_SIZE=16)
+        space = evaluator.knob_space(w, hw)
+        task = make_task(hw, w, {k: v[0] for k, v in space.items()})
+        evaluator.evaluate(task)
         direct = []
-        for w in spec.workloads:   # the same candidates in-process, for Ray's overhead
-            import hwconfigs
-            from dse._protocol import make_task
-            hw = spec.base.replace(LOG_ACC_BUFF_SIZE=16)
-            space = evaluator.knob_space(w, hw)
-            knobs = {k: v[0] for k, v in space.items()}
-            for _ in range(5):
-                t = time.perf_counter()
-                evaluator.evaluate(make_task(hw, w, knobs))
-                direct.append(time.perf_counter() - t)
-        per_candidate = sorted(direct)[len(direct) // 2]
-        for workers in (1, 2):
-            ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}})
+        for _ in range(10):
+            t = time.perf_counter()
+            evaluator.evaluate(task)
+            direct.append(time.perf_counter() - t)
+        print(f"direct in-process evaluation of one candidate: {statistics.median(direct) * 1e3:.1f} ms")
+        for workers in counts:
+            t = time.monotonic()
+            from dse._executor import quiet_auth_banner
+            with quiet_auth_banner():
+                ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}})
+            init_s = time.monotonic() - t
+            t = time.monotonic()
+            warm = ray.remote(num_cpus=1)(_warm)
+            pids = set(ray.get([warm.remote(evaluator, task, 0.5) for _ in range(2 * workers)]))
+            warm_s = time.monotonic() - t
+            alone, batched = ray_roundtrip(ray, evaluator, task)
+            profiler = None
+            if args.profile and workers == max(counts):
+                import cProfile
+                profiler = cProfile.Profile()
+                profiler.enable()
             summary = run_study(spec, evaluator, RunOptions(out=Path(tmp) / f"w{workers}", workers=workers,
-                                                             progress=False))
+                                                             progress=False, prefetch=args.prefetch))
+            if profiler is not None:
+                profiler.disable()
             ray.shutdown()
-            rates[workers] = summary.candidates / summary.elapsed_s
-            print(f"{workers} worker(s): {summary.candidates} candidates in {summary.elapsed_s:.2f} s = "
-                  f"{rates[workers]:.2f} candidates/s")
-    overhead = 1 / rates[1] - per_candidate
-    print(f"direct evaluation: {per_candidate * 1e3:.1f} ms/candidate; Ray + driver overhead with one worker: "
-          f"{overhead * 1e3:.1f} ms/candidate")
-    print(f"scaling efficiency 1 -> 2 workers: {rates[2] / (2 * rates[1]) * 100:.0f}% (goal >= 90%)")
+            tm = summary.timing
+            import pandas as pd
+            df = pd.read_parquet(Path(tmp) / f"w{workers}" / "results.parquet")
+            fresh = df[(df["mode"] == "count") & (df["cached"] == False) & df["compile_s"].notna()]  # noqa: E712
+            worker_s = float((fresh["compile_s"] + fresh["sim_s"]).mean())
+            rates[workers] = tm["tasks"] / tm["search"]
+            wb = worker_busy(Path(tmp) / f"w{workers}" / "rows.jsonl")
+            results[workers] = dict(tm, worker_s=worker_s, **wb)
+            print(f"{workers} worker(s) [{len(pids)} warm worker processes]: {tm['tasks']} candidates in "
+                  f"{tm['search']:.2f} s = {rates[workers]:.2f} candidates/s  "
+                  f"(worker-measured {worker_s * 1e3:.1f} ms/candidate; driver CPU "
+                  f"{tm['search_cpu'] / tm['search'] * 100:.0f}% of a core = "
+                  f"{tm['search_cpu'] / tm['tasks'] * 1e3:.1f} ms/candidate; {summary.cache_hits} cache hits)")
+            print(f"    outside the search: ray.init {init_s:.2f} s, worker warm-up {warm_s:.2f} s, joining Ray "
+                  f"{tm['ray_start']:.2f} s, writing tables + report {tm['write']:.2f} s; "
+                  f"Ray round trip of an empty task: {alone * 1e3:.2f} ms alone, {batched * 1e3:.2f} ms/task "
+                  f"with {200} in flight")
+            print(f"    workers busy {wb['busy'] / (workers * tm['search']) * 100:.0f}% of the search "
+                  f"({wb['busy'] / wb['n'] * 1e3:.1f} ms per evaluate() call); idle gap between a worker's "
+                  f"consecutive tasks: median {wb['gap'] * 1e3:.1f} ms, mean {wb['gap_mean'] * 1e3:.1f} ms")
+            if profiler is not None:
+                import pstats
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+    if 1 in results:
+        r = results[1]
+        overhead = r["search"] / r["tasks"] - r["busy"] / r["n"]
+        print(f"per-candidate overhead with one worker (search time per candidate - time inside evaluate()): "
+              f"{overhead * 1e3:.1f} ms")
+    if 1 in rates and 2 in rates:
+        print(f"scaling efficiency 1 -> 2 workers: {rates[2] / (2 * rates[1]) * 100:.0f}% (goal >= 90%)")
+        u = {w: results[w]["busy"] / (w * results[w]["search"]) for w in (1, 2)}
+        print(f"worker utilisation 1 -> 2 workers: {u[1] * 100:.0f}% -> {u[2] * 100:.0f}%; the rest of the loss is "
+              f"each evaluation getting slower ({results[1]['busy'] / results[1]['n'] * 1e3:.1f} -> "
+              f"{results[2]['busy'] / results[2]['n'] * 1e3:.1f} ms) when two run at once on this machine")
 
 
 if __name__ == "__main__":

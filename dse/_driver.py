@@ -36,6 +36,7 @@ from ._records import CandidateCache, RowsJournal
 from ._study import StudyError, StudySpec
 
 DRIVER_ATTR = "dse:driver"
+PREFETCH = 1          # tasks queued beyond the CPUs by default
 FINGERPRINT_ATTR = "dse:fingerprint"
 
 
@@ -46,7 +47,7 @@ class RunOptions:
     ray_address: str | None = None
     storage: str | None = None
     progress: bool = True
-    prefetch: int | None = None       # extra tasks queued beyond the CPUs (default: 0 with one worker)
+    prefetch: int | None = None       # extra tasks queued beyond the CPUs (default: PREFETCH)
     runtime_env: dict | None = None
     max_attempts: int = 2             # a candidate whose worker dies is submitted this often in all
 
@@ -63,6 +64,10 @@ class RunSummary:
     cache_hits: int
     elapsed_s: float
     interrupted: bool = False
+    # Where the time went (seconds): ray_start (joining/starting Ray, shipping the evaluator),
+    # search (first submission to last result of the search), search_cpu (the driver process's
+    # CPU time in that span), verify, write (tables and report); tasks: results that came back.
+    timing: dict = dataclasses.field(default_factory=dict)
 
 
 # ---- driver identity (to recognise trials orphaned by a killed driver) -------------------------
@@ -272,31 +277,54 @@ class Driver:
         self.cache = CandidateCache(self.out / "cache.jsonl")
         self.journal = RowsJournal(self.out / "rows.jsonl", self.spec.name)
         done = self._complete_count(study)
+        self.best_value = None
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            self._note_best(t.user_attrs)
         self.progress = Progress(self.spec.n_trials, done, enabled=self.opt.progress)
         if recovered and self.opt.progress:
             self.progress.stream.write(f"resuming: {recovered} trial(s) left running by a dead driver failed "
                                        f"and enqueued again\n")
         workers = self.opt.workers
-        prefetch = self.opt.prefetch if self.opt.prefetch is not None else (0 if workers == 1 else 1)
+        # One task queued behind each busy CPU, so a worker never waits for the driver's round
+        # trip. With one worker the results are taken strictly in submission order, so what the
+        # samplers see (and the tables) do not depend on timing.
+        prefetch = self.opt.prefetch if self.opt.prefetch is not None else PREFETCH
         interrupted = False
         self.evaluated = 0
+        t_ray = time.monotonic()
         pool = RayPool(self.evaluator, workers=workers, address=self.opt.ray_address,
-                       timeout=self.spec.candidate_timeout, prefetch=prefetch, runtime_env=self.opt.runtime_env)
+                       timeout=self.spec.candidate_timeout, prefetch=prefetch, runtime_env=self.opt.runtime_env,
+                       in_order=workers == 1)
         self.pool = pool
+        timing = {"ray_start": time.monotonic() - t_ray}
         try:
+            cpu = time.process_time()
             self._search(study, t0)
+            timing["search_cpu"] = time.process_time() - cpu
+            if pool.first_submit is not None:
+                timing["search"] = pool.last_result - pool.first_submit
+            timing["tasks"] = pool.returned
+            t_verify = time.monotonic()
             self._verify(study)
+            timing["verify"] = time.monotonic() - t_verify
         except KeyboardInterrupt:
             interrupted = True
             self._abandon_open_trials(study)
         finally:
             pool.shutdown()
             self.progress.close()
+        t_write = time.monotonic()
         summary = _tables.write_outputs(self.out, self.spec, study, self.journal, self.storage_url)
+        timing["write"] = time.monotonic() - t_write
         return RunSummary(self.out, self.spec.name, self.storage_url, summary["complete"], summary["feasible"],
-                          summary["best"], self.evaluated, self.cache.hits, time.monotonic() - t0, interrupted)
+                          summary["best"], self.evaluated, self.cache.hits, time.monotonic() - t0, interrupted,
+                          timing)
 
     def _abandon_open_trials(self, study) -> None:
+        try:                          # trials with every result in are told, not abandoned
+            self._finish_pending(study)
+        except Exception:
+            pass
         for ht in getattr(self, "active", []):
             try:
                 study.tell(ht.trial, state=optuna.trial.TrialState.FAIL)
@@ -308,11 +336,15 @@ class Driver:
     def _search(self, study, t0: float) -> None:
         pool = self.pool
         self.active: list[_HwTrial] = []
+        self.finishing: list[_HwTrial] = []     # every result in; the storage not yet told
         self.waiters: dict[str, list] = {}      # cache key in flight -> [(ht, layer, proposal, attempt)]
         last_beat = 0.0
         while True:
+            # Workers first: refill the freed slots, then do the storage work (tens of ms per
+            # finished trial) while they run.
             self._fill(study, t0)
-            if not self.active and pool.in_flight() == 0:
+            self._finish_pending(study)
+            if not self.active and not self.finishing and pool.in_flight() == 0:
                 break
             for outcome in pool.wait(timeout=0.5):
                 self._on_outcome(study, outcome)
@@ -332,7 +364,21 @@ class Driver:
         return self._count(study, "COMPLETE", "RUNNING") < self.spec.n_trials
 
     def _fill(self, study, t0: float) -> None:
-        """Submit candidates until the pool is full or nothing is left to ask."""
+        """Submit candidates until the pool is full or nothing is left to ask; then, when the open
+        trials have no more than a pool's worth of candidates left, open the next one already, so
+        its ``ask`` (a storage round trip) runs while the workers still have work queued."""
+        self._fill_slots(study, t0)
+        if self._unsubmitted() <= self.pool.slots and self._may_open(study, t0):
+            ht = self._open_trial(study)
+            self.active.append(ht)
+            self._finish_if_done(study, ht)
+
+    def _unsubmitted(self) -> int:
+        """Candidates the open trials will still submit (at most; static rejections are free)."""
+        return sum(max(0, l.search.budget - l.search.asked) for ht in self.active for l in ht.layers
+                   if l.search is not None and not l.search.exhausted)
+
+    def _fill_slots(self, study, t0: float) -> None:
         while self.pool.free_slots() > 0:
             submitted = False
             for ht in list(self.active):
@@ -409,19 +455,26 @@ class Driver:
         if ht not in self.active or not (ht.reason or ht.done):
             return
         self.active.remove(ht)
+        self.finishing.append(ht)
+
+    def _finish_pending(self, study) -> None:
+        while self.finishing:
+            self._finish(study, self.finishing[0])
+            self.finishing.pop(0)
+
+    def _finish(self, study, ht: _HwTrial) -> None:
         summary, values, constraints = self._aggregate(ht)
         self.journal.write_trial(ht.number, ht.rows, summary)
         # Optuna >= 5 keeps named constraints on the trial; every sampler and the dashboard
         # read feasibility from them (<= 0: satisfied).
         for name, value in constraints.items():
             ht.trial.set_constraint(name, value)
-        for key, value in summary.items():
-            if key != "layers":
-                ht.trial.set_user_attr(key, value)
-        ht.trial.set_user_attr("schedules", {l["workload"]: l["knobs"] for l in summary["layers"]})
+        attrs = {key: value for key, value in summary.items() if key != "layers"}
+        attrs["schedules"] = {l["workload"]: l["knobs"] for l in summary["layers"]}
+        _storage.set_user_attrs(ht.trial, attrs)
         study.tell(ht.trial, values)
-        best = self._best_text(study)
-        self.progress.update(done=self._complete_count(study), best=best, force=True)
+        self._note_best(summary)
+        self.progress.update(done=self.progress.done + 1, best=self._best_text(), force=True)
 
     def _aggregate(self, ht: _HwTrial):
         layers, reasons = [], []
@@ -470,15 +523,20 @@ class Driver:
             values.append(float(value))
         return summary, values, constraints
 
-    def _best_text(self, study) -> str:
+    def _note_best(self, summary: dict) -> None:
+        """Keep the best first objective so far (for the progress line; no storage query)."""
         name, direction = self.spec.objectives[0]
-        attr = "latency_s" if name == "latency" else name
-        vals = [t.user_attrs.get(attr) for t in study.get_trials(deepcopy=False,
-                                                                   states=(optuna.trial.TrialState.COMPLETE,))
-                if t.user_attrs.get("feasible") and t.user_attrs.get(attr) is not None]
-        if not vals:
+        value = summary.get("latency_s" if name == "latency" else name)
+        if not summary.get("feasible") or value is None:
+            return
+        if self.best_value is None or (value < self.best_value if direction == "minimize" else value > self.best_value):
+            self.best_value = value
+
+    def _best_text(self) -> str:
+        name, _ = self.spec.objectives[0]
+        if self.best_value is None:
             return "none feasible yet"
-        best = min(vals) if direction == "minimize" else max(vals)
+        best = self.best_value
         return f"{name} {best * 1e3:.4g} ms" if name == "latency" else f"{name} {best:g}"
 
     # ---- verification of the reported candidates ------------------------------------------------

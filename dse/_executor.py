@@ -9,7 +9,9 @@ worker process) after a grace period.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import signal
 import threading
@@ -19,6 +21,25 @@ from typing import Any
 from ._protocol import measurement
 
 GRACE_S = 5.0
+
+
+class _AuthBanner(logging.Filter):
+    def filter(self, record) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
+@contextlib.contextmanager
+def quiet_auth_banner():
+    """Drop the WARNING Ray (>= 2.5x) logs on every new local cluster to say it turned token
+    authentication on. Only the message goes: authentication stays as Ray sets it up (a user's
+    RAY_AUTH_MODE included), and a cluster joined with --ray-address logs as it likes."""
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    banner = _AuthBanner()
+    logger.addFilter(banner)
+    try:
+        yield
+    finally:
+        logger.removeFilter(banner)
 
 
 class _CandidateTimeout(Exception):
@@ -72,7 +93,8 @@ class RayPool:
     running cluster. Joins an already initialised Ray session (tests share one) and leaves it up."""
 
     def __init__(self, evaluator, *, workers: int | None = None, address: str | None = None,
-                 timeout: float | None = None, prefetch: int = 0, runtime_env: dict | None = None):
+                 timeout: float | None = None, prefetch: int = 0, runtime_env: dict | None = None,
+                 in_order: bool = False):
         import ray
 
         self._ray = ray
@@ -84,16 +106,26 @@ class RayPool:
             if address:
                 ray.init(address=address, **kwargs)
             else:
-                ray.init(address="local", num_cpus=workers or os.cpu_count(), **kwargs)
+                with quiet_auth_banner():
+                    ray.init(address="local", num_cpus=workers or os.cpu_count(), **kwargs)
             self.started_ray = True
         self.capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))
         if workers and not address and not self.started_ray:
             self.capacity = min(self.capacity, workers)
         self.slots = self.capacity + prefetch
+        # in_order: hand out results strictly in submission order, one per wait (what a caller
+        # decides next then never depends on which of two tasks happened to finish first).
+        self.in_order = in_order
         self.timeout = timeout
         self._evaluator_ref = ray.put(evaluator)
         self._remote = ray.remote(num_cpus=1, max_retries=0)(evaluate_with_timeout)
         self._pending: dict = {}            # ObjectRef -> _Pending, in submission order
+        # What the throughput benchmark reads: the span from the first submission to the last
+        # result, and how many tasks came back.
+        self.first_submit: float | None = None
+        self.last_result: float | None = None
+        self.submitted = 0
+        self.returned = 0
 
     # ---- submission ----------------------------------------------------------------------
     def free_slots(self) -> int:
@@ -104,7 +136,11 @@ class RayPool:
 
     def submit(self, key, task) -> None:
         ref = self._remote.remote(self._evaluator_ref, task, self.timeout)
-        self._pending[ref] = _Pending(key, task, time.monotonic())
+        now = time.monotonic()
+        self._pending[ref] = _Pending(key, task, now)
+        self.submitted += 1
+        if self.first_submit is None:
+            self.first_submit = now
 
     # ---- completion ----------------------------------------------------------------------
     def _mark_started(self, now: float) -> None:
@@ -122,18 +158,21 @@ class RayPool:
             return []
         now = time.monotonic()
         self._mark_started(now)
-        refs = list(self._pending)
+        refs = list(self._pending)[:1] if self.in_order else list(self._pending)
         wait_for = timeout
         if self.timeout:
             deadlines = [p.started + self.timeout + GRACE_S for p in self._pending.values() if p.started]
             if deadlines:
                 wait_for = max(0.0, min(timeout, min(deadlines) - now))
         ready, _ = ray.wait(refs, num_returns=1, timeout=wait_for)
-        if ready:   # collect everything else that is already done, too
+        if ready and not self.in_order:   # collect everything else that is already done, too
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
             ready = [r for r in refs if r in set(ready)]
         outcomes = [self._collect(ref) for ref in ready]
         outcomes.extend(self._enforce_timeouts())
+        if outcomes:
+            self.last_result = time.monotonic()
+            self.returned += len(outcomes)
         self._mark_started(time.monotonic())
         return outcomes
 

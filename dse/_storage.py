@@ -61,7 +61,54 @@ def open_storage(url: str):
     else:
         engine_kwargs = {"pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
-                                          grace_period=GRACE_S)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
+                                             grace_period=GRACE_S)
     except Exception as exc:
         raise StudyError(f"cannot open storage {shown!r}: {type(exc).__name__}: {_first_line(exc)}") from None
+    if backend == "sqlite":
+        _sqlite_wal(storage.engine)
+    return storage
+
+
+def _sqlite_wal(engine) -> None:
+    """Write-ahead log, synced at checkpoints: a commit costs no fsync, so the driver's per-trial
+    writes (attributes, tell) stop stalling the loop that feeds the workers. A committed trial
+    still survives the driver being killed (only an OS crash can lose the last commits), other
+    processes on this host (a second driver, optuna-dashboard) read it as before; WAL mode is
+    stored in the file and SQLite falls back by itself where it cannot be used."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    engine.dispose()      # connections opened while creating the tables get the pragmas too
+
+
+def set_user_attrs(trial, attrs: dict) -> None:
+    """All of a trial's user attributes in one transaction of an RDB storage (one commit, not one
+    per key: a trial carries ~20 of them); any other storage gets them one by one."""
+    storage = trial.storage
+    backend = getattr(storage, "_backend", storage)
+    try:
+        from optuna.storages import RDBStorage
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        batch = isinstance(backend, RDBStorage) and hasattr(backend, "_set_trial_attr_without_commit")
+    except ImportError:      # Optuna's internals moved: the public, slower way
+        batch = False
+    if not batch:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        for key, value in attrs.items():
+            backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial._trial_id,
+                                                   key, value)
+    cached = getattr(trial, "_cached_frozen_trial", None)
+    if cached is not None:
+        cached.user_attrs.update(attrs)
