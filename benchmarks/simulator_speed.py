@@ -138,7 +138,7 @@ def main() -> None:
     _report("full", t_full, stats, len(program), env)
     _report("count-only", t_count, stats, len(program), env)
     t_prog, _ = _time(lambda: sim.execute(program))
-    print(f"  execute(Program) incl. encoding: {t_prog * 1e3:.1f} ms")
+    print(f"  execute(Program) (read from the instruction objects): {t_prog * 1e3:.1f} ms")
 
     corpus = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "fsim_raw_corpus_dev.jsonl"
     if corpus.is_file():

@@ -14,7 +14,7 @@ import numpy as np
 
 from compiler import isa
 
-from ._index import check_range, distinct, group_sum, loop_indices
+from ._index import PlanCache, check_range, distinct, group_sum, loop_indices, rows_or_slice
 
 
 def _shr(a: np.ndarray, b) -> np.ndarray:
@@ -73,26 +73,60 @@ def _single_wave(dst: np.ndarray, src: np.ndarray | None, depth: int) -> bool:
     return not bool(np.any(writer[src] < np.arange(dst.size)))
 
 
-def alu(m, step) -> None:
-    bgn, end, iter_out, iter_in, dfo, dfi, sfo, sfi, opcode, use_imm, imm = step.args
+# Immediate ops that never leave the int32 range: done in place on an int32 accumulator.
+_IN_PLACE = {isa.ALU_MIN: np.minimum, isa.ALU_MAX: np.maximum}
+
+_PLANS = PlanCache()
+
+
+def _plan(m, args):
+    """How to run one ALU instruction, from its indices alone: ("wave", dst, operand) for a
+    single hazard-free wave (indices as slices where consecutive), ("fold", dst, src) for a
+    commutative reduction, ("waves", dst, operand, starts) otherwise."""
+    bgn, end, iter_out, iter_in, dfo, dfi, sfo, sfi, opcode, use_imm = args
     n_uops = end - bgn
-    if iter_out * iter_in * n_uops == 0:
-        return
     depth = m.env.ACC_DEPTH
     dst = loop_indices(m.uop_dst[bgn:end], iter_out, iter_in, dfo, dfi)
     src = loop_indices(m.uop_src[bgn:end], iter_out, iter_in, sfo, sfi)
     check_range(dst, depth, "ALU destination", iter_in, n_uops, bgn)
     # Upstream forms the source pointer (and checks it) even when the immediate is used.
     check_range(src, depth, "ALU source", iter_in, n_uops, bgn)
-    f = ALU_FUNCS[opcode]
     operand = None if use_imm else src
     if _single_wave(dst, operand, depth):
-        _apply(m, f, dst, operand, imm)
-        return
+        return ("wave", rows_or_slice(dst), None if operand is None else rows_or_slice(operand))
     if operand is not None and opcode in _REDUCIBLE and not np.isin(src, dst).any():
+        return ("fold", dst, src)
+    return ("waves", dst, operand, waves(dst, operand) + [dst.size])
+
+
+def alu(m, step) -> None:
+    args = step.args
+    bgn, end, iter_out, iter_in = args[:4]
+    if iter_out * iter_in * (end - bgn) == 0:
+        return
+    opcode, imm = args[8], args[10]
+    key = (m.geometry, args[:10], m.uop_dst[bgn:end].tobytes(), m.uop_src[bgn:end].tobytes())
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _plan(m, args[:10])    # raises for out-of-range indices: nothing is cached then
+        _PLANS.put(key, plan, iter_out * iter_in * (end - bgn))
+    f = ALU_FUNCS[opcode]
+    if plan[0] == "wave":
+        dst, operand = plan[1], plan[2]
+        if operand is None and m.acc_dtype == np.int32 and isinstance(dst, slice):
+            rows = m.acc[dst]
+            if opcode in _IN_PLACE:
+                _IN_PLACE[opcode](rows, imm, out=rows)
+                return
+            if opcode == isa.ALU_SHR and imm >= 0:
+                np.right_shift(rows, imm & 31, out=rows)
+                return
+        _apply(m, f, dst, operand, imm)
+    elif plan[0] == "fold":
+        dst, src = plan[1], plan[2]
         rows, folded = group_sum(dst, m.acc[src].astype(np.int64), _REDUCIBLE[opcode])
         m.acc[rows] = _wrap(f(m.acc[rows].astype(np.int64), folded), m.acc_dtype)
-        return
-    starts = waves(dst, operand) + [dst.size]
-    for lo, hi in zip(starts[:-1], starts[1:]):
-        _apply(m, f, dst[lo:hi], None if operand is None else operand[lo:hi], imm)
+    else:
+        dst, operand, starts = plan[1], plan[2], plan[3]
+        for lo, hi in zip(starts[:-1], starts[1:]):
+            _apply(m, f, dst[lo:hi], None if operand is None else operand[lo:hi], imm)

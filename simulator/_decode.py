@@ -1,15 +1,25 @@
-"""Decode a raw instruction stream once into ``Step`` records, checking everything static.
+"""Decode an instruction stream once into numpy columns, checking everything static.
 
-Field positions come from ``env.isa`` (the single derivation in ``hwconfigs``); all fields of
-all instructions are extracted with a handful of vectorised shifts, so decoding costs little
-next to execution. Every check that does not depend on SRAM contents happens here, before the
-run touches any state, so a rejected program leaves the machine exactly as it was.
+Field positions come from ``env.isa`` (the single derivation in ``hwconfigs``). A raw stream is
+split into fields with a handful of vectorised shifts; a ``compiler.isa.Program`` is read field
+by field from its instruction objects and truncated to the field widths exactly as encoding
+would, so it never pays for an encode/decode round trip. Every check that does not depend on SRAM
+contents happens here, vectorised over the whole stream, before the run touches any state, so a
+rejected program leaves the machine exactly as it was. Only when a check fails is the stream
+walked instruction by instruction, to name the first offender.
+
+The counters of a run never depend on data (vta-spec §4), so they are summed here too.
 """
 from __future__ import annotations
+
+import operator
+import struct
+from itertools import starmap
 
 import numpy as np
 
 from compiler import isa
+from compiler.isa import AluInsn, FinishInsn, GemmInsn, MemInsn
 
 from . import _counters as C
 from ._errors import SimulationError
@@ -32,46 +42,241 @@ MEM_FIELDS = ("sram_base", "dram_base", "y_size", "x_size", "x_stride",
               "y_pad_0", "y_pad_1", "x_pad_0", "x_pad_1")
 LOOP_FIELDS = ("uop_bgn", "uop_end", "iter_out", "iter_in",
                "dst_factor_out", "dst_factor_in", "src_factor_out", "src_factor_in")
+GEMM_FIELDS = ("reset_reg",) + LOOP_FIELDS + ("wgt_factor_out", "wgt_factor_in")
+ALU_FIELDS = LOOP_FIELDS + ("alu_opcode", "use_imm", "imm")
 LOAD_COUNTER = {isa.MEM_INP: C.INP_LOAD, isa.MEM_WGT: C.WGT_LOAD, isa.MEM_ACC: C.ACC_LOAD,
                 isa.MEM_ACC_8BIT: C.ACC_LOAD, isa.MEM_UOP: C.UOP_LOAD}
 
+# Every column of a stream: the header, then each layout's own fields (named as the Insn
+# attributes). Loop fields sit at the same bits in the GEMM and ALU layouts.
+_OBJECT_FIELDS = {
+    MemInsn: FLAG_NAMES + ("opcode", "memory_type") + MEM_FIELDS,
+    GemmInsn: FLAG_NAMES + GEMM_FIELDS,
+    AluInsn: FLAG_NAMES + ("reset_reg",) + ALU_FIELDS,
+    FinishInsn: FLAG_NAMES,
+}
+_GETTERS = {cls: operator.attrgetter(*names) for cls, names in _OBJECT_FIELDS.items()}
+_PACKERS = {cls: struct.Struct(f"<{len(names)}q").pack for cls, names in _OBJECT_FIELDS.items()}
+_CLASS_OPCODE = {GemmInsn: isa.GEMM, AluInsn: isa.ALU, FinishInsn: isa.FINISH}
+_CLASS_KEY = {cls: k for k, cls in enumerate(_OBJECT_FIELDS)}
+COLUMNS = ("opcode",) + FLAG_NAMES + ("memory_type",) + MEM_FIELDS + GEMM_FIELDS + ALU_FIELDS[-3:]
+
+
+COL = {name: k for k, name in enumerate(COLUMNS)}
+_OBJECT_ROWS = {cls: np.array([COL[f] for f in names]) for cls, names in _OBJECT_FIELDS.items()}
+
+
+def _attr(field: str) -> str:
+    return field[:-4] if field.endswith("_dep") else field
+
+
+def op_module(opcode: np.ndarray, memory_type: np.ndarray) -> np.ndarray:
+    """Module of every instruction (``isa.module_of``, vectorised)."""
+    load = (opcode == isa.LOAD) & ((memory_type == isa.MEM_INP) | (memory_type == isa.MEM_WGT))
+    return np.where(opcode == isa.STORE, STORE_MODULE, np.where(load, LOAD_MODULE, COMPUTE_MODULE))
+
+
+def _flag_table() -> list:
+    """(pops, pushes) queue tuples, indexed by module * 16 + the four flags as bits; flags
+    without a queue on that module are left out (the decoder rejects them separately)."""
+    table = []
+    for module in range(3):
+        queues = MODULE_QUEUES[module]
+        for bits in range(16):
+            on = [(bits >> (3 - f)) & 1 for f in range(4)]
+            table.append((tuple(queues[f] for f in (0, 1) if on[f] and queues[f] is not None),
+                          tuple(queues[f] for f in (2, 3) if on[f] and queues[f] is not None)))
+    return table
+
+
+FLAG_TABLE = _flag_table()
+POPS = [entry[0] for entry in FLAG_TABLE]
+PUSHES = [entry[1] for entry in FLAG_TABLE]
+_FLAG_WEIGHTS = np.array([8, 4, 2, 1], dtype=np.int64)
+
+
+def flag_codes(table: np.ndarray, module: np.ndarray) -> np.ndarray:
+    """Index into ``FLAG_TABLE`` of every instruction (a set flag is any non-zero value)."""
+    flags = table[COL["pop_prev"]:COL["push_next"] + 1] != 0
+    return module * 16 + _FLAG_WEIGHTS @ flags
+
+
+def as_columns(table: np.ndarray) -> dict:
+    """Name -> row view of a (len(COLUMNS), n) table."""
+    return dict(zip(COLUMNS, table))
+
+
+# ---- columns ---------------------------------------------------------------------------
+# A stream is a (len(COLUMNS), n) int64 table: one row per field, one column per instruction.
+
+_LAYOUT_CACHE: dict = {}
+
+
+def _layout(env):
+    """(field rows, lsbs, widths) of every column in the raw bit layouts, and the width mask of
+    each column: the header and MEM fields from the mem layout, the loop fields from GEMM's,
+    ALU's own fields from ALU's (the loop fields sit at the same bits in both)."""
+    key = (env.isa.mem.fields, env.isa.gemm.fields, env.isa.alu.fields)
+    found = _LAYOUT_CACHE.get(key)
+    if found is None:
+        fields = {}
+        for layout, only in ((env.isa.mem, None), (env.isa.gemm, None), (env.isa.alu, ALU_FIELDS[-3:])):
+            for name, lsb, width in layout.fields:
+                name = _attr(name)
+                if name in fields or (only is not None and name not in only):
+                    continue
+                fields[name] = (lsb, width)
+        masks = np.array([(1 << fields[name][1]) - 1 for name in COLUMNS], dtype=np.int64)
+        found = _LAYOUT_CACHE[key] = ([(COL[name], lsb, width) for name, (lsb, width) in fields.items()], masks)
+    return found
+
+
+def _sign_extend_imm(table: np.ndarray) -> None:
+    # The fsim reads imm as a signed bit-field.
+    imm = table[COL["imm"]]
+    imm -= (imm & 0x8000) << 1
+
+
+def columns_from_bytes(data: bytes, env) -> np.ndarray:
+    n = len(data) // isa.INSN_BYTES
+    words = np.frombuffer(data, dtype="<u8", count=2 * n).reshape(n, 2)
+    fields, _ = _layout(env)
+    table = np.empty((len(COLUMNS), n), dtype=np.int64)
+    for row, lsb, width in fields:
+        table[row] = (words[:, lsb // 64] >> np.uint64(lsb % 64)) & np.uint64((1 << width) - 1)
+    _sign_extend_imm(table)
+    return table
+
+
+def columns_from_objects(instructions) -> tuple[np.ndarray | None, bool]:
+    """Raw attribute values of a sequence of Insn objects (what the cycle model reads), and
+    whether every MemInsn's opcode is LOAD or STORE (else its bits decode with another layout).
+
+    None when an object is not one of the four instruction classes or a value is not a 64-bit
+    integer: such streams take the encoding path.
+    """
+    kinds = list(map(_CLASS_KEY.get, map(type, instructions)))
+    if None in kinds:
+        return None, False
+    n = len(instructions)
+    kind = np.array(kinds, dtype=np.int64)
+    table = np.zeros((len(COLUMNS), n), dtype=np.int64)
+    mem_rows = None
+    try:
+        for cls, key in _CLASS_KEY.items():
+            rows = np.flatnonzero(kind == key)
+            if not rows.size:
+                continue
+            objs = list(map(instructions.__getitem__, rows.tolist()))
+            # struct packs Python ints about 3x faster than numpy converts them one by one.
+            packed = b"".join(starmap(_PACKERS[cls], map(_GETTERS[cls], objs)))
+            values = np.frombuffer(packed, dtype=np.int64).reshape(rows.size, -1)
+            if cls is MemInsn:
+                mem_rows = rows
+            if cls in _CLASS_OPCODE:
+                table[COL["opcode"], rows] = _CLASS_OPCODE[cls]
+            table[_OBJECT_ROWS[cls][:, None], rows] = values.T
+    except (struct.error, OverflowError, TypeError, ValueError):
+        return None, False
+    mem_ops = None if mem_rows is None else table[COL["opcode"], mem_rows]
+    well_formed = mem_ops is None or bool(np.all((mem_ops == isa.LOAD) | (mem_ops == isa.STORE)))
+    return table, well_formed
+
+
+def encoded_columns(raw: np.ndarray, env) -> np.ndarray:
+    """``raw`` object columns (of well-formed objects) truncated to the field widths, as
+    ``isa.encode`` stores them and a decode reads them back."""
+    _, masks = _layout(env)
+    table = raw & masks[:, None]
+    _sign_extend_imm(table)
+    return table
+
+
+# ---- the decoded stream ----------------------------------------------------------------
 
 class Step:
-    """One decoded instruction as the scheduler needs it.
+    """One executable instruction as the executors need it: ``args`` are the kind-specific
+    fields in the order the executors unpack them."""
 
-    ``pops``/``pushes`` are the token-queue indices of its set flags; ``counter``/``amount`` its
-    static contribution to the profiler (counts never depend on data, vta-spec §4); ``args`` the
-    kind-specific fields in the order the executors unpack them.
-    """
+    __slots__ = ("index", "module", "kind", "memory_type", "args", "stream")
 
-    __slots__ = ("index", "module", "kind", "pops", "pushes", "counter", "amount",
-                 "memory_type", "args", "raw")
-
-    def __init__(self, index, module, kind, pops, pushes, raw):
+    def __init__(self, index, module, kind, memory_type, args, stream):
         self.index, self.module, self.kind = index, module, kind
-        self.pops, self.pushes, self.raw = pops, pushes, raw
-        self.counter, self.amount, self.memory_type, self.args = -1, 0, -1, ()
-
-    def disassemble(self, env) -> str:
-        try:
-            return str(isa.decode(self.raw, env, self.index))
-        except isa.IsaError:
-            return f"raw {self.raw.hex()}"
+        self.memory_type, self.args, self.stream = memory_type, args, stream
 
     def describe(self, env) -> str:
-        return f"instruction {self.index} ({self.disassemble(env)})"
+        return self.stream.describe(self.index)
 
 
-def _columns(words: np.ndarray, layout) -> dict[str, list[int]]:
-    """Every field of ``layout`` for every instruction, as Python ints."""
-    out = {}
-    for name, lsb, width in layout.fields:
-        col = (words[:, lsb // 64] >> np.uint64(lsb % 64)) & np.uint64((1 << width) - 1)
-        out[name] = col.tolist()
-    return out
+class Stream:
+    """A statically valid instruction stream: columns, per-instruction module and token
+    queues, the counters of a complete run, and (on demand) the executable ``Step``s."""
+
+    def __init__(self, env, table: np.ndarray, raw: bytes | None, instructions, timing_table=None):
+        self.env, self.table, self.n = env, table, table.shape[1]
+        self.cols = as_columns(table)
+        self._raw, self._instructions = raw, instructions
+        # The cycle model reads the objects' own values; they differ from the encoded ones only
+        # when a value overflows its field.
+        if timing_table is not None and np.array_equal(timing_table, table):
+            timing_table = None
+        self.timing_table = timing_table
+        self._steps = None
+
+    # naming an instruction in messages
+    def raw(self, index: int) -> bytes:
+        if self._raw is not None:
+            return self._raw[index * isa.INSN_BYTES:(index + 1) * isa.INSN_BYTES]
+        return isa.encode(self._instructions[index], self.env)
+
+    def disassemble(self, index: int) -> str:
+        raw = self.raw(index)
+        try:
+            return str(isa.decode(raw, self.env, index))
+        except isa.IsaError:
+            return f"raw {raw.hex()}"
+
+    def describe(self, index: int) -> str:
+        return f"instruction {index} ({self.disassemble(index)})"
+
+    def steps(self) -> list:
+        """``Step`` of every instruction that moves data or computes, None for the others."""
+        if self._steps is None:
+            self._steps = _build_steps(self)
+        return self._steps
+
+    def uop_loads(self) -> list:
+        """(index, Step) of every UOP load that moves data, in program order."""
+        c = self.cols
+        idx = np.flatnonzero((c["opcode"] == isa.LOAD) & (c["memory_type"] == isa.MEM_UOP) & (c["x_size"] != 0))
+        args = zip(*(c[f][idx].tolist() for f in MEM_FIELDS))
+        return [(i, Step(i, COMPUTE_MODULE, K_LOAD, isa.MEM_UOP, a, self)) for i, a in zip(idx.tolist(), args)]
 
 
-elem_bytes = isa.elem_bytes
+def decode(program, env, dram_size: int) -> Stream:
+    """The ``Stream`` of a Program or raw bytes; raises SimulationError for anything statically
+    wrong (the first offending instruction, in program order)."""
+    if isinstance(program, isa.Program):
+        if program.env != env:
+            raise SimulationError(f"program built for {program.env!r}, simulator is {env!r}")
+        insns = program.instructions
+        raw, well_formed = columns_from_objects(insns) if insns else (None, False)
+        if raw is None or not well_formed:
+            return decode(program.to_bytes(), env, dram_size)
+        stream = Stream(env, encoded_columns(raw, env), None, insns, timing_table=raw)
+    elif isinstance(program, (bytes, bytearray, memoryview)):
+        data = bytes(program)
+        if len(data) % isa.INSN_BYTES:
+            raise SimulationError(
+                f"instruction stream of {len(data)} bytes is not a multiple of {isa.INSN_BYTES}: truncated, "
+                f"{len(data) // isa.INSN_BYTES} whole instructions then {len(data) % isa.INSN_BYTES} stray bytes")
+        if not data:
+            raise SimulationError("empty instruction stream: no FINISH")
+        stream = Stream(env, columns_from_bytes(data, env), data, None)
+    else:
+        raise TypeError(f"execute() takes a compiler.isa.Program or bytes, not {type(program).__name__}")
+    _check(stream, env, dram_size)
+    return stream
 
 
 def sram_depth(env, memory_type: int) -> int:
@@ -80,136 +285,197 @@ def sram_depth(env, memory_type: int) -> int:
             isa.MEM_OUT: env.ACC_DEPTH}[memory_type]
 
 
-def decode_stream(data, env, dram_size: int) -> list[Step]:
-    """``Step`` records of a raw stream; raises SimulationError for anything statically wrong."""
-    data = bytes(data)
-    if len(data) % isa.INSN_BYTES:
-        raise SimulationError(
-            f"instruction stream of {len(data)} bytes is not a multiple of {isa.INSN_BYTES}: truncated, "
-            f"{len(data) // isa.INSN_BYTES} whole instructions then {len(data) % isa.INSN_BYTES} stray bytes")
-    n = len(data) // isa.INSN_BYTES
-    if n == 0:
-        raise SimulationError("empty instruction stream: no FINISH")
-    words = np.frombuffer(data, dtype="<u8").reshape(n, 2)
-    opcode = (words[:, 0] & np.uint64(7)).tolist()
-    hdr = _columns(words, env.isa.gemm)  # the header sits at the same bits in every layout
-    mem = _columns(words, env.isa.mem)
-    gemm = _columns(words, env.isa.gemm)
-    alu = _columns(words, env.isa.alu)
-    flags = [hdr[f + "_dep"] for f in FLAG_NAMES]
+elem_bytes = isa.elem_bytes
 
-    steps = []
-    for i in range(n):
-        op = opcode[i]
-        raw = data[i * 16:(i + 1) * 16]
-        if op in (isa.LOAD, isa.STORE, isa.GEMM, isa.ALU, isa.FINISH):
-            module = MODULE_NAMES.index(isa.module_of(op, mem["memory_type"][i]))
-        else:
-            raise SimulationError(f"instruction {i}: unknown opcode {op} "
-                                  f"(word0 {int(words[i, 0]):#018x}, word1 {int(words[i, 1]):#018x})")
-        queues = MODULE_QUEUES[module]
-        for f, flag in enumerate(FLAG_NAMES):
-            if flags[f][i] and queues[f] is None:
-                step = Step(i, module, K_NOP, (), (), raw)
-                raise SimulationError(f"{step.describe(env)}: {flag} is set on a {MODULE_NAMES[module]}-module "
-                                      f"instruction, which has no such token queue")
-        pops = tuple(queues[f] for f in (0, 1) if flags[f][i])
-        pushes = tuple(queues[f] for f in (2, 3) if flags[f][i])
-        step = Step(i, module, K_NOP, pops, pushes, raw)
-        if op in (isa.LOAD, isa.STORE):
-            _decode_mem(step, op, {k: mem[k][i] for k in ("memory_type",) + MEM_FIELDS}, env, dram_size)
-        elif op == isa.GEMM:
-            _decode_gemm(step, {k: gemm[k][i] for k in ("reset_reg",) + LOOP_FIELDS + (
-                "wgt_factor_out", "wgt_factor_in")}, env)
-        elif op == isa.ALU:
-            _decode_alu(step, {k: alu[k][i] for k in LOOP_FIELDS + ("alu_opcode", "use_imm", "imm")}, env)
-        else:
-            step.kind = K_FINISH
-        steps.append(step)
-    _check_finish(steps, env)
+
+_TABLES: dict = {}
+
+
+def _tables(env):
+    """Lookup arrays over ``opcode * 8 + memory_type`` (both 3-bit fields) for the static checks:
+    module, LOAD/STORE/GEMM/ALU, illegal opcode, illegal LOAD/STORE memory type, SRAM depth,
+    DRAM element bytes, load counter and the bytes it counts per element; and over the flag
+    code (``FLAG_TABLE`` index): a flag set where its module has no queue."""
+    key = (env.UOP_DEPTH, env.INP_DEPTH, env.WGT_DEPTH, env.ACC_DEPTH, env.ACC_WIDTH, env.INP_WIDTH,
+           env.UOP_ELEM_BYTES, env.INP_ELEM_BYTES, env.WGT_ELEM_BYTES, env.ACC_ELEM_BYTES, env.OUT_ELEM_BYTES)
+    found = _TABLES.get(key)
+    if found is not None:
+        return found
+    t = {name: np.zeros(64, dtype=np.int64) for name in
+         ("module", "load", "store", "loop", "alu", "bad_op", "bad_mem", "depth", "elem", "counter", "unit")}
+    for op in range(8):
+        for mtype in range(8):
+            k = op * 8 + mtype
+            if op > isa.ALU:
+                t["bad_op"][k] = 1
+                continue
+            t["module"][k] = MODULE_NAMES.index(isa.module_of(op, mtype))
+            t["loop"][k] = op in (isa.GEMM, isa.ALU)
+            t["alu"][k] = op == isa.ALU
+            if op not in (isa.LOAD, isa.STORE):
+                continue
+            t["load" if op == isa.LOAD else "store"][k] = 1
+            if op == isa.STORE:
+                t["bad_mem"][k] = mtype != isa.MEM_OUT
+            else:
+                t["bad_mem"][k] = mtype not in LOAD_COUNTER or (
+                    mtype == isa.MEM_ACC_8BIT and (env.ACC_WIDTH != 32 or env.INP_WIDTH != 8))
+            if mtype in isa.MEM_NAMES:
+                t["depth"][k], t["elem"][k] = sram_depth(env, mtype), elem_bytes(env, mtype)
+            if op == isa.LOAD and mtype in LOAD_COUNTER:
+                t["counter"][k] = LOAD_COUNTER[mtype]
+                # ACC_8BIT counts the full accumulator element (upstream over-counts 4x, vta-spec §4).
+                t["unit"][k] = env.ACC_ELEM_BYTES if mtype == isa.MEM_ACC_8BIT else elem_bytes(env, mtype)
+    no_queue = np.array([any(((code % 16) >> (3 - f)) & 1 and MODULE_QUEUES[code // 16][f] is None
+                             for f in range(4)) for code in range(48)])
+    found = _TABLES[key] = ({k: (v.astype(bool) if k in ("load", "store", "loop", "alu", "bad_op", "bad_mem")
+                                 else v) for k, v in t.items()}, no_queue)
+    return found
+
+
+def _check(stream: Stream, env, dram_size: int) -> None:
+    """Vectorised static checks (the conditions ``_first_error`` names one by one); fills the
+    stream's modules, token queues, FIFOs and counters."""
+    c = stream.cols
+    t, no_queue = _tables(env)
+    op = c["opcode"]
+    key = op * 8 + c["memory_type"]
+    module = t["module"][key]
+    codes = module * 16 + _FLAG_WEIGHTS @ (stream.table[COL["pop_prev"]:COL["push_next"] + 1] != 0)
+    bad = t["bad_op"][key] | no_queue[codes]
+
+    x, y = c["x_size"], c["y_size"]
+    active = (t["load"][key] | t["store"][key]) & (x != 0)
+    store = t["store"][key]
+    x_pads, y_pads = c["x_pad_0"] + c["x_pad_1"], c["y_pad_0"] + c["y_pad_1"]
+    bad |= active & (t["bad_mem"][key] | (store & (x_pads + y_pads != 0)))
+    rows = np.where(store, x * y, (x + x_pads) * (y + y_pads))
+    bad |= active & (c["sram_base"] + rows > t["depth"][key])
+    bad |= active & (y != 0) & ((c["dram_base"] + (y - 1) * c["x_stride"] + x) * t["elem"][key] > dram_size)
+    bgn, uend = c["uop_bgn"], c["uop_end"]
+    bad |= t["loop"][key] & ((uend < bgn) | (uend > env.UOP_DEPTH))
+    bad |= t["alu"][key] & (c["alu_opcode"] > max(isa.ALU_NAMES))
+
+    finishes = np.flatnonzero(op == isa.FINISH)
+    if bad.any() or not finishes.size or np.any(module[finishes[0] + 1:] == COMPUTE_MODULE):
+        _first_error(stream, env, dram_size)   # raises
+
+    stream.module_array = module
+    stream.module = module.tolist()
+    codes = codes.tolist()
+    stream.pops = list(map(POPS.__getitem__, codes))
+    stream.pushes = list(map(PUSHES.__getitem__, codes))
+    stream.fifos = tuple(np.flatnonzero(module == m).tolist() for m in range(3))
+    stream.finish = int(finishes[0])
+
+    # Counters never depend on data (vta-spec §4); reset GEMMs add nothing.
+    counters = np.zeros(len(C.COUNTER_NAMES), dtype=np.int64)
+    load = active & t["load"][key]
+    np.add.at(counters, t["counter"][key[load]], (x * y * t["unit"][key])[load])
+    counters[C.OUT_STORE] += int((x * y)[active & store].sum()) * env.OUT_ELEM_BYTES
+    iterations = c["iter_out"] * c["iter_in"] * (uend - bgn)
+    counters[C.GEMM_COUNT] += int(iterations[(op == isa.GEMM) & (c["reset_reg"] == 0)].sum())
+    counters[C.ALU_COUNT] += int(iterations[op == isa.ALU].sum())
+    stream.counters = counters.tolist()
+
+
+def _build_steps(stream: Stream) -> list:
+    c, n = stream.cols, stream.n
+    steps = [None] * n
+    op = c["opcode"]
+    mem = np.flatnonzero(((op == isa.LOAD) | (op == isa.STORE)) & (c["x_size"] != 0))
+    for i, mtype, args in zip(mem.tolist(), c["memory_type"][mem].tolist(),
+                              zip(*(c[f][mem].tolist() for f in MEM_FIELDS))):
+        kind = K_STORE if op[i] == isa.STORE else K_LOAD
+        steps[i] = Step(i, stream.module[i], kind, mtype, args, stream)
+    gemm = np.flatnonzero(op == isa.GEMM)
+    for i, args in zip(gemm.tolist(), zip(*(c[f][gemm].tolist() for f in GEMM_FIELDS))):
+        steps[i] = Step(i, COMPUTE_MODULE, K_GEMM, -1, args, stream)
+    alu = np.flatnonzero(op == isa.ALU)
+    for i, args in zip(alu.tolist(), zip(*(c[f][alu].tolist() for f in ALU_FIELDS))):
+        steps[i] = Step(i, COMPUTE_MODULE, K_ALU, -1, args, stream)
     return steps
 
 
-def _decode_mem(step: Step, op: int, f: dict, env, dram_size: int) -> None:
+# ---- the first static error, named -------------------------------------------------------
+
+def _first_error(stream: Stream, env, dram_size: int) -> None:
+    """Walk the stream in order and raise the first static error (vta-spec §2, §3.7)."""
+    cols = {k: v.tolist() for k, v in stream.cols.items()}
+    n = stream.n
+    modules = []
+    for i in range(n):
+        op = cols["opcode"][i]
+        if op not in (isa.LOAD, isa.STORE, isa.GEMM, isa.ALU, isa.FINISH):
+            w = int.from_bytes(stream.raw(i), "little")
+            raise SimulationError(f"instruction {i}: unknown opcode {op} "
+                                  f"(word0 {w & (2**64 - 1):#018x}, word1 {w >> 64:#018x})")
+        module = MODULE_NAMES.index(isa.module_of(op, cols["memory_type"][i]))
+        modules.append(module)
+        queues = MODULE_QUEUES[module]
+        for f, flag in enumerate(FLAG_NAMES):
+            if cols[flag][i] and queues[f] is None:
+                raise SimulationError(f"{stream.describe(i)}: {flag} is set on a {MODULE_NAMES[module]}-module "
+                                      f"instruction, which has no such token queue")
+        if op in (isa.LOAD, isa.STORE):
+            _check_mem(stream, i, op, {k: cols[k][i] for k in ("memory_type",) + MEM_FIELDS}, env, dram_size)
+        elif op in (isa.GEMM, isa.ALU):
+            f = {k: cols[k][i] for k in LOOP_FIELDS + ("alu_opcode",)}
+            _check_loop(stream, i, f, env)
+            if op == isa.ALU and f["alu_opcode"] not in isa.ALU_NAMES:
+                raise SimulationError(f"{stream.describe(i)}: unknown ALU opcode {f['alu_opcode']} "
+                                      f"(MIN 0, MAX 1, ADD 2, SHR 3, MUL 4)")
+    finishes = [i for i in range(n) if cols["opcode"][i] == isa.FINISH]
+    if not finishes:
+        raise SimulationError(f"instruction stream of {n} instructions has no FINISH; "
+                              f"the run would never end")
+    first = finishes[0]
+    # Upstream's done flag is overwritten by every later instruction, so anything the compute
+    # module runs after FINISH makes the fsim spin forever (vta-spec §3.7).
+    later = [i for i in range(first + 1, n) if modules[i] == COMPUTE_MODULE]
+    if later:
+        raise SimulationError(f"{stream.describe(later[0])} follows FINISH (instruction {first}) in the compute "
+                              f"module; FINISH must be the last compute instruction")
+
+
+def _check_mem(stream: Stream, i: int, op: int, f: dict, env, dram_size: int) -> None:
     if f["x_size"] == 0:  # upstream returns before looking at anything else: a token-only NOP
         return
     mtype = f["memory_type"]
-    step.memory_type = mtype
-    step.args = tuple(f[k] for k in MEM_FIELDS)
     if op == isa.STORE:
         if mtype != isa.MEM_OUT:
-            raise SimulationError(f"{step.describe(env)}: STORE memory_type {mtype} "
+            raise SimulationError(f"{stream.describe(i)}: STORE memory_type {mtype} "
                                   f"({isa.MEM_NAMES.get(mtype, 'unknown')}); only OUT ({isa.MEM_OUT}) is stored")
         pads = [f[k] for k in ("y_pad_0", "y_pad_1", "x_pad_0", "x_pad_1")]
         if any(pads):
-            raise SimulationError(f"{step.describe(env)}: STORE with padding (y_pad {pads[0]}/{pads[1]}, "
+            raise SimulationError(f"{stream.describe(i)}: STORE with padding (y_pad {pads[0]}/{pads[1]}, "
                                   f"x_pad {pads[2]}/{pads[3]}); stores take no padding")
-        step.kind, step.counter = K_STORE, C.OUT_STORE
-        step.amount = f["x_size"] * f["y_size"] * env.OUT_ELEM_BYTES
         rows = f["x_size"] * f["y_size"]
     else:
         if mtype not in LOAD_COUNTER:
-            raise SimulationError(f"{step.describe(env)}: unknown LOAD memory_type {mtype} "
+            raise SimulationError(f"{stream.describe(i)}: unknown LOAD memory_type {mtype} "
                                   f"(UOP 0, WGT 1, INP 2, ACC 3, ACC_8BIT 5)")
         if mtype == isa.MEM_ACC_8BIT and (env.ACC_WIDTH != 32 or env.INP_WIDTH != 8):
-            raise SimulationError(f"{step.describe(env)}: ACC_8BIT loads need ACC_WIDTH 32 and INP_WIDTH 8 "
+            raise SimulationError(f"{stream.describe(i)}: ACC_8BIT loads need ACC_WIDTH 32 and INP_WIDTH 8 "
                                   f"(this geometry: {env.ACC_WIDTH}, {env.INP_WIDTH})")
-        step.kind, step.counter = K_LOAD, LOAD_COUNTER[mtype]
-        # ACC_8BIT counts the full accumulator element (upstream over-counts 4x, vta-spec §4).
-        unit = env.ACC_ELEM_BYTES if mtype == isa.MEM_ACC_8BIT else elem_bytes(env, mtype)
-        step.amount = f["x_size"] * f["y_size"] * unit
         rows = ((f["x_pad_0"] + f["x_size"] + f["x_pad_1"]) *
                 (f["y_pad_0"] + f["y_size"] + f["y_pad_1"]))
     depth = sram_depth(env, mtype)
     if f["sram_base"] + rows > depth:
-        raise SimulationError(f"{step.describe(env)}: SRAM rows [{f['sram_base']}, {f['sram_base'] + rows}) "
+        raise SimulationError(f"{stream.describe(i)}: SRAM rows [{f['sram_base']}, {f['sram_base'] + rows}) "
                               f"exceed the {isa.MEM_NAMES[mtype] if op == isa.LOAD else 'ACC'} depth {depth}")
     if f["y_size"]:
         e = elem_bytes(env, mtype)
         start = f["dram_base"] * e
         end = start + (f["y_size"] - 1) * f["x_stride"] * e + f["x_size"] * e
         if end > dram_size:
-            raise SimulationError(f"{step.describe(env)}: DRAM bytes [{start:#x}, {end:#x}) lie outside the "
+            raise SimulationError(f"{stream.describe(i)}: DRAM bytes [{start:#x}, {end:#x}) lie outside the "
                                   f"simulated DRAM of {dram_size:#x} bytes")
 
 
-def _check_loop(step: Step, f: dict, env) -> None:
+def _check_loop(stream: Stream, i: int, f: dict, env) -> None:
     if f["uop_end"] < f["uop_bgn"]:
-        raise SimulationError(f"{step.describe(env)}: uop_end {f['uop_end']} < uop_bgn {f['uop_bgn']}")
+        raise SimulationError(f"{stream.describe(i)}: uop_end {f['uop_end']} < uop_bgn {f['uop_bgn']}")
     if f["uop_end"] > env.UOP_DEPTH:
-        raise SimulationError(f"{step.describe(env)}: uop range [{f['uop_bgn']}, {f['uop_end']}) "
+        raise SimulationError(f"{stream.describe(i)}: uop range [{f['uop_bgn']}, {f['uop_end']}) "
                               f"exceeds the uop depth {env.UOP_DEPTH}")
-
-
-def _decode_gemm(step: Step, f: dict, env) -> None:
-    _check_loop(step, f, env)
-    step.kind = K_GEMM
-    step.args = (f["reset_reg"],) + tuple(f[k] for k in LOOP_FIELDS) + (f["wgt_factor_out"], f["wgt_factor_in"])
-    if not f["reset_reg"]:  # reset GEMMs add nothing (vta-spec §4)
-        step.counter = C.GEMM_COUNT
-        step.amount = f["iter_out"] * f["iter_in"] * (f["uop_end"] - f["uop_bgn"])
-
-
-def _decode_alu(step: Step, f: dict, env) -> None:
-    _check_loop(step, f, env)
-    if f["alu_opcode"] not in isa.ALU_NAMES:
-        raise SimulationError(f"{step.describe(env)}: unknown ALU opcode {f['alu_opcode']} "
-                              f"(MIN 0, MAX 1, ADD 2, SHR 3, MUL 4)")
-    imm = f["imm"] - (1 << 16) if f["imm"] & 0x8000 else f["imm"]  # a signed bit-field upstream
-    step.kind, step.counter = K_ALU, C.ALU_COUNT
-    step.amount = f["iter_out"] * f["iter_in"] * (f["uop_end"] - f["uop_bgn"])
-    step.args = tuple(f[k] for k in LOOP_FIELDS) + (f["alu_opcode"], f["use_imm"], imm)
-
-
-def _check_finish(steps: list[Step], env) -> None:
-    finishes = [s.index for s in steps if s.kind == K_FINISH]
-    if not finishes:
-        raise SimulationError(f"instruction stream of {len(steps)} instructions has no FINISH; "
-                              f"the run would never end")
-    first = finishes[0]
-    # Upstream's done flag is overwritten by every later instruction, so anything the compute
-    # module runs after FINISH makes the fsim spin forever (vta-spec §3.7).
-    later = [s for s in steps[first + 1:] if s.module == COMPUTE_MODULE]
-    if later:
-        raise SimulationError(f"{later[0].describe(env)} follows FINISH (instruction {first}) in the compute "
-                              f"module; FINISH must be the last compute instruction")

@@ -13,6 +13,8 @@ from ._decode import elem_bytes
 
 
 def _dram_rows(dram: np.ndarray, start: int, rows: int, row_bytes: int, stride: int) -> np.ndarray:
+    if stride >= row_bytes and start + rows * stride <= dram.size:
+        return dram[start:start + rows * stride].reshape(rows, stride)[:, :row_bytes]   # a plain view
     return as_strided(dram[start:], shape=(rows, row_bytes), strides=(stride, 1))
 
 

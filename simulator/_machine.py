@@ -22,18 +22,40 @@ def scalar_dtype(width: int, what: str) -> np.dtype:
     return np.dtype(f"int{width}")
 
 
+_ARRAYS = frozenset(("dram", "uop", "uop_dst", "uop_src", "uop_wgt", "inp", "wgt", "acc", "_rows"))
+
+
 class Machine:
-    """The state one ``Simulator`` owns; persistent across runs, zero-initialised."""
+    """The state one ``Simulator`` owns; persistent across runs, zero-initialised.
+
+    The DRAM and SRAM arrays are allocated on first touch, so a count-only run whose machine
+    nobody inspects never pays for them.
+    """
 
     def __init__(self, env, dram_size: int):
         if dram_size <= 0:
             raise SimulationError(f"dram_size must be positive, got {dram_size}")
         self.env = env
-        self.dram = np.zeros(int(dram_size), dtype=np.uint8)
+        self.dram_size = int(dram_size)
         self.inp_dtype = scalar_dtype(env.INP_WIDTH, "INP_WIDTH")
         self.wgt_dtype = scalar_dtype(env.WGT_WIDTH, "WGT_WIDTH")
         self.acc_dtype = scalar_dtype(env.ACC_WIDTH, "ACC_WIDTH")
         self.out_dtype = scalar_dtype(env.OUT_WIDTH, "OUT_WIDTH")
+        self.tokens = [0, 0, 0, 0]  # l2g, g2l, s2g, g2s; never cleared between runs (§3.7)
+        # Everything a cached GEMM/ALU index plan depends on besides the instruction and its uops.
+        self.geometry = (env.BATCH, env.BLOCK_IN, env.BLOCK_OUT, env.INP_WIDTH, env.WGT_WIDTH,
+                         env.ACC_WIDTH, env.INP_DEPTH, env.WGT_DEPTH, env.ACC_DEPTH)
+
+    def __getattr__(self, name):
+        # Only reached for attributes not set yet: the arrays, before their first use.
+        if name not in _ARRAYS:
+            raise AttributeError(name)
+        self._allocate()
+        return self.__dict__[name]
+
+    def _allocate(self) -> None:
+        env = self.env
+        self.dram = np.zeros(self.dram_size, dtype=np.uint8)
         self.uop = np.zeros(env.UOP_DEPTH, dtype=np.uint32)
         self.uop_dst = np.zeros(env.UOP_DEPTH, dtype=np.int64)
         self.uop_src = np.zeros(env.UOP_DEPTH, dtype=np.int64)
@@ -41,13 +63,14 @@ class Machine:
         self.inp = np.zeros((env.INP_DEPTH, env.BATCH * env.BLOCK_IN), dtype=self.inp_dtype)
         self.wgt = np.zeros((env.WGT_DEPTH, env.BLOCK_OUT * env.BLOCK_IN), dtype=self.wgt_dtype)
         self.acc = np.zeros((env.ACC_DEPTH, env.BATCH * env.BLOCK_OUT), dtype=self.acc_dtype)
-        self.tokens = [0, 0, 0, 0]  # l2g, g2l, s2g, g2s; never cleared between runs (§3.7)
+        # The arrays are only ever written in place, so their byte views stay valid.
+        self._rows = {mtype: arr.view(np.uint8).reshape(arr.shape[0], -1) for mtype, arr in
+                      ((isa.MEM_UOP, self.uop), (isa.MEM_INP, self.inp), (isa.MEM_WGT, self.wgt),
+                       (isa.MEM_ACC, self.acc))}
 
     def sram_rows(self, memory_type: int) -> np.ndarray:
         """The SRAM of ``memory_type`` as (depth, element bytes) uint8 rows."""
-        arr = {isa.MEM_UOP: self.uop, isa.MEM_INP: self.inp, isa.MEM_WGT: self.wgt,
-               isa.MEM_ACC: self.acc}[memory_type]
-        return arr.view(np.uint8).reshape(arr.shape[0], -1)
+        return self._rows[memory_type]
 
     def refresh_uops(self, lo: int, hi: int) -> None:
         dst, src, wgt = isa.decode_uop_fields(self.uop[lo:hi], self.env)

@@ -2,9 +2,13 @@
 the way upstream's tutorials call the built function on ``vta.simulator``.
 
 Every argument array is copied into DRAM at its buffer's physical address, the programs run in
-order (``Simulator.execute`` copies each program's uops into the uop staging buffer first, as
-upstream does at every synchronize), and the buffers the programs store to are copied back into the caller's
+order (each program's uops are copied into the uop staging buffer first, as upstream does at
+every synchronize), and the buffers the programs store to are copied back into the caller's
 arrays in place.
+
+Each program is decoded once, for both the cycle model and the run. A count-only run on the
+private simulator ``run`` creates moves no data at all: nobody can look at its SRAMs, so even
+the UOP loads are skipped (their bounds are still checked when the stream is decoded).
 """
 from __future__ import annotations
 
@@ -48,8 +52,8 @@ def _new_simulator(mod, sim):
     if sim is None:
         from simulator import Simulator   # late: simulator/__init__ re-exports this module
         return Simulator(mod.env, dram_size=mod.dram_size)
-    if len(sim.dram) < mod.dram_size:
-        raise ValueError(f"simulator DRAM of {len(sim.dram)} B is smaller than the {mod.dram_size} B "
+    if sim.dram_size < mod.dram_size:
+        raise ValueError(f"simulator DRAM of {sim.dram_size} B is smaller than the {mod.dram_size} B "
                          f"module {mod.name!r} needs")
     return sim
 
@@ -65,22 +69,23 @@ def run(mod, *arrays, count_only: bool = False, sim=None, timing_params=None) ->
 
     model = TimingModel(mod.env, timing_params)
     bound = [] if (count_only and not arrays) else _check_binding(mod, arrays)
+    private = sim is None
     sim = _new_simulator(mod, sim)
-    dram = sim.dram
     for arg, array in zip(mod.args, bound):
-        dram[arg.phys_addr:arg.phys_addr + arg.nbytes] = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        sim.dram[arg.phys_addr:arg.phys_addr + arg.nbytes] = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
     totals: dict = {}
     per_program, reports = [], []
     for program in mod.programs:
-        reports.append(model.estimate(program.instructions, initial_tokens=sim.tokens))
-        stats = dict(sim.execute(program, count_only=count_only))
+        stream = sim._decode(program)   # once, for both the cycle model and the run
+        reports.append(model.estimate(stream, initial_tokens=sim.tokens))
+        stats = sim._run_stream(stream, program, count_only=count_only, private=private)
         per_program.append(stats)
         for key, value in stats.items():
             totals[key] = totals.get(key, 0) + value
     if not count_only:
         for arg, array in zip(mod.args, bound):
             if arg.is_output:
-                raw = dram[arg.phys_addr:arg.phys_addr + arg.nbytes].tobytes()
+                raw = sim.dram[arg.phys_addr:arg.phys_addr + arg.nbytes].tobytes()
                 array[...] = np.frombuffer(raw, dtype=array.dtype).reshape(array.shape)
     cycles = sum(report.cycles for report in reports)
     return RunResult(stats=totals, cycles=cycles, seconds=cycles / (model.params.clock_mhz * 1e6),

@@ -4,75 +4,85 @@ Upstream starts each round at a wall-clock-random module; a race-free program gi
 result in any order, so this loop is a deterministic round-robin load -> compute -> store, each
 module running until its head instruction waits for a token. It stops when a whole round makes
 no progress, which turns upstream's infinite spin on a deadlock into an error.
+
+The token replay is the same with or without data: a count-only run replays it without
+executing anything but the UOP loads (which upstream's skip-exec mode performs), so it finds the
+same deadlocks and the same instructions running after FINISH.
 """
 from __future__ import annotations
 
 from . import _alu, _dma, _gemm
-from ._decode import (COMPUTE_MODULE, K_ALU, K_FINISH, K_GEMM, K_LOAD, K_STORE, MODULE_NAMES,
-                      QUEUE_NAMES, Step)
+from ._decode import K_ALU, K_GEMM, K_LOAD, K_STORE, MODULE_NAMES, QUEUE_NAMES, Stream
 from ._errors import SimulationError
-
-from compiler import isa
 
 EXECUTORS = {K_LOAD: _dma.load, K_STORE: _dma.store, K_GEMM: _gemm.gemm, K_ALU: _alu.alu}
 
 
-def run(m, steps: list[Step], counters: list[int], count_only: bool) -> None:
-    """Execute ``steps`` to FINISH on machine ``m``, adding to ``counters``."""
-    fifos = [[], [], []]
-    for s in steps:
-        fifos[s.module].append(s)
+def run(m, stream: Stream, count_only: bool, load_uops: bool = True) -> None:
+    """Execute ``stream`` to FINISH on machine ``m`` (``load_uops=False``: a count-only run
+    whose uop SRAM nobody will look at skips even the UOP loads)."""
+    if count_only:
+        steps = [None] * stream.n
+        if load_uops:
+            for index, step in stream.uop_loads():
+                steps[index] = step
+    else:
+        steps = stream.steps()
+    fifos, pops, pushes = stream.fifos, stream.pops, stream.pushes
+    finish = stream.finish
     heads = [0, 0, 0]
     tokens = m.tokens
-    finish_at = None     # position in execution order of the FINISH
-    executed = 0
-    after_finish = None  # first instruction that ran after FINISH
+    finished = False
+    after_finish = None   # first instruction that ran after FINISH
     while True:
         progress = False
         for module in (0, 1, 2):
             fifo, h = fifos[module], heads[module]
             end = len(fifo)
             while h < end:
-                s = fifo[h]
-                pops = s.pops
-                if pops:
+                i = fifo[h]
+                need = pops[i]
+                if need:
                     # Both pops are checked before either is consumed (upstream DependencyProcess).
-                    if any(tokens[q] == 0 for q in pops):
+                    if tokens[need[0]] == 0 or (len(need) > 1 and tokens[need[1]] == 0):
                         break
-                    for q in pops:
+                    for q in need:
                         tokens[q] -= 1
-                if s.counter >= 0:
-                    counters[s.counter] += s.amount
-                kind = s.kind
-                if kind == K_FINISH:
-                    finish_at = executed
-                elif kind != 0 and (not count_only or (kind == K_LOAD and s.memory_type == isa.MEM_UOP)):
+                s = steps[i]
+                if s is not None:
                     try:
-                        EXECUTORS[kind](m, s)
+                        EXECUTORS[s.kind](m, s)
                     except SimulationError as exc:
-                        raise SimulationError(f"{s.describe(m.env)}: {exc}") from None
-                if finish_at is not None and kind != K_FINISH and after_finish is None:
-                    after_finish = s
-                for q in s.pushes:
+                        raise SimulationError(f"{stream.describe(i)}: {exc}") from None
+                if finished and after_finish is None:
+                    after_finish = i
+                if i == finish:
+                    finished = True
+                for q in pushes[i]:
                     tokens[q] += 1
-                executed += 1
                 h += 1
             if h != heads[module]:
                 heads[module] = h
                 progress = True
         if not progress:
             break
-    if finish_at is None:
-        raise SimulationError(_deadlock_message(m, fifos, heads))
+    _check_outcome(m, stream, heads, finished, after_finish)
+
+
+def _check_outcome(m, stream: Stream, heads, finished: bool, after_finish) -> None:
+    """Raise for a run that deadlocked, ran something after FINISH or left instructions."""
+    fifos = stream.fifos
+    if not finished:
+        raise SimulationError(_deadlock_message(m, stream, heads))
     if after_finish is not None:
         raise SimulationError(
-            f"{after_finish.describe(m.env)} ran after FINISH; upstream's fsim would never terminate "
+            f"{stream.describe(after_finish)} ran after FINISH; upstream's fsim would never terminate "
             f"(its done flag is cleared by any later instruction) — guard it with dependency tokens")
     stuck = [fifos[k][heads[k]] for k in range(3) if heads[k] < len(fifos[k])]
     if stuck:
         # Upstream silently drops them when it clears its FIFOs; that hides a broken program.
         raise SimulationError("FINISH executed while instructions never ran: " + "; ".join(
-            f"{MODULE_NAMES[s.module]} module at {s.describe(m.env)}" for s in stuck)
+            f"{MODULE_NAMES[stream.module[i]]} module at {stream.describe(i)}" for i in stuck)
             + f"; tokens {_token_text(m)}")
 
 
@@ -80,13 +90,14 @@ def _token_text(m) -> str:
     return ", ".join(f"{name}={n}" for name, n in zip(QUEUE_NAMES, m.tokens))
 
 
-def _deadlock_message(m, fifos, heads) -> str:
+def _deadlock_message(m, stream: Stream, heads) -> str:
     parts = []
     for module in range(3):
-        if heads[module] < len(fifos[module]):
-            s = fifos[module][heads[module]]
-            waits = ", ".join(f"{QUEUE_NAMES[q]}" for q in s.pops if m.tokens[q] == 0)
-            parts.append(f"{MODULE_NAMES[module]} module stuck at {s.describe(m.env)} waiting for "
+        fifo = stream.fifos[module]
+        if heads[module] < len(fifo):
+            i = fifo[heads[module]]
+            waits = ", ".join(f"{QUEUE_NAMES[q]}" for q in stream.pops[i] if m.tokens[q] == 0)
+            parts.append(f"{MODULE_NAMES[module]} module stuck at {stream.describe(i)} waiting for "
                          f"{waits or 'nothing'}")
         else:
             parts.append(f"{MODULE_NAMES[module]} module done")

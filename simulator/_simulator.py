@@ -5,8 +5,8 @@ import numpy as np
 
 from compiler import isa
 
-from . import _counters, _scheduler
-from ._decode import QUEUE_NAMES, decode_stream
+from . import _counters, _decode, _scheduler
+from ._decode import QUEUE_NAMES
 from ._errors import SimulationError
 from ._machine import Machine
 
@@ -29,7 +29,7 @@ class Simulator:
 
     @property
     def dram_size(self) -> int:
-        return self._m.dram.size
+        return self._m.dram_size
 
     @property
     def inp(self) -> np.ndarray:
@@ -70,31 +70,33 @@ class Simulator:
         ``count_only`` the counters are computed but no data moves, except UOP loads, which
         upstream's skip-exec mode always performs (vta-spec §3.9).
         """
-        if isinstance(program, isa.Program):
-            if program.env != self.env:
-                raise SimulationError(f"program built for {program.env!r}, simulator is {self.env!r}")
-            raw = program.to_bytes()
-        elif isinstance(program, (bytes, bytearray, memoryview)):
-            raw = bytes(program)
-        else:
-            raise TypeError(f"execute() takes a compiler.isa.Program or bytes, not {type(program).__name__}")
-        steps = decode_stream(raw, self.env, self.dram_size)
+        return self._run_stream(self._decode(program), program, count_only)
+
+    def _decode(self, program) -> _decode.Stream:
+        """The statically checked ``Stream`` of a Program or raw bytes (raises SimulationError)."""
+        return _decode.decode(program, self.env, self.dram_size)
+
+    def _run_stream(self, stream: _decode.Stream, program=None, count_only: bool = False,
+                   private: bool = False) -> dict[str, int]:
+        """Run a decoded stream; ``program`` (a Program) supplies its uops. ``private``: the
+        caller discards this machine after a count-only run, so its uop SRAM is never looked
+        at and even the UOP loads (and uop placement) are skipped."""
+        skip_uops = count_only and private
         if isinstance(program, isa.Program) and len(program.uops):
-            self._place_uops(program)
-        counters = _counters.empty_counters()
+            self._place_uops(program, write=not skip_uops)
         saved_tokens = list(self._m.tokens)
         try:
-            _scheduler.run(self._m, steps, counters, count_only)
+            _scheduler.run(self._m, stream, count_only, load_uops=not skip_uops)
         except SimulationError:
             # Leftover tokens of a failed run would desynchronise the next, correct one.
             self._m.tokens[:] = saved_tokens
             raise
-        return _counters.as_dict(counters)
+        return _counters.as_dict(stream.counters)
 
-    def _place_uops(self, program) -> None:
-        data = program.uops.astype("<u4").view(np.uint8)
-        lo, hi = program.uop_base, program.uop_base + data.size
+    def _place_uops(self, program, write: bool = True) -> None:
+        lo, hi = program.uop_base, program.uop_base + 4 * len(program.uops)
         if lo < 0 or hi > self.dram_size:
             raise SimulationError(f"program uops at DRAM bytes [{lo:#x}, {hi:#x}) lie outside the simulated "
                                   f"DRAM of {self.dram_size:#x} bytes")
-        self._m.dram[lo:hi] = data
+        if write:
+            self._m.dram[lo:hi] = program.uops.astype("<u4").view(np.uint8)

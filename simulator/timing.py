@@ -13,21 +13,18 @@ see ``TimingParams`` for where each default comes from.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
 
-from compiler.isa import (FINISH, GEMM, LOAD, MEM_ACC, MEM_ACC_8BIT, MEM_UOP, STORE, AluInsn, GemmInsn, Insn,
-                          MemInsn, elem_bytes)
+import numpy as np
+
+from compiler.isa import (ALU, FINISH, GEMM, LOAD, MEM_ACC, MEM_ACC_8BIT, MEM_NAMES, MEM_UOP,
+                          STORE, AluInsn, GemmInsn, Insn, MemInsn, elem_bytes)
 from compiler.isa import module_of as _route
 
-from ._decode import FLAG_NAMES, MODULE_NAMES, MODULE_QUEUES, QUEUE_NAMES
+from ._decode import (COLUMNS, MODULE_NAMES, POPS, PUSHES, QUEUE_NAMES, Stream, as_columns, columns_from_objects,
+                      flag_codes, op_module)
 
 MODULES = MODULE_NAMES
 QUEUES = QUEUE_NAMES
-# (module, flag) -> token queue, from the simulator's routing table (vta-spec §2.2)
-_POP_QUEUE = {(MODULE_NAMES[m], FLAG_NAMES[f]): QUEUE_NAMES[q[f]]
-              for m, q in MODULE_QUEUES.items() for f in (0, 1) if q[f] is not None}
-_PUSH_QUEUE = {(MODULE_NAMES[m], FLAG_NAMES[f]): QUEUE_NAMES[q[f]]
-               for m, q in MODULE_QUEUES.items() for f in (2, 3) if q[f] is not None}
 
 
 class TimingError(ValueError):
@@ -99,6 +96,11 @@ def module_of(insn: Insn) -> str:
     return _route(insn.opcode, getattr(insn, "memory_type", 0))
 
 
+_SPLIT = ("gemm", "alu", "uop_load", "acc_load", "other")
+_COST_TABLES: dict = {}
+_SPLIT_GEMM, _SPLIT_ALU, _SPLIT_UOP, _SPLIT_ACC, _SPLIT_OTHER = range(5)
+
+
 class TimingModel:
     def __init__(self, env, params: TimingParams | None = None):
         self.env = env
@@ -134,92 +136,234 @@ class TimingModel:
             return p.pipeline_fill + insn.iterations * p.alu_ii, 0, "alu"
         return 1, 0, "other"
 
-    # ---- the event-driven run ------------------------------------------------------------
-    def estimate(self, instructions: Sequence[Insn], initial_tokens: dict | None = None) -> TimingReport:
-        p = self.params
-        queues = {m: [] for m in MODULES}          # per module: program indices
-        for index, insn in enumerate(instructions):
-            queues[module_of(insn)].append(index)
-        n = len(instructions)
-        dispatch = [None] * n                        # cycle the fetch module hands it over
-        start_of = {m: [] for m in MODULES}          # start cycles in queue order
-        push_times = {q: [0] * (initial_tokens or {}).get(q, 0) for q in QUEUES}
-        pops_done = {q: 0 for q in QUEUES}
-        free = {m: 0 for m in MODULES}
-        nxt = {m: 0 for m in MODULES}
-        position = {}
-        for m, idxs in queues.items():
-            for k, i in enumerate(idxs):
-                position[i] = (m, k)
-        times = {m: ModuleTime() for m in ("fetch",) + MODULES}
-        split = {"gemm": 0, "alu": 0, "uop_load": 0, "acc_load": 0, "other": 0}
-        dram = {"fetch": 16 * n, "load": 0, "compute": 0, "store": 0}
-        fetch_next, fetch_clock, finish_end, gemm_iters = 0, 0, None, 0
-        depth = p.cmd_queue_depth
+    def _cost_tables(self):
+        """Lookup arrays over opcode * 8 + memory_type (both 3-bit fields): DRAM element bytes
+        of a LOAD/STORE (0 otherwise), cycles per padding element of a LOAD, the uop-iteration
+        initiation interval of GEMM/ALU, and the compute split index."""
+        p, env = self.params, self.env
+        key = (p, env.ACC_ELEM_BYTES) + tuple(elem_bytes(env, t) for t in MEM_NAMES)
+        found = _COST_TABLES.get(key)
+        if found is None:
+            elem, pad, ii, split = (np.zeros(64, dtype=np.int64) for _ in range(4))
+            split[:] = _SPLIT_OTHER
+            for t in MEM_NAMES:
+                for op in (LOAD, STORE):
+                    elem[op * 8 + t] = elem_bytes(env, t)
+                sram_elem = env.ACC_ELEM_BYTES if t == MEM_ACC_8BIT else elem_bytes(env, t)
+                pad[LOAD * 8 + t] = -(-sram_elem // p.bus_bytes)
+            split[LOAD * 8 + MEM_UOP] = _SPLIT_UOP
+            split[LOAD * 8 + MEM_ACC] = split[LOAD * 8 + MEM_ACC_8BIT] = _SPLIT_ACC
+            split[GEMM * 8:GEMM * 8 + 8], ii[GEMM * 8:GEMM * 8 + 8] = _SPLIT_GEMM, p.gemm_ii
+            split[ALU * 8:ALU * 8 + 8], ii[ALU * 8:ALU * 8 + 8] = _SPLIT_ALU, p.alu_ii
+            found = _COST_TABLES[key] = (elem, pad, ii, split)
+        return found
 
+    def _costs(self, c: dict):
+        """``cost`` of every instruction of a column table at once: (cycles, DRAM bytes, compute
+        split index, GEMM uop-iterations) arrays."""
+        p = self.params
+        elem, pad, ii, split = self._cost_tables()
+        op, mtype = c["opcode"], c["memory_type"]
+        x, y = c["x_size"], c["y_size"]
+        in_range = (op >= 0) & (op < 8) & (mtype >= 0) & (mtype < 8)
+        key = np.where(in_range, op * 8 + mtype, FINISH * 8)   # others cost what FINISH costs
+        is_mem = (op == LOAD) | (op == STORE)
+        active = is_mem & (x != 0)
+        e = elem[key]
+        if np.any(active & (e == 0)):
+            elem_bytes(self.env, int(mtype[np.argmax(active & (e == 0))]))   # raises, naming the memory type
+        row_bytes = x * e
+        pad_elems = (c["y_pad_0"] + c["y_pad_1"]) * (c["x_pad_0"] + x + c["x_pad_1"]) + y * (c["x_pad_0"] + c["x_pad_1"])
+        cycles = np.where(active, y * (p.dma_latency - (-row_bytes // p.bus_bytes)) + pad_elems * pad[key], 1)
+        iterations = c["iter_out"] * c["iter_in"] * (c["uop_end"] - c["uop_bgn"])
+        cycles = np.where((op == GEMM) | (op == ALU), p.pipeline_fill + iterations * ii[key], cycles)
+        nbytes = np.where(active, y * row_bytes, 0)
+        gemm_iters = np.where((op == GEMM) & (c["reset_reg"] == 0), iterations, 0)
+        return cycles, nbytes, split[key], gemm_iters
+
+    # ---- the event-driven run ------------------------------------------------------------
+    def estimate(self, instructions, initial_tokens: dict | None = None) -> TimingReport:
+        """Timing of a sequence of ``Insn`` objects (or a simulator ``Stream``), starting from
+        ``initial_tokens`` in the dependency queues."""
+        tokens = [int((initial_tokens or {}).get(q, 0)) for q in QUEUES]
+        if isinstance(instructions, Stream):
+            if instructions.timing_table is None:   # the decoded routing holds for the objects too
+                s = instructions
+                return self._estimate(s.cols, s.module_array, s.module, s.fifos, s.pops, s.pushes, tokens)
+            table = instructions.timing_table
+        else:
+            instructions = list(instructions)
+            table = columns_from_objects(instructions)[0] if instructions else np.zeros((len(COLUMNS), 0), np.int64)
+            if table is None:
+                kinds = sorted({type(i).__name__ for i in instructions})
+                raise TypeError(f"the cycle model times compiler.isa instructions with integer fields, "
+                                f"got {', '.join(kinds)}")
+        c = as_columns(table)
+        op, mtype = c["opcode"], c["memory_type"]
+        module_arr = op_module(op, mtype)
+        codes = flag_codes(table, module_arr).tolist()
+        queues = tuple(np.flatnonzero(module_arr == m).tolist() for m in range(3))
+        return self._estimate(c, module_arr, module_arr.tolist(), queues, list(map(POPS.__getitem__, codes)),
+                              list(map(PUSHES.__getitem__, codes)), tokens)
+
+    def _estimate(self, c: dict, module_arr: np.ndarray, module: list, queues, pops: list, pushes: list,
+                  tokens: list) -> TimingReport:
+        p = self.params
+        n = len(module)
+        op = c["opcode"]
+        cycles_arr, nbytes, split_idx, gemm_iters = self._costs(c)
+        cycles = cycles_arr.tolist()
+        finishes = np.flatnonzero(op == FINISH)
+        last_finish = int(finishes[-1]) if finishes.size else -1
+        fast = None
+        if all(len(q) <= p.cmd_queue_depth for q in queues):
+            fast = self._replay_in_order(module, pops, pushes, cycles, tokens, last_finish)
+        if fast is not None:
+            free, stalled, finish_end = fast
+            fetch_stalled = 0
+        else:
+            start_of, free, stalled, nxt, dispatch, fetch_stalled, push_times, popped = self._replay(
+                n, module, queues, pops, pushes, cycles, tokens)
+            if any(nxt[m] < len(queues[m]) for m in range(3)) or None in dispatch:
+                stuck = {MODULES[m]: queues[m][nxt[m]] for m in range(3) if nxt[m] < len(queues[m])}
+                counts = ", ".join(f"{QUEUES[q]}: {len(push_times[q])}/{popped[q]}" for q in range(4))
+                raise TimingError(f"dependencies deadlock: next instructions {stuck} cannot start; "
+                                  f"tokens pushed/popped {{{counts}}}")
+            finish_end = None
+            if last_finish >= 0:
+                finish_end = start_of[1][queues[1].index(last_finish)] + cycles[last_finish]
+        total = max([finish_end or 0] + free)
+        # Per-module sums: every instruction ran (else the deadlock above).
+        busy = np.bincount(module_arr, weights=cycles_arr, minlength=3)
+        moved = np.bincount(module_arr, weights=nbytes, minlength=3)
+        times = {"fetch": ModuleTime(n * p.fetch_cycles_per_insn, fetch_stalled, n)}
+        dram = {"fetch": 16 * n}
+        for m, name in enumerate(MODULES):
+            times[name] = ModuleTime(int(busy[m]), stalled[m], len(queues[m]))
+            dram[name] = int(moved[m])
+        on_compute = module_arr == 1
+        split_cycles = np.bincount(split_idx[on_compute], weights=cycles_arr[on_compute], minlength=len(_SPLIT))
+        split = {name: int(split_cycles[k]) for k, name in enumerate(_SPLIT)}
+        iters = int(gemm_iters.sum())
+        bound = max(MODULES + ("fetch",), key=lambda name: times[name].busy)
+        return TimingReport(
+            cycles=total, seconds=total / (p.clock_mhz * 1e6), modules=times, compute_split=split,
+            dram_bytes=dram, gemm_utilization=iters / total if total else 0.0, bound_by=bound)
+
+    def _replay_in_order(self, module, pops, pushes, cycles, tokens, last_finish):
+        """``_replay`` in one pass over program order, valid when no command queue fills (fetch
+        hands instruction i over at cycle (i+1)*fetch_cycles_per_insn) and every token an
+        instruction pops was pushed by an earlier instruction or was there initially: then the
+        k-th pop of a queue (its one consumer module runs in order) meets the k-th push (its one
+        producer module runs in order) exactly as in the event-driven run. (free, stalled,
+        end of the last FINISH); None when a token comes from a later instruction."""
+        fc = self.params.fetch_cycles_per_insn
+        pushed = tuple([0] * tokens[q] for q in range(4))   # end cycle of every push, in order
+        popped = [0, 0, 0, 0]
+        free, stalled = [0, 0, 0], [0, 0, 0]
+        dispatch, finish_end = 0, None
+        for i, m in enumerate(module):
+            dispatch += fc
+            ready = free[m]
+            if dispatch > ready:
+                ready = dispatch
+            need = pops[i]
+            if need:
+                begin = ready
+                for q in need:
+                    k = popped[q]
+                    times = pushed[q]
+                    if k >= len(times):
+                        return None
+                    popped[q] = k + 1
+                    if times[k] > begin:
+                        begin = times[k]
+                stalled[m] += begin - ready
+                free[m] = end = begin + cycles[i]
+            else:
+                free[m] = end = ready + cycles[i]
+            out = pushes[i]
+            if out:
+                for q in out:
+                    pushed[q].append(end)
+            if i == last_finish:
+                finish_end = end
+        return free, stalled, finish_end
+
+    def _replay(self, n, module, queues, pops, pushes, cycles, tokens):
+        """The event-driven run: fetch hands instructions over in program order (blocked while
+        the target command queue is full); each module starts its next instruction when it is
+        free, the instruction is dispatched and its tokens have been pushed."""
+        p = self.params
+        fc, depth = p.fetch_cycles_per_insn, p.cmd_queue_depth
+        push_times = [[0] * tokens[q] for q in range(4)]
+        popped = [0, 0, 0, 0]
+        start_of = ([], [], [])
+        free, stalled, nxt = [0, 0, 0], [0, 0, 0], [0, 0, 0]
+        fetch_stalled = 0
+        if all(len(q) <= depth for q in queues):
+            # No command queue ever fills: fetch never waits.
+            dispatch = list(range(fc, fc * (n + 1), fc))
+            fetch_next, position = n, None
+        else:
+            dispatch, fetch_next, fetch_clock = [None] * n, 0, 0
+            position = [0] * n
+            for q in queues:
+                for k, i in enumerate(q):
+                    position[i] = k
         progress = True
         while progress:
             progress = False
-            # fetch: in program order, blocked while the target queue is full
             while fetch_next < n:
-                m, k = position[fetch_next]
+                m, k = module[fetch_next], position[fetch_next]
                 if k >= depth:
                     if len(start_of[m]) <= k - depth:
                         break
                     room = start_of[m][k - depth]
                 else:
                     room = 0
-                t = max(fetch_clock + p.fetch_cycles_per_insn, room)
-                times["fetch"].stalled += max(0, room - (fetch_clock + p.fetch_cycles_per_insn))
-                dispatch[fetch_next] = t
-                fetch_clock = t
+                t = fetch_clock + fc
+                if room > t:
+                    fetch_stalled += room - t
+                    t = room
+                dispatch[fetch_next] = fetch_clock = t
                 fetch_next += 1
                 progress = True
-            for m in MODULES:
-                idxs = queues[m]
-                while nxt[m] < len(idxs):
-                    i = idxs[nxt[m]]
-                    if dispatch[i] is None:
+            for m in (0, 1, 2):
+                q, h = queues[m], nxt[m]
+                end = len(q)
+                if h == end:
+                    continue
+                f, st, begins = free[m], stalled[m], start_of[m]
+                while h < end:
+                    i = q[h]
+                    ready = dispatch[i]
+                    if ready is None:
                         break
-                    insn = instructions[i]
-                    need = [q for (mod, flag), q in _POP_QUEUE.items() if mod == m and getattr(insn, flag)]
-                    if any(len(push_times[q]) <= pops_done[q] for q in need):
-                        break
-                    ready = max(free[m], dispatch[i])
-                    token_time = max([push_times[q][pops_done[q]] for q in need], default=0)
-                    begin = max(ready, token_time)
-                    for q in need:
-                        pops_done[q] += 1
-                    cycles, nbytes, kind = self.cost(insn)
-                    end = begin + cycles
-                    times[m].stalled += begin - ready
-                    times[m].busy += cycles
-                    times[m].instructions += 1
-                    dram[m] += nbytes
-                    if m == "compute":
-                        split[kind if kind in split else "other"] += cycles
-                    if insn.opcode == GEMM and not insn.reset_reg:
-                        gemm_iters += insn.iterations
-                    start_of[m].append(begin)
-                    free[m] = end
-                    for (mod, flag), q in _PUSH_QUEUE.items():
-                        if mod == m and getattr(insn, flag):
-                            push_times[q].append(end)
-                    if insn.opcode == FINISH:
-                        finish_end = end
-                    nxt[m] += 1
+                    need = pops[i]
+                    token_time = 0
+                    if need:
+                        if len(push_times[need[0]]) <= popped[need[0]] or (
+                                len(need) > 1 and len(push_times[need[1]]) <= popped[need[1]]):
+                            break
+                        for qq in need:
+                            t = push_times[qq][popped[qq]]
+                            popped[qq] += 1
+                            if t > token_time:
+                                token_time = t
+                    if f > ready:
+                        ready = f
+                    begin = token_time if token_time > ready else ready
+                    st += begin - ready
+                    begins.append(begin)
+                    f = begin + cycles[i]
+                    for qq in pushes[i]:
+                        push_times[qq].append(f)
+                    h += 1
+                if h != nxt[m]:
+                    nxt[m], free[m], stalled[m] = h, f, st
                     progress = True
-        if any(nxt[m] < len(queues[m]) for m in MODULES) or fetch_next < n:
-            stuck = {m: queues[m][nxt[m]] for m in MODULES if nxt[m] < len(queues[m])}
-            raise TimingError(f"dependencies deadlock: next instructions {stuck} cannot start; "
-                              f"tokens pushed/popped {{{', '.join(f'{q}: {len(push_times[q])}/{pops_done[q]}' for q in QUEUES)}}}")
-        cycles = max([finish_end or 0] + list(free.values()))
-        times["fetch"].busy = n * p.fetch_cycles_per_insn
-        times["fetch"].instructions = n
-        bound = max(MODULES + ("fetch",), key=lambda name: times[name].busy)
-        return TimingReport(
-            cycles=cycles, seconds=cycles / (p.clock_mhz * 1e6), modules=times, compute_split=split,
-            dram_bytes=dram, gemm_utilization=gemm_iters / cycles if cycles else 0.0, bound_by=bound)
+        return start_of, free, stalled, nxt, dispatch, fetch_stalled, push_times, popped
 
 
 def estimate(program, params: TimingParams | None = None) -> TimingReport:

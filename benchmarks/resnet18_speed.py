@@ -1,0 +1,134 @@
+"""Speed of the simulator on the real ResNet-18 layers (C2..C11, TopHub knobs), on one core.
+
+Per layer: build time, full bit-exact simulation (first run with a cold index-plan cache, then
+best of N warm), count-only run, uop-iterations/s, count-only modules/s and build+count
+candidates/s. Then the whole network (every layer x its ``.count``): the full simulation from a
+cold plan cache, as one network evaluation would run it, and count-only. Every full run's output
+is checked against ``workloads.reference`` once (outside the timings).
+
+Goals: (a) whole network bit-exact in <= 1 s; (b) >= 1000 count-only modules/s.
+
+    python benchmarks/resnet18_speed.py [--repeat N]
+"""
+from __future__ import annotations
+
+import os
+
+# One core: BLAS must not spread a matmul over threads (set before numpy is imported).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import hwconfigs  # noqa: E402
+import simulator  # noqa: E402
+from compiler import workloads  # noqa: E402
+from simulator import _alu, _gemm  # noqa: E402
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "resnet18_pynq_1x16.json"
+
+
+def _clear_plans() -> None:
+    """Forget the cached GEMM/ALU index plans: the next run pays for them, as a first run does."""
+    for module in (_gemm, _alu):
+        getattr(module, "_PLANS", {}).clear()
+
+
+def _best(fn, repeat):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def _knobs():
+    if not REFERENCE.is_file():
+        sys.exit(f"reference file {REFERENCE} is missing (TopHub knobs of the layers)")
+    return {e["layer"]: e["tophub_cfg"] for e in json.loads(REFERENCE.read_text())["layers"]}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=7, help="best of N for the per-layer figures")
+    args = ap.parse_args(argv)
+    env = hwconfigs.get_env()
+    knobs = _knobs()
+    layers = workloads.resnet18()
+    print(f"ResNet-18 layers, TopHub knobs, {env!r}; BLAS threads {os.environ['OPENBLAS_NUM_THREADS']}; "
+          f"best of {args.repeat}")
+    print(f"{'layer':<5} {'x':>2} {'insns':>5} {'uop-iters':>10} {'build':>8} {'full cold':>10} {'full':>8} "
+          f"{'M iter/s':>8} {'count':>8} {'mod/s':>7} {'build+count/s':>13}")
+    mods, inputs = {}, {}
+    for name, layer in layers.items():
+        mods[name] = workloads.build(layer, env=env, knobs=knobs[name])
+        inputs[name] = workloads.random_inputs(layer, env, 1)
+        out = workloads.empty_output(layer, env)
+        simulator.run(mods[name], *inputs[name], out)
+        if not np.array_equal(out, workloads.reference(layer, *inputs[name])):
+            sys.exit(f"{name}: simulator output differs from workloads.reference")
+
+    for name, layer in layers.items():
+        mod, ins = mods[name], inputs[name]
+        t_build, _ = _best(lambda: workloads.build(layer, env=env, knobs=knobs[name]), args.repeat)
+        out = workloads.empty_output(layer, env)
+        _clear_plans()
+        t0 = time.perf_counter()
+        res = simulator.run(mod, *ins, out)
+        t_cold = time.perf_counter() - t0
+        t_full, _ = _best(lambda: simulator.run(mod, *ins, out), args.repeat)
+        t_count, _ = _best(lambda: simulator.run(mod, count_only=True), args.repeat * 5)
+        t_cand, _ = _best(lambda: simulator.run(workloads.build(layer, env=env, knobs=knobs[name]), count_only=True),
+                          args.repeat)
+        iters = res.stats["gemm_counter"]
+        n = sum(len(p) for p in mod.programs)
+        print(f"{name:<5} {layer.count:>2} {n:>5} {iters:>10} {t_build * 1e3:6.1f}ms {t_cold * 1e3:8.1f}ms "
+              f"{t_full * 1e3:6.1f}ms {iters / t_full / 1e6:8.2f} {t_count * 1e6:6.0f}us {1 / t_count:7.0f} "
+              f"{1 / t_cand:13.0f}")
+
+    def network_full():
+        _clear_plans()      # a network evaluation as it would run the first time
+        t0 = time.perf_counter()
+        for name, layer in layers.items():
+            out = workloads.empty_output(layer, env)
+            for _ in range(layer.count):
+                simulator.run(mods[name], *inputs[name], out)
+        return time.perf_counter() - t0
+
+    def network_count():
+        t0 = time.perf_counter()
+        for name, layer in layers.items():
+            for _ in range(layer.count):
+                simulator.run(mods[name], count_only=True)
+        return time.perf_counter() - t0
+
+    def network_build_count():
+        t0 = time.perf_counter()
+        for name, layer in layers.items():
+            for _ in range(layer.count):
+                simulator.run(workloads.build(layer, env=env, knobs=knobs[name]), count_only=True)
+        return time.perf_counter() - t0
+
+    runs = sum(layer.count for layer in layers.values())
+    iters = sum(simulator.run(mods[name], count_only=True).stats["gemm_counter"] * layer.count
+                for name, layer in layers.items())
+    t_full = min(network_full() for _ in range(3))
+    t_count = min(network_count() for _ in range(args.repeat))
+    t_cand = min(network_build_count() for _ in range(3))
+    print(f"network: {runs} layer runs, {iters / 1e6:.2f} M uop-iterations")
+    print(f"  full bit-exact (cold plan cache) {t_full:7.3f} s   {iters / t_full / 1e6:6.2f} M uop-iter/s   "
+          f"(goal <= 1 s)")
+    print(f"  count-only                       {t_count * 1e3:7.1f} ms  {runs / t_count:6.0f} modules/s   "
+          f"(goal >= 1000)")
+    print(f"  build + count-only               {t_cand:7.3f} s   {runs / t_cand:6.0f} candidates/s")
+
+
+if __name__ == "__main__":
+    main()
