@@ -13,12 +13,16 @@ see ``TimingParams`` for where each default comes from.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
 from compiler.isa import (ALU, FINISH, GEMM, LOAD, MEM_ACC, MEM_ACC_8BIT, MEM_NAMES, MEM_UOP,
                           STORE, AluInsn, GemmInsn, Insn, MemInsn, elem_bytes)
 from compiler.isa import module_of as _route
+# The parameters are part of the hardware config (TIMING_* keys over per-target defaults);
+# re-exported here as simulator.timing.TimingParams.
+from hwconfigs import TimingParams
 
 from ._decode import (COLUMNS, MODULE_NAMES, POPS, PUSHES, QUEUE_NAMES, Stream, as_columns, columns_from_objects,
                       flag_codes, op_module)
@@ -29,35 +33,6 @@ QUEUES = QUEUE_NAMES
 
 class TimingError(ValueError):
     """A program whose timing cannot be modelled (its dependencies deadlock)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TimingParams:
-    """Timing parameters of one VTA build, in cycles of the accelerator clock.
-
-    Defaults: ``clock_mhz`` and the AXI width come from upstream ``pkg_config.py`` per target;
-    ``gemm_ii = 1`` and ``alu_ii = 2`` from the HLS pragmas (PIPELINE II=1 on the GEMM uop loop,
-    II=2 on the ALU loop); ``cmd_queue_depth = 512`` from the block design's command FIFOs.
-    ``dma_latency`` (cycles from a burst request to its first beat), ``pipeline_fill`` and
-    ``fetch_cycles_per_insn`` are model assumptions awaiting calibration on board figures.
-    """
-
-    clock_mhz: float = 100.0
-    bus_bytes: int = 8
-    dma_latency: int = 32
-    pipeline_fill: int = 4
-    gemm_ii: int = 1
-    alu_ii: int = 2
-    fetch_cycles_per_insn: int = 2
-    cmd_queue_depth: int = 512
-
-    @classmethod
-    def for_env(cls, env, **overrides) -> "TimingParams":
-        bus_bytes = env.BUS_WIDTH // 8
-        base = dict(clock_mhz=float(env.fpga.freq_mhz), bus_bytes=bus_bytes,
-                    fetch_cycles_per_insn=max(1, 16 // bus_bytes))
-        base.update(overrides)
-        return cls(**base)
 
 
 @dataclasses.dataclass
@@ -114,7 +89,7 @@ class TimingModel:
         p = self.params
         elem = elem_bytes(self.env, insn.memory_type)
         row_bytes = insn.x_size * elem
-        beats = -(-row_bytes // p.bus_bytes)
+        beats = math.ceil(row_bytes / p.dram_bytes_per_cycle)
         cycles = insn.y_size * (p.dma_latency + beats)
         if insn.opcode == LOAD:
             x_total = insn.x_pad_0 + insn.x_size + insn.x_pad_1
@@ -133,7 +108,8 @@ class TimingModel:
         if isinstance(insn, GemmInsn):
             return p.pipeline_fill + insn.iterations * p.gemm_ii, 0, "gemm"
         if isinstance(insn, AluInsn):
-            return p.pipeline_fill + insn.iterations * p.alu_ii, 0, "alu"
+            ii = p.alu_ii_imm if insn.use_imm else p.alu_ii
+            return p.pipeline_fill + insn.iterations * ii, 0, "alu"
         return 1, 0, "other"
 
     def _cost_tables(self):
@@ -174,9 +150,11 @@ class TimingModel:
             elem_bytes(self.env, int(mtype[np.argmax(active & (e == 0))]))   # raises, naming the memory type
         row_bytes = x * e
         pad_elems = (c["y_pad_0"] + c["y_pad_1"]) * (c["x_pad_0"] + x + c["x_pad_1"]) + y * (c["x_pad_0"] + c["x_pad_1"])
-        cycles = np.where(active, y * (p.dma_latency - (-row_bytes // p.bus_bytes)) + pad_elems * pad[key], 1)
+        beats = np.ceil(row_bytes / p.dram_bytes_per_cycle).astype(np.int64)
+        cycles = np.where(active, y * (p.dma_latency + beats) + pad_elems * pad[key], 1)
         iterations = c["iter_out"] * c["iter_in"] * (c["uop_end"] - c["uop_bgn"])
-        cycles = np.where((op == GEMM) | (op == ALU), p.pipeline_fill + iterations * ii[key], cycles)
+        step = np.where((op == ALU) & (c["use_imm"] != 0), p.alu_ii_imm, ii[key])
+        cycles = np.where((op == GEMM) | (op == ALU), p.pipeline_fill + iterations * step, cycles)
         nbytes = np.where(active, y * row_bytes, 0)
         gemm_iters = np.where((op == GEMM) & (c["reset_reg"] == 0), iterations, 0)
         return cycles, nbytes, split[key], gemm_iters
