@@ -2,13 +2,15 @@
 
 The modules run concurrently; each executes its own command queue strictly in program order and
 waits on the four dependency-token queues, as the hardware does (vta-spec §7.1). Instruction
-costs follow the HLS design (§7.2): DMA pays a per-request latency per row plus bytes over the
-AXI bus width, zero padding is written one SRAM element at a time, GEMM issues one
-uop-iteration per cycle after a pipeline fill, the ALU one every ``alu_ii`` cycles.
+costs follow the HLS design (§7.2): DMA pays a per-request latency per row plus bytes at the
+sustained DRAM rate, zero padding is written one SRAM element at a time, GEMM issues one
+uop-iteration per cycle after a pipeline fill, the ALU one every ``alu_ii`` cycles (``alu_ii_imm``
+with an immediate operand).
 
 The model is event-driven over instructions, never over data, so timing a program costs a
-small fraction of executing it. The parameters are not yet calibrated against board figures;
-see ``TimingParams`` for where each default comes from.
+small fraction of executing it. Its parameters are part of the hardware config
+(``hwconfigs.TimingParams``); docs/timing.md gives their sources and the calibration on a
+Pynq-Z1.
 """
 from __future__ import annotations
 
