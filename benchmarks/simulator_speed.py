@@ -161,3 +161,11 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # Every ResNet-18 layer and the whole network: build, full and count-only times.
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import resnet18_speed
+
+    print()
+    resnet18_speed.main([])
