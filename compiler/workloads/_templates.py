@@ -61,6 +61,18 @@ def _compute_tile_at(s, env, output, store_pt, stages, cbias):
         s[cbias].pragma(s[cbias].op.axis[0], env.dma_copy)
 
 
+def _tile_reduction(s, env, gemm, k_o, knobs, operands, batch_axis):
+    """Split the reduction by tile_ci, DMA the operand tiles at the knob's load level and
+    tensorize the GEMM at its batch axis."""
+    k_o, k_oi = s[gemm].split(k_o, factor=knobs["tile_ci"][1])
+    load_pt = k_o if knobs["load_level"] == "ci_tile" else k_oi
+    for operand in operands:
+        s[operand].compute_at(s[gemm], load_pt)
+    for operand in operands:
+        s[operand].pragma(s[operand].op.axis[0], env.dma_copy)
+    s[gemm].tensorize(batch_axis, env.gemm)
+
+
 def conv2d_packed(layer: Conv2D, env, knobs: dict):
     """(schedule, argument tensors) of upstream's conv2d_packed.vta template."""
     n, c = layer.batch // env.BATCH, layer.in_channels // env.BLOCK_IN
@@ -118,13 +130,7 @@ def conv2d_packed(layer: Conv2D, env, knobs: dict):
     x_bo, x_co, x_i, x_j, x_bi, x_ci = s[conv].op.axis
     k_o, d_i, d_j, k_i = s[conv].op.reduce_axis
     s[conv].reorder(x_bo, k_o, x_j, d_j, d_i, x_co, x_i, x_bi, x_ci, k_i)
-    k_o, k_oi = s[conv].split(k_o, factor=knobs["tile_ci"][1])
-    load_pt = k_o if knobs["load_level"] == "ci_tile" else k_oi
-    s[cdata].compute_at(s[conv], load_pt)
-    s[ckernel].compute_at(s[conv], load_pt)
-    s[cdata].pragma(s[cdata].op.axis[0], env.dma_copy)
-    s[ckernel].pragma(s[ckernel].op.axis[0], env.dma_copy)
-    s[conv].tensorize(x_bi, env.gemm)
+    _tile_reduction(s, env, conv, k_o, knobs, (cdata, ckernel), x_bi)
     s[output].pragma({"co": x_co1, "h": x_i1, "w": x_j1}[knobs["store_axis"]], env.dma_copy)
     args = [data, kernel] + ([bias] if bias is not None else []) + [output]
     return s, args
@@ -175,13 +181,7 @@ def dense_packed(layer: Dense, env, knobs: dict):
         s[dense].reorder(d_bo, k_o, d_co)
     else:
         s[dense].reorder(d_bo, k_o, d_co, d_bi, d_ci, k_i)
-    k_o, k_oi = s[dense].split(k_o, factor=knobs["tile_ci"][1])
-    load_pt = k_o if knobs["load_level"] == "ci_tile" else k_oi
-    s[cdata].compute_at(s[dense], load_pt)
-    s[cweight].compute_at(s[dense], load_pt)
-    s[cdata].pragma(s[cdata].op.axis[0], env.dma_copy)
-    s[cweight].pragma(s[cweight].op.axis[0], env.dma_copy)
-    s[dense].tensorize(d_bi, env.gemm)
+    _tile_reduction(s, env, dense, k_o, knobs, (cdata, cweight), d_bi)
     s[output].pragma(x_ci, env.dma_copy)
     args = [data, weight] + ([bias] if bias is not None else []) + [output]
     return s, args
