@@ -106,7 +106,10 @@ def _postgres_url() -> str:
 def test_two_drivers_share_one_postgresql_study(tmp_path):
     url = _postgres_url()
     name = f"shared-{os.getpid()}-{int(time.time())}"
-    path = write_study(tmp_path, STUDY.format(trials=8).replace('name = "shared"', f'name = "{name}"'))
+    # Candidates slow enough (4 x 400 ms per trial) that the second driver's Ray is up before
+    # the first driver alone could finish the budget: both must take part.
+    path = write_study(tmp_path, STUDY.format(trials=8).replace('name = "shared"', f'name = "{name}"')
+                       .replace("sleep_ms = 20", "sleep_ms = 400"))
     cmds = [[sys.executable, "-m", "dse", "run", str(path), "--evaluator", TOY, "--out", str(tmp_path / f"out{i}"),
              "--storage", url, "--workers", "1", "--quiet"] for i in range(2)]
     procs = [subprocess.Popen(c, env=subprocess_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
