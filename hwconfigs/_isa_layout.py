@@ -29,11 +29,11 @@ class FieldLayout:
     fields: tuple[tuple[str, int, int], ...]
     bits: int
 
+    def __post_init__(self):
+        object.__setattr__(self, "_index", {field: (lsb, width) for field, lsb, width in self.fields})
+
     def __getitem__(self, name: str) -> tuple[int, int]:
-        for field, lsb, width in self.fields:
-            if field == name:
-                return lsb, width
-        raise KeyError(name)
+        return self._index[name]
 
     def names(self) -> tuple[str, ...]:
         return tuple(f for f, _, _ in self.fields)
