@@ -149,7 +149,6 @@ def _fields_fit(cfg: "HwConfig") -> bool:
 
 def _largest_fitting(cfg: "HwConfig") -> dict[str, int]:
     """For each buffer-size key, the largest value whose fields fit, the others held fixed."""
-    import dataclasses as dc
 
     out = {}
     for name in ("uop", "inp", "wgt", "acc"):

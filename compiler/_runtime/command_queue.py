@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Callable, Hashable
 
-from ..isa import (LOAD, MEM_ACC, MEM_ACC_8BIT, MEM_INP, MEM_NAMES, MEM_OUT, MEM_UOP, MEM_WGT,
-                   STORE, AluInsn, FinishInsn, GemmInsn, Insn, MemInsn, Program)
+from ..isa import (LOAD, MEM_NAMES, MEM_UOP, STORE, AluInsn, FinishInsn, GemmInsn, Insn,
+                   MemInsn, Program)
 from ..isa import IsaError
 from ..isa import elem_bytes as isa_elem_bytes
 from .errors import RuntimeCheckError

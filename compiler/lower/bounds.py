@@ -8,7 +8,7 @@ InferBound for the affine indices VTA kernels use).
 from __future__ import annotations
 
 from ..ir import Affine, CompileError, to_affine
-from ..schedule import Fuse, Split
+from ..schedule import Split
 from ..te import TensorRead
 
 

@@ -4,8 +4,7 @@ and every runtime call goes to a :class:`~compiler.runtime.CommandQueue`. A uop 
 recorder; the runtime records it once per (site, signature)."""
 from __future__ import annotations
 
-from ..ir import (Affine, Allocate, Attr, BinOp, BufArg, CompileError, Evaluate, For, IntImm, Seq, Store,
-                  free_vars)
+from ..ir import (Affine, Allocate, Attr, BinOp, CompileError, Evaluate, For, IntImm, Seq, Store, free_vars)
 
 
 def _ev(e, env):

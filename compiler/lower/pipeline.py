@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..ir import Attr, CompileError, For, Seq, Allocate
+from ..ir import Attr, For, Seq, Allocate
 from .passes.access import check_allocations, lower_storage_access
 from .passes.alu import annotate_alu_coproc_scope, inject_alu_intrin
 from .passes.dma import inject_dma_intrin

@@ -88,3 +88,23 @@ def substitute(s, mapping: dict):
     return map_stmt(s, fs, f)
 
 
+
+
+def rewrite_pragma(stmt, key: str, rewrite):
+    """Replace every ``attr [axis] key`` statement by ``rewrite(body, axis_name)``."""
+
+    def f(s):
+        if isinstance(s, Attr) and s.key == key:
+            return rewrite(s.body, getattr(s.node, "name", "?"))
+        return None
+
+    return map_stmt(stmt, f)
+
+
+def perfect_nest(body):
+    """The (var, extent) loops of a perfect loop nest, outer first, and the statement inside."""
+    loops = []
+    while isinstance(body, For):
+        loops.append((body.var, body.extent))
+        body = body.body
+    return loops, body

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._layers import Conv2D, Dense, Elementwise
+from ._layers import Conv2D, Elementwise
 
 
 def _wrap32(x: np.ndarray) -> np.ndarray:

@@ -2,8 +2,8 @@
 capacity check of every SRAM scope against the configured buffer sizes."""
 from __future__ import annotations
 
-from ...ir import Affine, Allocate, Attr, CompileError, For, Seq, SramPtr
-from ..visit import map_expr, map_stmt
+from ...ir import Allocate, Attr, CompileError, For, Seq, SramPtr
+from ..visit import map_stmt
 
 
 def _scopes(env):

@@ -6,11 +6,11 @@ nest into ``VTAUopLoopBegin``/``vta.uop_push``/``VTAUopLoopEnd`` calls.
 """
 from __future__ import annotations
 
-from ...ir import (Affine, Attr, BinOp, Call, CompileError, Evaluate, For, IntImm, Load, Store, seq,
+from ...ir import (Affine, Attr, BinOp, Call, CompileError, Evaluate, IntImm, Load, Store, seq,
                    to_affine)
 from ..schedule_ops import ScopeName
 from ...isa import ALU_ADD, ALU_MAX, ALU_MIN, ALU_MUL, ALU_SHR
-from ..visit import map_stmt
+from ..visit import map_stmt, perfect_nest, rewrite_pragma
 
 
 
@@ -26,21 +26,11 @@ def annotate_alu_coproc_scope(stmt, ctx):
 
 
 def inject_alu_intrin(stmt, ctx):
-    key = "pragma_" + ctx.env.alu
-
-    def f(s):
-        if isinstance(s, Attr) and s.key == key:
-            return _inject(s.body, ctx.env, getattr(s.node, "name", "?"))
-        return None
-
-    return map_stmt(stmt, f)
+    return rewrite_pragma(stmt, "pragma_" + ctx.env.alu, lambda body, axis: _inject(body, ctx.env, axis))
 
 
 def _inject(body, env, axis):
-    loops = []
-    while isinstance(body, For):
-        loops.append((body.var, body.extent))
-        body = body.body
+    loops, body = perfect_nest(body)
     if not isinstance(body, Store):
         raise CompileError(f"alu pragma at axis {axis}: the nest must be a perfect loop nest around one store")
     dst, dst_idx, value = body.buffer, body.index, body.value

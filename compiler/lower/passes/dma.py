@@ -7,29 +7,19 @@ padding, with pads that may depend on the enclosing loops.
 """
 from __future__ import annotations
 
-from ...ir import (Affine, And, Attr, BinOp, BufArg, Cast, Cmp, CompileError, Evaluate, Call, For, IntImm, Load,
+from ...ir import (Affine, And, Attr, BinOp, BufArg, Cast, Cmp, CompileError, Evaluate, Call, IntImm, Load,
                    Select, SramPtr, Store, to_affine)
 from ...isa import MEM_ACC, MEM_ACC_8BIT, MEM_INP, MEM_OUT, MEM_WGT
-from ..visit import map_stmt
+from ..visit import perfect_nest, rewrite_pragma
 
 
 
 def inject_dma_intrin(stmt, ctx):
-    key = "pragma_" + ctx.env.dma_copy
-
-    def f(s):
-        if isinstance(s, Attr) and s.key == key:
-            return _inject_copy(s.body, ctx.env, getattr(s.node, "name", "?"))
-        return None
-
-    return map_stmt(stmt, f)
+    return rewrite_pragma(stmt, "pragma_" + ctx.env.dma_copy, lambda body, axis: _inject_copy(body, ctx.env, axis))
 
 
 def _inject_copy(body, env, axis):
-    loops = []
-    while isinstance(body, For):
-        loops.append((body.var, body.extent))
-        body = body.body
+    loops, body = perfect_nest(body)
     if not isinstance(body, Store):
         raise CompileError(f"dma_copy at axis {axis}: cannot match copy pattern (the nest is not a perfect loop nest "
                            f"around one store)")

@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from ...ir import Affine, Allocate, Attr, Buffer, CompileError, Evaluate, For, Load, Seq, SramPtr, Store
+from ...ir import Allocate, Attr, Buffer, For, Load, Seq, SramPtr, Store
 from ..visit import map_stmt
 
 

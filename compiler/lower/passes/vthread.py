@@ -7,7 +7,7 @@ at its own nesting level: unrolled (t = 0, 1, ...) when it holds no loop, else w
 """
 from __future__ import annotations
 
-from ...ir import Affine, Allocate, Attr, Buffer, Evaluate, For, Load, Seq, SramPtr, Store, Var, free_vars, seq
+from ...ir import Affine, Allocate, Attr, Buffer, Evaluate, For, Load, Seq, SramPtr, Store, Var, seq
 from ..visit import map_stmt, substitute
 
 
