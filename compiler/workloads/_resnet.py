@@ -12,6 +12,19 @@ RESNET18_EPILOGUE = (("bias",), ("add", 1 << 7), ("shr", 8), ("clip", -127, 127)
 # The residual additions run as ALU-only ops (add.vta on the sim target), one per basic block.
 RESIDUAL_EPILOGUE = (("clip", 0, 127),)
 
+# Per instance, upstream's fused functions differ (Relay's realize, src/relay/quantize/realize.cc):
+# a conv followed by batch-norm and relu fuses as conv2d-add(bias)-relu-add(round)-right_shift-
+# clip-cast; a conv followed by batch-norm only (the second conv of a block, the 1x1 shortcut)
+# has its rounding constant folded into the bias: conv2d-add-right_shift-clip-cast. The residual
+# add of a block adds two int32 operands, applies relu and clips to the next layer's input range
+# (same scale, so no shift).
+CONV_BN_RELU = (("bias",), ("relu",), ("add", 1 << 7), ("shr", 8), ("clip", -127, 127))
+CONV_BN = (("bias",), ("shr", 8), ("clip", -127, 127))
+RESIDUAL_ADD = (("relu",), ("clip", -127, 127))
+# The network's last residual add feeds the CPU's global average pooling, not a VTA conv:
+# nothing requantizes it to a conv input, so it has no clip.
+LAST_RESIDUAL_ADD = (("relu",),)
+
 # (name, H=W, in channels, out channels, kernel, stride, pad, count in the network)
 _RESNET18 = (
     ("C2", 56, 64, 64, 3, 1, 1, 4),
@@ -49,3 +62,32 @@ def dense_shapes(batch: int = 1) -> dict:
     return {"fc1024": Dense(batch=batch, in_features=1024, out_features=1024, name="fc1024"),
             "fc512": Dense(batch=batch, in_features=512, out_features=1024, name="fc512"),
             "fc256": Dense(batch=batch, in_features=256, out_features=256, name="fc256")}
+
+
+def resnet18_network(batch: int = 1) -> list:
+    """Every VTA-offloaded op of ResNet-18 in execution order, as (name, layer) pairs with count 1:
+    the 19 convs with the epilogue of their own fused function and the 8 residual additions."""
+    shapes = {name: (hw, ci, co, k, s, p) for name, hw, ci, co, k, s, p, _ in _RESNET18}
+
+    def conv(tag, layer_name, epilogue):
+        hw, ci, co, k, s, p = shapes[layer_name]
+        return (tag, Conv2D(batch=batch, height=hw, width=hw, in_channels=ci, out_channels=co, kernel=k,
+                            stride=s, pad=p, epilogue=epilogue, name=layer_name))
+
+    def residual(tag, stage, hw, channels, epilogue=RESIDUAL_ADD):
+        return (tag, Elementwise(batch=batch, channels=channels, height=hw, width=hw, op="add",
+                                 epilogue=epilogue, name=f"R{stage}"))
+
+    ops = []
+    # (stage, first conv of block 1, second conv shape, shortcut conv or None, output H=W, channels)
+    for stage, first, second, shortcut, hw, channels in ((1, "C2", "C2", None, 56, 64), (2, "C3", "C5", "C4", 28, 128),
+                                                         (3, "C6", "C8", "C7", 14, 256), (4, "C9", "C11", "C10", 7, 512)):
+        for block in (1, 2):
+            tag = f"stage{stage}.block{block}"
+            ops.append(conv(f"{tag}.conv1", first if block == 1 else second, CONV_BN_RELU))
+            ops.append(conv(f"{tag}.conv2", second, CONV_BN))
+            if block == 1 and shortcut:
+                ops.append(conv(f"{tag}.shortcut", shortcut, CONV_BN))
+            last = stage == 4 and block == 2
+            ops.append(residual(f"{tag}.add", stage, hw, channels, LAST_RESIDUAL_ADD if last else RESIDUAL_ADD))
+    return ops

@@ -122,3 +122,37 @@ def test_resnet18_every_layer_tophub_and_fallback_compute_the_answer(name):
     for knobs in (_tophub()[name], None):
         _, _, out, expected = _run(layer, ENV, knobs)
         np.testing.assert_array_equal(out, expected)
+
+
+def test_resnet18_network_instances_and_totals():
+    """The 27 offloaded ops of ResNet-18 with their own fused epilogues: the conv instances agree
+    with resnet18()'s layers and counts, and the totals follow from the ops' arithmetic."""
+    network = workloads.resnet18_network()
+    layers = workloads.resnet18()
+    convs = [layer for _, layer in network if isinstance(layer, workloads.Conv2D)]
+    adds = [layer for _, layer in network if isinstance(layer, workloads.Elementwise)]
+    assert len(convs) == sum(layer.count for layer in layers.values()) == 19 and len(adds) == 8
+    for name, layer in layers.items():
+        assert sum(conv.name == name for conv in convs) == layer.count
+    total = dict.fromkeys(simulator.COUNTER_NAMES, 0)
+    for _, layer in network:
+        mod = workloads.build(layer, env=ENV, knobs=_tophub().get(layer.name))
+        for key, value in simulator.run(mod, count_only=True).stats.items():
+            total[key] += value
+    per_network = {key: 0 for key in ("inp_load_nbytes", "wgt_load_nbytes", "gemm_counter")}
+    for name, layer in layers.items():
+        stats = simulator.run(workloads.build(layer, env=ENV, knobs=_tophub()[name]), count_only=True).stats
+        for key in per_network:
+            per_network[key] += stats[key] * layer.count
+    assert {key: total[key] for key in per_network} == per_network
+
+    def ops(layer):
+        return sum(2 if step[0] == "clip" else 1 for step in layer.epilogue)
+
+    elements = lambda layer: (layer.out_channels if isinstance(layer, workloads.Conv2D) else layer.channels) // 16 \
+        * (layer.out_height if isinstance(layer, workloads.Conv2D) else layer.height) \
+        * (layer.out_width if isinstance(layer, workloads.Conv2D) else layer.width)
+    assert total["alu_counter"] == sum(elements(c) * ops(c) for c in convs) + sum(elements(a) * (1 + ops(a)) for a in adds)
+    assert total["out_store_nbytes"] == 16 * sum(elements(layer) for _, layer in network)
+    residual_operands = 2 * 64 * sum(elements(a) for a in adds)
+    assert total["acc_load_nbytes"] > residual_operands      # plus the convs' bias tiles
