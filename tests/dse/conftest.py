@@ -10,6 +10,23 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 TOY = "tests.dse._toy:ToyEvaluator"
 
+# The toy co-design space shared by the command-line tests: a str.format template to append to a
+# [study] section, with ``{sleep}`` the milliseconds per candidate.
+TOY_SPACE = """[objectives]
+latency = "minimize"
+[hardware]
+LOG_BLOCK = [3, 4]
+LOG_ACC_BUFF_SIZE = {{ low = 15, high = 17 }}
+[schedule]
+trials_per_layer = 4
+[[workloads]]
+op = "toy_gemm"
+m = 4
+n = 64
+k = 128
+sleep_ms = {sleep}
+"""
+
 
 def write_study(tmp_path: Path, body: str, name: str = "study.toml") -> Path:
     path = tmp_path / name

@@ -10,7 +10,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from tests.dse.conftest import REPO, TOY, subprocess_env, write_study
+from tests.dse.conftest import REPO, TOY, TOY_SPACE, subprocess_env, write_study
 
 SLOW_STUDY = """
 [study]
@@ -18,20 +18,7 @@ name = "killme"
 seed = 5
 n_trials = 8
 verify = "none"
-[objectives]
-latency = "minimize"
-[hardware]
-LOG_BLOCK = [3, 4]
-LOG_ACC_BUFF_SIZE = {{ low = 15, high = 17 }}
-[schedule]
-trials_per_layer = 4
-[[workloads]]
-op = "toy_gemm"
-m = 4
-n = 64
-k = 128
-sleep_ms = {sleep}
-"""
+""" + TOY_SPACE
 
 
 def vta_dse(*args, **kw):

@@ -12,7 +12,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from tests.dse.conftest import REPO, TOY, subprocess_env, write_study
+from tests.dse.conftest import REPO, TOY, TOY_SPACE, subprocess_env, write_study
 
 STUDY = """
 [study]
@@ -21,20 +21,7 @@ seed = 2
 n_trials = {trials}
 verify = "top"
 verify_top_k = 1
-[objectives]
-latency = "minimize"
-[hardware]
-LOG_BLOCK = [3, 4]
-LOG_ACC_BUFF_SIZE = {{ low = 15, high = 17 }}
-[schedule]
-trials_per_layer = 4
-[[workloads]]
-op = "toy_gemm"
-m = 4
-n = 64
-k = 128
-sleep_ms = 20
-"""
+""" + TOY_SPACE.replace("{sleep}", "20")
 
 
 def _free_port() -> int:
