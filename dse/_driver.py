@@ -33,6 +33,7 @@ from ._inner import LayerSearch
 from ._progress import Progress
 from ._protocol import make_task, measurement
 from ._records import CandidateCache, RowsJournal
+from ._samplers import distributions, make_sampler
 from ._study import StudyError, StudySpec
 
 DRIVER_ATTR = "dse:driver"
@@ -88,40 +89,6 @@ def _driver_is_dead(owner) -> bool:
         return False
     start = _proc_start(int(owner.get("pid", -1)))
     return start is None or start != owner.get("start")
-
-
-# ---- samplers ----------------------------------------------------------------------------------
-
-def make_sampler(spec: StudySpec):
-    s = optuna.samplers
-    if spec.sampler == "tpe":
-        return s.TPESampler(seed=spec.seed, multivariate=True,
-                            n_startup_trials=max(3, min(10, spec.n_trials // 4)))
-    if spec.sampler == "nsga2":
-        return s.NSGAIISampler(seed=spec.seed, population_size=max(4, min(50, spec.n_trials // 4)))
-    if spec.sampler == "random":
-        return s.RandomSampler(seed=spec.seed)
-    if spec.sampler == "grid":
-        return _GridSampler({k.name: list(k.values) for k in spec.hardware}, seed=spec.seed)
-    if spec.sampler == "gp":
-        return s.GPSampler(seed=spec.seed)
-    if spec.sampler == "cmaes":
-        return s.CmaEsSampler(seed=spec.seed, warn_independent_sampling=False)
-    raise StudyError(f"unknown sampler {spec.sampler!r}")
-
-
-class _GridSampler(optuna.samplers.GridSampler):
-    """Optuna's grid, minus ``study.stop()`` when the grid is exhausted: that only works inside
-    ``study.optimize``; this driver's ask/tell loop stops on its budget (capped at the grid size)."""
-
-    def after_trial(self, study, trial, state, values) -> None:
-        pass
-
-
-def _distributions(spec: StudySpec) -> dict:
-    d = optuna.distributions
-    return {k.name: (d.IntDistribution(k.low, k.high) if k.is_range else d.CategoricalDistribution(list(k.values)))
-            for k in spec.hardware}
 
 
 # ---- the hardware trial -------------------------------------------------------------------------
@@ -272,7 +239,7 @@ class Driver:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         study = self._open_study()
         self.study = study
-        self.dists = _distributions(self.spec)
+        self.dists = distributions(self.spec)
         recovered = self._recover_orphans(study)
         self.cache = CandidateCache(self.out / "cache.jsonl")
         self.journal = RowsJournal(self.out / "rows.jsonl", self.spec.name)
