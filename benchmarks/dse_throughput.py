@@ -6,18 +6,19 @@ overhead Ray adds, and the 1 -> 2 worker scaling efficiency (goal >= 90%).
     python benchmarks/dse_throughput.py --profile            # where the driver's own time goes
 
 Method. Outer and inner samplers are random, so the proposals do not depend on the results and
-every worker count evaluates the same candidates (in another order). Each worker count gets a
-fresh local Ray (``num_cpus`` = workers) whose worker processes are warmed up first (imports of
-the compiler and simulator), and the rate is taken over the search only: first submission to
-last result (``RunSummary.timing["search"]``); Ray start-up, warm-up, and writing the tables are
-printed separately. Per-candidate overhead = search time per candidate with one worker minus the
-evaluation time the worker itself measured (compile_s + sim_s + building the hardware env).
+every worker count evaluates the same candidates. Each worker count gets a fresh local Ray
+(``num_cpus`` = workers) whose worker processes are warmed up first (imports of the compiler and
+simulator), and the rate is taken over the search only: first submission to last message
+(``RunSummary.timing["search"]``); Ray start-up, warm-up, and writing the tables are printed
+separately. The driver submits one Ray job per (hardware trial, layer): the layer's schedule
+search runs in the worker and streams a row per candidate. Per-candidate overhead = search time
+per candidate with one worker minus the time spent inside ``evaluate()``; it includes the inner
+search's ask/tell in the worker, the stream message and the driver's share.
 
 The driver process shares the machine with the workers: on a 2-core machine two workers plus the
 driver (plus Ray's raylet/GCS) are more runnable processes than cores, so the driver's CPU time
-per candidate (printed) is time taken from the workers. Scaling efficiency is then bounded by
-(2 cores - driver and Ray daemons' share) / 2 whatever the driver does; the printed
-``driver CPU`` lets you tell that bound from serialisation in the loop.
+per candidate (printed; it includes the threads of Ray's core worker in the driver process) is
+time taken from the workers.
 """
 from __future__ import annotations
 
@@ -85,7 +86,8 @@ class Timed:
 
 
 def worker_busy(rows_jsonl: Path) -> dict:
-    """From the journal: per worker process, its busy time and the idle gaps between its tasks."""
+    """From the journal: per worker process, its time inside evaluate() and the gaps between two
+    consecutive evaluate() calls (the inner search's ask/tell, the stream message, waiting)."""
     import json
     spans: dict = {}
     for line in rows_jsonl.read_text().splitlines():
@@ -135,7 +137,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512, help="dense layer size n (n x n weights)")
     ap.add_argument("--sleep-ms", type=int, default=50, help="toy evaluator only: time per candidate")
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
-    ap.add_argument("--prefetch", type=int, default=None, help="tasks queued beyond the CPUs (driver default)")
+    ap.add_argument("--prefetch", type=int, default=None, help="jobs queued beyond the CPUs (driver default)")
     ap.add_argument("--profile", action="store_true", help="cProfile the driver's search with the most workers")
     args = ap.parse_args()
     import ray
@@ -196,27 +198,27 @@ def main() -> None:
             df = pd.read_parquet(Path(tmp) / f"w{workers}" / "results.parquet")
             fresh = df[(df["mode"] == "count") & (df["cached"] == False) & df["compile_s"].notna()]  # noqa: E712
             worker_s = float((fresh["compile_s"] + fresh["sim_s"]).mean())
-            rates[workers] = tm["tasks"] / tm["search"]
+            rates[workers] = tm['candidates'] / tm["search"]
             wb = worker_busy(Path(tmp) / f"w{workers}" / "rows.jsonl")
             results[workers] = dict(tm, worker_s=worker_s, **wb)
-            print(f"{workers} worker(s) [{len(pids)} warm worker processes]: {tm['tasks']} candidates in "
+            print(f"{workers} worker(s) [{len(pids)} warm worker processes]: {tm['candidates']} candidates in "
                   f"{tm['search']:.2f} s = {rates[workers]:.2f} candidates/s  "
                   f"(worker-measured {worker_s * 1e3:.1f} ms/candidate; driver CPU "
                   f"{tm['search_cpu'] / tm['search'] * 100:.0f}% of a core = "
-                  f"{tm['search_cpu'] / tm['tasks'] * 1e3:.1f} ms/candidate; {summary.cache_hits} cache hits)")
+                  f"{tm['search_cpu'] / tm['candidates'] * 1e3:.1f} ms/candidate; {summary.cache_hits} cache hits)")
             print(f"    outside the search: ray.init {init_s:.2f} s, worker warm-up {warm_s:.2f} s, joining Ray "
                   f"{tm['ray_start']:.2f} s, writing tables + report {tm['write']:.2f} s; "
                   f"Ray round trip of an empty task: {alone * 1e3:.2f} ms alone, {batched * 1e3:.2f} ms/task "
                   f"with {200} in flight")
             print(f"    workers busy {wb['busy'] / (workers * tm['search']) * 100:.0f}% of the search "
-                  f"({wb['busy'] / wb['n'] * 1e3:.1f} ms per evaluate() call); idle gap between a worker's "
-                  f"consecutive tasks: median {wb['gap'] * 1e3:.1f} ms, mean {wb['gap_mean'] * 1e3:.1f} ms")
+                  f"({wb['busy'] / wb['n'] * 1e3:.1f} ms per evaluate() call); gap between a worker's "
+                  f"consecutive evaluate() calls: median {wb['gap'] * 1e3:.1f} ms, mean {wb['gap_mean'] * 1e3:.1f} ms")
             if profiler is not None:
                 import pstats
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
     if 1 in results:
         r = results[1]
-        overhead = r["search"] / r["tasks"] - r["busy"] / r["n"]
+        overhead = r["search"] / r["candidates"] - r["busy"] / r["n"]
         print(f"per-candidate overhead with one worker (search time per candidate - time inside evaluate()): "
               f"{overhead * 1e3:.1f} ms")
     if 1 in rates and 2 in rates:

@@ -2,10 +2,11 @@
 
 One outer Optuna trial = one hardware configuration. Its value is the aggregate over the study's
 workloads (Σ count × latency of the layer's best schedule) and/or its resource figures; the
-schedules come from one inner search per layer (``dse._inner``). Candidates (hardware, layer,
-knobs) run as Ray tasks; the loop is asynchronous: whenever a task returns, its result is told,
-and the freed slot is refilled at once from the oldest open hardware trial, opening a new one
-(``study.ask``) when the open ones have nothing left to submit.
+schedules come from one inner search per layer (``dse._inner``). Each layer search of a trial is
+one Ray job (``dse._layer_job``) that streams back a row per candidate; the loop is asynchronous:
+whenever a job ends, the freed slot is refilled at once from the oldest open hardware trial,
+opening a new one (``study.ask``) when the open ones have nothing left to submit. A job whose
+worker dies is resubmitted and replays what the driver already holds, so no row is lost or doubled.
 
 Resuming: the storage and the journal in the output folder hold everything finished. A trial left
 RUNNING by a dead driver (this host: its process is gone; elsewhere: no heartbeat for
@@ -28,8 +29,9 @@ import hwconfigs
 
 from . import _storage, _tables
 from ._columns import COUNTERS, RESOURCES
-from ._executor import RayPool
-from ._inner import LayerSearch
+from ._executor import KILL_GRACE_S, RayPool
+from ._inner import best_result
+from ._layer_job import LayerJob, latency_of
 from ._progress import Progress
 from ._protocol import make_task, measurement
 from ._records import CandidateCache, RowsJournal
@@ -37,7 +39,7 @@ from ._samplers import distributions, make_sampler
 from ._study import StudyError, StudySpec
 
 DRIVER_ATTR = "dse:driver"
-PREFETCH = 1          # tasks queued beyond the CPUs by default
+PREFETCH = 1          # jobs queued beyond the CPUs by default
 FINGERPRINT_ATTR = "dse:fingerprint"
 
 
@@ -48,9 +50,10 @@ class RunOptions:
     ray_address: str | None = None
     storage: str | None = None
     progress: bool = True
-    prefetch: int | None = None       # extra tasks queued beyond the CPUs (default: PREFETCH)
+    prefetch: int | None = None       # extra jobs queued beyond the CPUs (default: PREFETCH)
     runtime_env: dict | None = None
     max_attempts: int = 2             # a candidate whose worker dies is submitted this often in all
+    kill_grace: float = KILL_GRACE_S  # past a candidate's timeout, before a worker deaf to it is killed
 
 
 @dataclasses.dataclass
@@ -67,7 +70,7 @@ class RunSummary:
     interrupted: bool = False
     # Where the time went (seconds): ray_start (joining/starting Ray, shipping the evaluator),
     # search (first submission to last result of the search), search_cpu (the driver process's
-    # CPU time in that span), verify, write (tables and report); tasks: results that came back.
+    # CPU time in that span), verify, write (tables and report); candidates: evaluated in the search.
     timing: dict = dataclasses.field(default_factory=dict)
 
 
@@ -94,10 +97,25 @@ def _driver_is_dead(owner) -> bool:
 # ---- the hardware trial -------------------------------------------------------------------------
 
 class _Layer:
+    """One layer's schedule search within a hardware trial: waiting, running as a job, or done."""
+
     def __init__(self, workload):
         self.workload = workload
-        self.search: LayerSearch | None = None
+        self.job: LayerJob | None = None      # what to submit (None: nothing to search)
+        self.group: str | None = None         # its cache group (the driver's key, set on submission)
+        self.running = False
+        self.done = False
         self.error = ""
+        self.known: dict[int, float | None] = {}          # candidate -> latency told (None: failed)
+        self.results: dict[int, tuple[dict, float | None]] = {}
+        self.crashes: dict = {}               # candidate (None: the job itself) -> workers lost
+
+    @property
+    def waiting(self) -> bool:
+        return self.job is not None and not self.running and not self.done
+
+    def best(self):
+        return best_result(self.results)
 
 
 class _HwTrial:
@@ -111,12 +129,11 @@ class _HwTrial:
         self.violations: list[float] = []
         self.layers = [_Layer(w) for w in workloads]
         self.rows: list[dict] = []
-        self.in_flight = 0
         self.hw_row = {**spec.base.to_dict(), **self.params}
 
     @property
     def done(self) -> bool:
-        return self.in_flight == 0 and all(l.search is None or l.search.done for l in self.layers)
+        return all(layer.job is None or layer.done for layer in self.layers)
 
 
 class Driver:
@@ -208,15 +225,9 @@ class Driver:
             ht.reason = "over the resource budget: " + ", ".join(over)
             return ht
         for index, layer in enumerate(ht.layers):
-            w = layer.workload
-            try:
-                space = self.evaluator.knob_space(w, ht.hw)
-                seed = (self.spec.seed * 1_000_003 + ht.number * 1009 + index) % (2 ** 31)
-                hw = ht.hw
-                layer.search = LayerSearch(space, self.spec.trials_per_layer, self.spec.schedule_sampler, seed,
-                                           lambda knobs, w=w, hw=hw: self.evaluator.static_check(w, hw, knobs))
-            except Exception as exc:
-                layer.error = f"no schedule space on this hardware: {type(exc).__name__}: {exc}"
+            seed = (self.spec.seed * 1_000_003 + ht.number * 1009 + index) % (2 ** 31)
+            layer.job = LayerJob(ht.hw, layer.workload, self.mode, self.spec.seed, budget=self.spec.trials_per_layer,
+                                 sampler=self.spec.schedule_sampler, search_seed=seed)
         return ht
 
     # ---- rows ----------------------------------------------------------------------------
@@ -241,7 +252,7 @@ class Driver:
         self.study = study
         self.dists = distributions(self.spec)
         recovered = self._recover_orphans(study)
-        self.cache = CandidateCache(self.out / "cache.jsonl")
+        self.cache = CandidateCache(self.out / "cache.jsonl", self.evaluator.name)
         self.journal = RowsJournal(self.out / "rows.jsonl", self.spec.name)
         done = self._complete_count(study)
         self.best_value = None
@@ -252,8 +263,8 @@ class Driver:
             self.progress.stream.write(f"resuming: {recovered} trial(s) left running by a dead driver failed "
                                        f"and enqueued again\n")
         workers = self.opt.workers
-        # One task queued behind each busy CPU, so a worker never waits for the driver's round
-        # trip. With one worker the results are taken strictly in submission order, so what the
+        # One job queued behind each busy CPU, so a worker never waits for the driver's round
+        # trip. With one worker the messages are taken strictly in submission order, so what the
         # samplers see (and the tables) do not depend on timing.
         prefetch = self.opt.prefetch if self.opt.prefetch is not None else PREFETCH
         interrupted = False
@@ -261,7 +272,7 @@ class Driver:
         t_ray = time.monotonic()
         pool = RayPool(self.evaluator, workers=workers, address=self.opt.ray_address,
                        timeout=self.spec.candidate_timeout, prefetch=prefetch, runtime_env=self.opt.runtime_env,
-                       in_order=workers == 1)
+                       in_order=workers == 1, kill_grace=self.opt.kill_grace)
         self.pool = pool
         timing = {"ray_start": time.monotonic() - t_ray}
         try:
@@ -270,7 +281,7 @@ class Driver:
             timing["search_cpu"] = time.process_time() - cpu
             if pool.first_submit is not None:
                 timing["search"] = pool.last_result - pool.first_submit
-            timing["tasks"] = pool.returned
+            timing["candidates"] = self.evaluated
             t_verify = time.monotonic()
             self._verify(study)
             timing["verify"] = time.monotonic() - t_verify
@@ -304,7 +315,7 @@ class Driver:
         pool = self.pool
         self.active: list[_HwTrial] = []
         self.finishing: list[_HwTrial] = []     # every result in; the storage not yet told
-        self.waiters: dict[str, list] = {}      # cache key in flight -> [(ht, layer, proposal, attempt)]
+        self.running_groups: dict[str, int] = {}   # layer searches in flight, by cache group
         last_beat = 0.0
         while True:
             # Workers first: refill the freed slots, then do the storage work (tens of ms per
@@ -313,8 +324,8 @@ class Driver:
             self._finish_pending(study)
             if not self.active and not self.finishing and pool.in_flight() == 0:
                 break
-            for outcome in pool.wait(timeout=0.5):
-                self._on_outcome(study, outcome)
+            for event in pool.wait(timeout=0.5):
+                self._on_event(study, event)
             now = time.monotonic()
             if now - last_beat > _storage.HEARTBEAT_S / 2:
                 for ht in self.active:
@@ -331,90 +342,110 @@ class Driver:
         return self._count(study, "COMPLETE", "RUNNING") < self.spec.n_trials
 
     def _fill(self, study, t0: float) -> None:
-        """Submit candidates until the pool is full or nothing is left to ask; then, when the open
-        trials have no more than a pool's worth of candidates left, open the next one already, so
-        its ``ask`` (a storage round trip) runs while the workers still have work queued."""
+        """Submit layer jobs until the pool is full or nothing is left to ask; then, when the open
+        trials have no more than a pool's worth of jobs left, open the next one already, so its
+        ``ask`` (a storage round trip) runs while the workers still have work queued."""
         self._fill_slots(study, t0)
         if self._unsubmitted() <= self.pool.slots and self._may_open(study, t0):
-            ht = self._open_trial(study)
-            self.active.append(ht)
-            self._finish_if_done(study, ht)
+            self._open(study)
+
+    def _open(self, study) -> None:
+        ht = self._open_trial(study)
+        self.active.append(ht)
+        self._finish_if_done(study, ht)
 
     def _unsubmitted(self) -> int:
-        """Candidates the open trials will still submit (at most; static rejections are free)."""
-        return sum(max(0, l.search.budget - l.search.asked) for ht in self.active for l in ht.layers
-                   if l.search is not None and not l.search.exhausted)
+        return sum(1 for ht in self.active for layer in ht.layers if layer.waiting)
 
     def _fill_slots(self, study, t0: float) -> None:
         while self.pool.free_slots() > 0:
-            submitted = False
-            for ht in list(self.active):
-                if self._submit_from(study, ht):
-                    submitted = True
-                    break
-            if submitted:
+            if any(self._submit_from(ht) for ht in list(self.active)):
                 continue
             if not self._may_open(study, t0):
                 return
-            ht = self._open_trial(study)
-            self.active.append(ht)
-            self._finish_if_done(study, ht)
+            self._open(study)
 
-    def _submit_from(self, study, ht: _HwTrial) -> bool:
+    def _group(self, layer: _Layer) -> str:
+        if layer.group is None:
+            layer.group = self._task(layer.job, {}).group_key(self.evaluator.name)
+        return layer.group
+
+    @staticmethod
+    def _task(job: LayerJob, knobs: dict):
+        return make_task(job.hw, job.workload, knobs, job.mode, job.seed)
+
+    def _submit_from(self, ht: _HwTrial) -> bool:
+        """Submit the first waiting layer of ``ht`` whose cache group has no job in flight (the
+        same layer on the same hardware waits for the other job: its results may answer it)."""
         for layer in ht.layers:
-            search = layer.search
-            while search is not None:
-                proposal = search.next()
-                if proposal is None:
-                    break
-                if proposal.rejected is not None:
-                    self._row(ht, layer, proposal.index, proposal.knobs,
-                              measurement("infeasible", proposal.rejected), mode="static")
-                    continue
-                task = make_task(ht.hw, layer.workload, proposal.knobs, self.mode, self.spec.seed)
-                key = task.key(self.evaluator.name)
-                hit = self.cache.get(key)
-                if hit is not None:
-                    self._deliver(study, ht, layer, proposal, hit, attempt=1, cached=True)
-                    continue
-                ht.in_flight += 1
-                if key in self.waiters:        # the same candidate is already running
-                    self.waiters[key].append((ht, layer, proposal, 1))
-                    continue
-                self.waiters[key] = [(ht, layer, proposal, 1)]
-                self.pool.submit(key, task)
-                return True
-        self._finish_if_done(study, ht)
+            if not layer.waiting:
+                continue
+            group = self._group(layer)
+            if self.running_groups.get(group):
+                continue
+            job = dataclasses.replace(layer.job, known=dict(layer.known), cached=self.cache.group(self._task(layer.job, {})))
+            layer.running = True
+            self.running_groups[group] = self.running_groups.get(group, 0) + 1
+            self.pool.submit((ht, layer), job)
+            return True
         return False
 
-    def _on_outcome(self, study, outcome) -> None:
-        waiting = self.waiters.pop(outcome.key, [])
-        if outcome.crashed is not None:
-            retry = []
-            for ht, layer, proposal, attempt in waiting:
-                self._row(ht, layer, proposal.index, proposal.knobs, measurement("run_error", outcome.crashed),
-                          mode=self.mode, attempt=attempt)
-                if attempt < self.opt.max_attempts:
-                    retry.append((ht, layer, proposal, attempt + 1))
-                else:
-                    ht.in_flight -= 1
-                    layer.search.report(proposal, None)
-                    self._finish_if_done(study, ht)
-            if retry:
-                self.waiters[outcome.key] = retry
-                self.pool.submit(outcome.key, outcome.task)
+    # ---- what comes back from the jobs -------------------------------------------------------
+    def _on_event(self, study, event) -> None:
+        ht, layer = event.key
+        if event.message is not None:
+            message = event.message
+            for index, knobs, result, how in message["rows"]:
+                self._record(ht, layer, event.job, index, knobs, result, how)
+            if message.get("space_error"):
+                layer.error = message["space_error"]
+            if message.get("end"):
+                self._job_ended(study, ht, layer, done=True)
+            return
+        flight = event.flight if event.flight is not None and event.flight[0] not in layer.known else None
+        index, knobs = flight if flight is not None else (None, {})
+        if event.timed_out:
+            self._row(ht, layer, index, knobs, measurement(
+                "timeout", f"candidate took longer than {self.spec.candidate_timeout:g} s (worker killed)"),
+                mode=self.mode, attempt=layer.crashes.get(index, 0) + 1)
+            failed = True
+        else:
+            layer.crashes[index] = layer.crashes.get(index, 0) + 1
+            self._row(ht, layer, index, knobs, measurement("run_error", event.crashed), mode=self.mode,
+                      attempt=layer.crashes[index])
+            failed = layer.crashes[index] >= self.opt.max_attempts
+        if failed and index is None:       # the job itself cannot run: no schedule for this layer
+            layer.error = f"the layer search failed: {event.crashed or 'stuck past its timeout'}"
+            self._job_ended(study, ht, layer, done=True)
+            return
+        if failed:
+            layer.known[index] = None
+            layer.results[index] = (knobs, None)
+        self._job_ended(study, ht, layer, done=False)     # resubmitted: it replays what is known
+
+    def _record(self, ht, layer: _Layer, job: LayerJob, index: int, knobs: dict, result: dict, how: str) -> None:
+        latency = latency_of(result)
+        layer.known[index] = latency
+        if how == "static":
+            self._row(ht, layer, index, knobs, result, mode="static")
+            return
+        layer.results[index] = (knobs, latency)
+        if how == "cached":
+            self.cache.hits += 1
+            self._row(ht, layer, index, knobs, result, mode=self.mode, cached=True)
             return
         self.evaluated += 1
         self.progress.update(candidates=1)
-        self.cache.put(outcome.key, outcome.result)
-        for ht, layer, proposal, attempt in waiting:
-            ht.in_flight -= 1
-            self._deliver(study, ht, layer, proposal, outcome.result, attempt=attempt, cached=False)
+        self.cache.put(self._task(job, knobs), result)
+        self._row(ht, layer, index, knobs, result, mode=self.mode, attempt=layer.crashes.get(index, 0) + 1)
 
-    def _deliver(self, study, ht, layer, proposal, result: dict, *, attempt: int, cached: bool) -> None:
-        self._row(ht, layer, proposal.index, proposal.knobs, result, mode=self.mode, attempt=attempt, cached=cached)
-        ok = result.get("status") == "ok" and result.get("latency_s") is not None
-        layer.search.report(proposal, float(result["latency_s"]) if ok else None)
+    def _job_ended(self, study, ht: _HwTrial, layer: _Layer, *, done: bool) -> None:
+        group = self._group(layer)
+        self.running_groups[group] -= 1
+        if not self.running_groups[group]:
+            del self.running_groups[group]
+        layer.running = False
+        layer.done = done
         self._finish_if_done(study, ht)
 
     # ---- finishing a hardware trial ----------------------------------------------------------
@@ -451,7 +482,7 @@ class Driver:
                 self._row(ht, layer, None, {}, measurement("infeasible", ht.reason), mode="static")
         else:
             for layer in ht.layers:
-                best = layer.search.best() if layer.search is not None else None
+                best = layer.best() if layer.job is not None else None
                 if best is None:
                     why = layer.error or "no schedule of this layer compiled and ran on this hardware"
                     reasons.append(f"{layer.workload.name}: {why}")
@@ -527,7 +558,7 @@ class Driver:
                 for layer in rec["summary"]["layers"]:
                     task = make_task(hw, by_name[layer["workload"]], layer["knobs"], "full", self.spec.seed)
                     jobs.append((number, layer, task))
-            results = self._run_all([(job, job[2]) for job in jobs])
+            results = self._run_all([job[2] for job in jobs])
             per_trial: dict[int, list] = {}
             for (number, layer, task), (result, attempts) in zip(jobs, results):
                 count_ok = all(result.get(c) == layer[c] for c in COUNTERS)
@@ -545,36 +576,38 @@ class Driver:
                 if not verified:
                     failed.add(number)
 
-    def _run_all(self, jobs) -> list:
-        """Run (key, task) jobs to completion on the pool (cache first); [(measurement, attempts)]."""
+    def _run_all(self, tasks) -> list:
+        """Run single candidates to completion on the pool (cache first): [(measurement, attempts)]."""
         results: dict[int, tuple] = {}
-        queue = list(enumerate(jobs))
-        attempts = {i: 0 for i, _ in queue}
-        inflight = 0
-        while queue or inflight:
+        queue = list(range(len(tasks)))
+        attempts = {i: 0 for i in queue}
+        while queue or self.pool.in_flight():
             while queue and self.pool.free_slots() > 0:
-                i, (_, task) = queue.pop(0)
-                key = task.key(self.evaluator.name)
-                hit = self.cache.get(key)
+                i = queue.pop(0)
+                task = tasks[i]
+                hit = self.cache.get(task)
                 if hit is not None:
                     results[i] = (hit, 1)
                     continue
                 attempts[i] += 1
-                self.pool.submit((i, key), task)
-                inflight += 1
-            for outcome in self.pool.wait(timeout=0.5):
-                inflight -= 1
-                i, key = outcome.key
-                if outcome.crashed is not None:
-                    if attempts[i] < self.opt.max_attempts:
-                        queue.append((i, jobs[i]))
-                        continue
-                    results[i] = (measurement("run_error", outcome.crashed), attempts[i])
-                    continue
-                self.evaluated += 1
-                self.cache.put(key, outcome.result)
-                results[i] = (outcome.result, attempts[i])
-        return [results[i] for i in range(len(jobs))]
+                self.pool.submit(i, LayerJob(hwconfigs.HwConfig.from_dict(task.hw_dict), task.workload, task.mode, task.seed,
+                                             fixed=[task.knob_dict]))
+            for event in self.pool.wait(timeout=0.5):
+                i = event.key
+                if event.message is not None:
+                    for _, _, result, how in event.message["rows"]:
+                        if how == "eval":
+                            self.evaluated += 1
+                            self.cache.put(tasks[i], result)
+                        results[i] = (result, attempts[i])
+                elif event.timed_out:
+                    results[i] = (measurement("timeout", f"candidate took longer than "
+                                                         f"{self.spec.candidate_timeout:g} s (worker killed)"), attempts[i])
+                elif attempts[i] < self.opt.max_attempts:
+                    queue.append(i)
+                else:
+                    results[i] = (measurement("run_error", event.crashed), attempts[i])
+        return [results[i] for i in range(len(tasks))]
 
 
 def _count(items) -> dict:

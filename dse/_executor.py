@@ -1,11 +1,12 @@
-"""Ray execution of candidates: asynchronous submit/wait, per-candidate timeouts, dead workers.
+"""Ray execution of layer jobs: streaming tasks, asynchronous waits, hard timeouts, dead workers.
 
-Each candidate is one Ray task. The pool never holds more tasks than it has CPUs (plus an
-optional prefetch), so a task's clock can start when a CPU frees up: with FIFO scheduling the
-first ``capacity`` outstanding tasks are the running ones. A candidate past its timeout is
-stopped twice over: a SIGALRM inside the worker turns it into a ``timeout`` measurement, and if
-the worker is stuck in native code the driver cancels it (``ray.cancel(force=True)`` kills the
-worker process) after a grace period.
+Each job (``dse._layer_job``: one layer's schedule search on one hardware point, or a few
+candidates to verify) is one Ray task that streams a message per evaluated candidate. The pool
+never holds more jobs than it has CPUs (plus an optional prefetch), so with FIFO scheduling the
+first ``capacity`` outstanding jobs are the running ones. A candidate past its timeout is stopped
+twice over: a SIGALRM inside the worker turns it into a ``timeout`` measurement, and if the worker
+is stuck in native code the driver kills it (``ray.cancel(force=True)``) after a grace period,
+reading from the job's flight record which candidate it was stuck on.
 """
 from __future__ import annotations
 
@@ -13,14 +14,13 @@ import contextlib
 import dataclasses
 import logging
 import os
-import signal
-import threading
 import time
+import uuid
 from typing import Any
 
-from ._protocol import measurement
+from ._layer_job import LayerJob, read_flight, record_flight, run_layer_job
 
-GRACE_S = 5.0
+KILL_GRACE_S = 5.0    # past the candidate timeout, before the driver kills a worker deaf to its alarm
 
 
 class _AuthBanner(logging.Filter):
@@ -42,59 +42,39 @@ def quiet_auth_banner():
         logger.removeFilter(banner)
 
 
-class _CandidateTimeout(Exception):
-    pass
+@dataclasses.dataclass
+class Event:
+    """What came back from a job: one of its messages, or the end of its worker."""
 
-
-def _on_alarm(signum, frame):
-    raise _CandidateTimeout()
-
-
-def evaluate_with_timeout(evaluator, task, timeout: float | None) -> dict:
-    """Run ``evaluator.evaluate(task)``; past ``timeout`` seconds, a ``timeout`` measurement."""
-    use_alarm = bool(timeout) and threading.current_thread() is threading.main_thread()
-    t0 = time.perf_counter()
-    if use_alarm:
-        previous = signal.signal(signal.SIGALRM, _on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, timeout)
-    try:
-        return evaluator.evaluate(task)
-    except _CandidateTimeout:
-        return measurement("timeout", f"candidate took longer than {timeout:g} s (stopped in the worker)",
-                           sim_s=time.perf_counter() - t0)
-    except Exception as exc:   # an evaluator bug is this candidate's failure
-        return measurement("run_error", f"{type(exc).__name__}: {exc}")
-    finally:
-        if use_alarm:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+    key: Any
+    job: LayerJob
+    message: dict | None = None          # a message of the job (``dse._layer_job``)
+    crashed: str | None = None           # the worker died (or the task failed): why
+    timed_out: bool = False              # the driver killed the worker, stuck past timeout + grace
+    flight: tuple | None = None          # (index, knobs) the worker was evaluating, if recorded
 
 
 @dataclasses.dataclass
-class Outcome:
-    """What came back for one submission: a measurement, or a failure of the execution itself."""
-
+class _Running:
     key: Any
-    task: Any
-    result: dict | None           # the measurement
-    crashed: str | None = None    # the worker died / the task was lost: retry-worthy
+    job: LayerJob
+    stream: Any                          # ray.ObjectRefGenerator
+    heard: float | None = None           # start, then the last message
+    stuck_on: tuple | None = None        # (flight index, since) of a silent job
 
 
-@dataclasses.dataclass
-class _Pending:
-    key: Any
-    task: Any
-    submitted: float
-    started: float | None = None
+def _stream_job(evaluator, job, timeout):
+    yield from run_layer_job(evaluator, job, timeout)
 
 
 class RayPool:
-    """Candidates as Ray tasks. ``workers``: local Ray with that many CPUs; ``address``: join a
-    running cluster. Joins an already initialised Ray session (tests share one) and leaves it up."""
+    """Layer jobs as streaming Ray tasks. ``workers``: local Ray with that many CPUs; ``address``:
+    join a running cluster. Joins an already initialised Ray session (tests share one) and leaves
+    it up."""
 
     def __init__(self, evaluator, *, workers: int | None = None, address: str | None = None,
                  timeout: float | None = None, prefetch: int = 0, runtime_env: dict | None = None,
-                 in_order: bool = False):
+                 in_order: bool = False, kill_grace: float = KILL_GRACE_S):
         import ray
 
         self._ray = ray
@@ -113,102 +93,123 @@ class RayPool:
         if workers and not address and not self.started_ray:
             self.capacity = min(self.capacity, workers)
         self.slots = self.capacity + prefetch
-        # in_order: hand out results strictly in submission order, one per wait (what a caller
-        # decides next then never depends on which of two tasks happened to finish first).
+        # in_order: take messages strictly from the oldest job (what the driver decides next then
+        # never depends on which of two jobs happened to report first).
         self.in_order = in_order
         self.timeout = timeout
+        self.kill_grace = kill_grace
         self._evaluator_ref = ray.put(evaluator)
-        self._remote = ray.remote(num_cpus=1, max_retries=0)(evaluate_with_timeout)
-        self._pending: dict = {}            # ObjectRef -> _Pending, in submission order
+        self._remote = ray.remote(num_cpus=1, max_retries=0, num_returns="streaming")(_stream_job)
+        self._running: dict = {}            # ObjectRefGenerator -> _Running, in submission order
+        self._run_id = uuid.uuid4().hex[:12]
+        self.submitted = 0
         # What the throughput benchmark reads: the span from the first submission to the last
-        # result, and how many tasks came back.
+        # message.
         self.first_submit: float | None = None
         self.last_result: float | None = None
-        self.submitted = 0
-        self.returned = 0
 
     # ---- submission ----------------------------------------------------------------------
     def free_slots(self) -> int:
-        return self.slots - len(self._pending)
+        return self.slots - len(self._running)
 
     def in_flight(self) -> int:
-        return len(self._pending)
+        return len(self._running)
 
-    def submit(self, key, task) -> None:
-        ref = self._remote.remote(self._evaluator_ref, task, self.timeout)
-        now = time.monotonic()
-        self._pending[ref] = _Pending(key, task, now)
+    def submit(self, key, job: LayerJob) -> None:
         self.submitted += 1
+        job.flight_key = f"{self._run_id}:{self.submitted}"
+        stream = self._remote.remote(self._evaluator_ref, job, self.timeout)
+        self._running[stream] = _Running(key, job, stream)
         if self.first_submit is None:
-            self.first_submit = now
+            self.first_submit = time.monotonic()
 
     # ---- completion ----------------------------------------------------------------------
     def _mark_started(self, now: float) -> None:
-        for index, pending in enumerate(self._pending.values()):
+        for index, running in enumerate(self._running.values()):
             if index >= self.capacity:
                 break
-            if pending.started is None:
-                pending.started = now
+            if running.heard is None:
+                running.heard = now
 
-    def wait(self, timeout: float = 0.5) -> list[Outcome]:
-        """Outcomes of the tasks that finished within ``timeout`` s (maybe none), in submission
-        order, plus the timeouts the driver had to enforce."""
+    def wait(self, timeout: float = 0.5) -> list[Event]:
+        """Events of the jobs that reported within ``timeout`` s (maybe none), oldest job first,
+        plus the kills the driver had to enforce."""
         ray = self._ray
-        if not self._pending:
+        if not self._running:
             return []
         now = time.monotonic()
         self._mark_started(now)
-        refs = list(self._pending)[:1] if self.in_order else list(self._pending)
+        streams = list(self._running)[:1] if self.in_order else list(self._running)
         wait_for = timeout
         if self.timeout:
-            deadlines = [p.started + self.timeout + GRACE_S for p in self._pending.values() if p.started]
+            deadlines = [r.heard + self.timeout + self.kill_grace for r in self._running.values() if r.heard]
             if deadlines:
                 wait_for = max(0.0, min(timeout, min(deadlines) - now))
-        ready, _ = ray.wait(refs, num_returns=1, timeout=wait_for)
-        if ready and not self.in_order:   # collect everything else that is already done, too
-            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-            ready = [r for r in refs if r in set(ready)]
-        outcomes = [self._collect(ref) for ref in ready]
-        outcomes.extend(self._enforce_timeouts())
-        if outcomes:
+        ready, _ = ray.wait(streams, num_returns=1, timeout=wait_for)
+        if ready and not self.in_order:   # everything else that has a message waiting, too
+            ready, _ = ray.wait(streams, num_returns=len(streams), timeout=0)
+        ready = set(ready)
+        events = [self._take(stream) for stream in streams if stream in ready]
+        events.extend(self._enforce_timeouts())
+        if events:
             self.last_result = time.monotonic()
-            self.returned += len(outcomes)
         self._mark_started(time.monotonic())
-        return outcomes
+        return events
 
-    def _collect(self, ref) -> Outcome:
+    def _take(self, stream) -> Event:
         ray = self._ray
-        pending = self._pending.pop(ref)
+        running = self._running[stream]
+        running.heard, running.stuck_on = time.monotonic(), None
         try:
-            return Outcome(pending.key, pending.task, ray.get(ref))
-        except ray.exceptions.RayTaskError as exc:   # raised inside the task (should not happen)
-            return Outcome(pending.key, pending.task, measurement("run_error", _first_line(exc)))
-        except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
-                ray.exceptions.ObjectLostError, ray.exceptions.RayError) as exc:
-            return Outcome(pending.key, pending.task, None,
-                           crashed=f"worker died: {type(exc).__name__}: {_first_line(exc)}")
+            message = ray.get(next(stream))
+        except StopIteration:           # a stream always ends with an ``end`` message first
+            del self._running[stream]
+            return Event(running.key, running.job, crashed="the job ended without its last message")
+        except ray.exceptions.RayTaskError as exc:   # raised inside the job: a bug, not a candidate
+            del self._running[stream]
+            return Event(running.key, running.job, crashed=f"job failed: {_first_line(exc)}",
+                         flight=read_flight(running.job.flight_key))
+        except ray.exceptions.RayError as exc:       # the worker or its node died, the task was lost
+            del self._running[stream]
+            return Event(running.key, running.job, crashed=f"worker died: {type(exc).__name__}: {_first_line(exc)}",
+                         flight=read_flight(running.job.flight_key))
+        if message.get("end"):
+            del self._running[stream]
+        return Event(running.key, running.job, message=message)
 
-    def _enforce_timeouts(self) -> list[Outcome]:
+    def _enforce_timeouts(self) -> list[Event]:
+        """Kill jobs silent for longer than timeout + grace on one and the same candidate."""
         if not self.timeout:
             return []
         now = time.monotonic()
-        out = []
-        for ref, pending in list(self._pending.items()):
-            if pending.started is not None and now - pending.started > self.timeout + GRACE_S:
-                self._ray.cancel(ref, force=True)
-                del self._pending[ref]
-                out.append(Outcome(pending.key, pending.task, measurement(
-                    "timeout", f"candidate took longer than {self.timeout:g} s (worker killed)",
-                    sim_s=now - pending.started)))
-        return out
+        limit = self.timeout + self.kill_grace
+        events = []
+        for stream, running in list(self._running.items()):
+            if running.heard is None or now - running.heard <= limit:
+                continue
+            flight = read_flight(running.job.flight_key)
+            index = flight[0] if flight else None
+            if index is None and now - running.heard <= 4 * limit:
+                continue          # not evaluating yet: maybe still queued, or building its space
+            if running.stuck_on is None or running.stuck_on[0] != index:
+                # first seen stuck: the candidate started at the job's last message at the
+                # latest, unless it is a later one than the last seen
+                running.stuck_on = (index, running.heard if running.stuck_on is None else now)
+            if now - running.stuck_on[1] <= limit:
+                continue
+            self._ray.cancel(stream, force=True)
+            del self._running[stream]
+            events.append(Event(running.key, running.job, timed_out=True, flight=flight))
+        return events
 
     def cancel_all(self) -> None:
-        for ref in list(self._pending):
+        for stream, running in list(self._running.items()):
             try:
-                self._ray.cancel(ref, force=True)
+                self._ray.cancel(stream, force=True)
             except Exception:
                 pass
-        self._pending.clear()
+            record_flight(running.job.flight_key, None, None)
+        self._running.clear()
 
     def shutdown(self) -> None:
         self.cancel_all()

@@ -115,9 +115,14 @@ class LayerSearch:
         return (self.asked >= self.budget or self.exhausted) and self.told >= self.asked
 
     def best(self) -> tuple[int, dict, float] | None:
-        ok = [(lat, i, k) for i, (k, lat) in self.results.items() if lat is not None]
-        if not ok:
-            return None
-        lat, index, knobs = min(ok, key=lambda x: (x[0], x[1]))
-        return index, knobs, lat
+        return best_result(self.results)
 
+
+def best_result(results: dict) -> tuple[int, dict, float] | None:
+    """(index, knobs, latency) of the fastest candidate of ``{index: (knobs, latency or None)}``,
+    the earliest on a tie; None if none succeeded."""
+    ok = [(lat, i, k) for i, (k, lat) in results.items() if lat is not None]
+    if not ok:
+        return None
+    lat, index, knobs = min(ok, key=lambda x: (x[0], x[1]))
+    return index, knobs, lat

@@ -45,8 +45,21 @@ class Task:
 
     def key(self, evaluator_name: str) -> str:
         """Cache key: identical candidates (hardware, workload, schedule, mode) evaluate once."""
-        return json.dumps([evaluator_name, self.hw, self.workload.key(), self.knobs, self.mode,
-                           self.seed if self.mode == "full" else 0])
+        return json.dumps([evaluator_name, self.hw, self.workload.key(), self.knobs, self.mode, self._input_seed])
+
+    def group_key(self, evaluator_name: str) -> str:
+        """The key minus the schedule: every candidate of one layer search shares it."""
+        return group_of_key(json.loads(self.key(evaluator_name)))
+
+    @property
+    def _input_seed(self) -> int:
+        return self.seed if self.mode == "full" else 0
+
+
+def group_of_key(parts: list) -> str:
+    """``Task.group_key`` from the parsed parts of a ``Task.key``."""
+    evaluator, hw, workload, _knobs, mode, seed = parts
+    return json.dumps([evaluator, hw, workload, mode, seed])
 
 
 def make_task(hw_config, workload, knobs: dict, mode: str = "count", seed: int = 0) -> Task:

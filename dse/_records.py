@@ -15,6 +15,8 @@ import math
 import os
 from pathlib import Path
 
+from ._protocol import group_of_key
+
 # Outcomes that depend only on the candidate; timeouts and dead workers are worth retrying.
 CACHEABLE = ("ok", "infeasible", "compile_error", "mismatch")
 
@@ -53,23 +55,40 @@ class JsonLines:
 
 
 class CandidateCache:
-    """Measurements keyed by (evaluator, hardware, workload, knobs, mode), kept across runs."""
+    """Measurements keyed by (evaluator, hardware, workload, knobs, mode), kept across runs, and
+    grouped by everything but the knobs (what one layer job may be answered from)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, evaluator_name: str):
         # A lost cache record costs one re-evaluation, not a wrong result: no fsync per candidate.
         self._file = JsonLines(path, durable=False)
-        self._data = {r["key"]: r["m"] for r in self._file.read() if "key" in r}
+        self._evaluator = evaluator_name
+        self._data: dict[str, dict] = {}
+        self._groups: dict[str, dict[str, dict]] = {}
+        for record in self._file.read():
+            if "key" in record:
+                self._add(record["key"], record["m"])
         self.hits = 0
 
-    def get(self, key: str) -> dict | None:
-        found = self._data.get(key)
+    def _add(self, key: str, result: dict) -> None:
+        parts = json.loads(key)
+        self._data[key] = result
+        knobs = {name: json.loads(value) for name, value in parts[3]}
+        self._groups.setdefault(group_of_key(parts), {})[json.dumps(knobs, sort_keys=True)] = result
+
+    def get(self, task) -> dict | None:
+        found = self._data.get(task.key(self._evaluator))
         if found is not None:
             self.hits += 1
         return found
 
-    def put(self, key: str, result: dict) -> None:
+    def group(self, task) -> dict[str, dict]:
+        """{knob text: measurement} of every cached candidate of ``task``'s layer search."""
+        return dict(self._groups.get(task.group_key(self._evaluator), {}))
+
+    def put(self, task, result: dict) -> None:
+        key = task.key(self._evaluator)
         if result.get("status") in CACHEABLE and key not in self._data:
-            self._data[key] = result
+            self._add(key, result)
             self._file.append({"key": key, "m": result})
 
     def __len__(self) -> int:

@@ -9,6 +9,8 @@ the workload's ``fault`` parameter:
 - ``crash_once:DIR``  the worker process dies (os._exit) the first time it meets a candidate
   (a marker file per candidate in DIR);
 - ``hang:N``          candidates with ``tile_n == N`` sleep for an hour (timeouts);
+- ``stuck:N``         the same, deaf to the worker's SIGALRM, like native code that never returns
+  (the driver has to kill the worker);
 - ``compile_error:N`` candidates with ``tile_k == N`` fail to "compile".
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -93,7 +96,9 @@ class ToyEvaluator:
             if not marker.exists():
                 marker.write_text("crashed here once\n")
                 os._exit(17)
-        if fault.startswith("hang:") and knobs["tile_n"] == int(fault.split(":")[1]):
+        if fault.startswith(("hang:", "stuck:")) and knobs["tile_n"] == int(fault.split(":")[1]):
+            if fault.startswith("stuck:"):
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
             time.sleep(3600)
         if fault.startswith("compile_error:") and knobs["tile_k"] == int(fault.split(":")[1]):
             return measurement("compile_error", "toy: tile_k refused", compile_s=0.0)

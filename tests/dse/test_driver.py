@@ -243,3 +243,34 @@ def test_budget_increase_resumes_the_same_study(ray_session, tmp_path):
     pd.testing.assert_frame_equal(first.drop(columns=["verified"]),
                                   second[second["trial"] < 3].drop(columns=["verified"]).reset_index(drop=True),
                                   check_like=True)
+
+
+STUCK = """
+[study]
+name = "stuck"
+n_trials = 1
+candidate_timeout = 1
+verify = "none"
+[hardware]
+LOG_BLOCK = [4]
+[schedule]
+sampler = "grid"
+[[workloads]]
+name = "stuck"
+op = "toy_gemm"
+m = 1
+n = 32
+k = 32
+fault = "stuck:2"
+"""
+
+
+def test_a_worker_deaf_to_its_timeout_is_killed_and_the_search_goes_on(ray_session, tmp_path):
+    summary = run(study(tmp_path, STUCK), tmp_path / "out", kill_grace=0.5)
+    df = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    stuck = df[df["tile_n"] == 2]
+    # the flight record names the candidate the killed worker was stuck on
+    assert len(stuck) == 4 and set(stuck["status"]) == {"timeout"}
+    assert stuck["error"].str.contains("worker killed").all()
+    assert set(df[df["tile_n"] == 1]["status"]) == {"ok"} and (df["tile_n"] == 1).sum() == 4
+    assert summary.complete == 1 and summary.best is not None

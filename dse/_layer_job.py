@@ -1,0 +1,186 @@
+"""Worker side of the search: one Ray task runs one layer's schedule search on one hardware point.
+
+A job proposes candidates (``dse._inner.LayerSearch``, or a fixed list when verifying), checks
+them statically, answers the ones the driver already knows or has cached, and evaluates the rest
+one after the other, streaming a message back after every evaluated candidate:
+
+    {"rows": [[index, knobs, measurement, how], ...], "end": bool, "space_error": str | None}
+
+``how`` is ``"static"`` (refused by the static check, no evaluation), ``"cached"`` (answered by the
+driver's cache) or ``"eval"``. Running the inner search here, next to the evaluation, keeps the
+driver's work per candidate to receiving a row; one task per layer instead of one per candidate
+spares Ray's per-task cost (milliseconds of CPU on the workers' cores).
+
+Replay. A job resubmitted after its worker died carries the results the driver already holds
+(``known``). The search is deterministic (seeded, told the same values in the same order), so it
+proposes the same candidates again; known ones are told their recorded latency and produce no
+row, so the driver never receives a row twice.
+
+Flight record. Before each evaluation the worker stores the candidate in Ray's cluster key-value
+store (a synchronous write, ~0.5 ms): when the worker dies, the driver reads which candidate it
+was running, exactly -- messages still in flight die with the worker and cannot tell.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import threading
+import time
+
+from ._inner import LayerSearch
+from ._protocol import make_task, measurement
+
+FLIGHT_NAMESPACE = "vta-dse"
+
+
+@dataclasses.dataclass
+class LayerJob:
+    hw: object                          # hwconfigs.HwConfig
+    workload: object                    # dse._study.Workload
+    mode: str                           # "count" | "full"
+    seed: int                           # inputs of a full run
+    budget: int = 0                     # search: candidates to evaluate
+    sampler: str = "tpe"                # search: inner sampler
+    search_seed: int = 0
+    fixed: list | None = None           # instead of a search: these knob sets, in order
+    known: dict = dataclasses.field(default_factory=dict)     # index -> latency (None: failed)
+    cached: dict = dataclasses.field(default_factory=dict)    # knob text -> measurement
+    flight_key: str = ""                # where the candidate in progress is recorded
+
+
+def knob_text(knobs: dict) -> str:
+    return json.dumps(knobs, sort_keys=True)
+
+
+def latency_of(result: dict) -> float | None:
+    """What the inner search is told of a measurement: its latency, or None for a failure."""
+    ok = result.get("status") == "ok" and result.get("latency_s") is not None
+    return float(result["latency_s"]) if ok else None
+
+
+# ---- the flight record (Ray's internal key-value store) -----------------------------------------
+
+def record_flight(key: str, index: int | None, knobs: dict | None) -> None:
+    if not key:
+        return
+    try:
+        from ray.experimental import internal_kv
+        if index is None:
+            internal_kv._internal_kv_del(key.encode(), namespace=FLIGHT_NAMESPACE)
+        else:
+            internal_kv._internal_kv_put(key.encode(), json.dumps([index, knobs]).encode(), overwrite=True,
+                                         namespace=FLIGHT_NAMESPACE)
+    except Exception:          # outside Ray (tests call jobs directly) or an older Ray: no record
+        pass
+
+
+def read_flight(key: str) -> tuple[int, dict] | None:
+    """The candidate a job's worker was evaluating when last heard of (None: none recorded)."""
+    try:
+        from ray.experimental import internal_kv
+        raw = internal_kv._internal_kv_get(key.encode(), namespace=FLIGHT_NAMESPACE)
+        if raw is None:
+            return None
+        index, knobs = json.loads(raw)
+        return int(index), knobs
+    except Exception:
+        return None
+
+
+# ---- per-candidate timeout ----------------------------------------------------------------------
+
+class _CandidateTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _CandidateTimeout()
+
+
+def evaluate_with_timeout(evaluator, task, timeout: float | None) -> dict:
+    """Run ``evaluator.evaluate(task)``; past ``timeout`` seconds, a ``timeout`` measurement."""
+    use_alarm = bool(timeout) and threading.current_thread() is threading.main_thread()
+    t0 = time.perf_counter()
+    if use_alarm:
+        previous = signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return evaluator.evaluate(task)
+    except _CandidateTimeout:
+        return measurement("timeout", f"candidate took longer than {timeout:g} s (stopped in the worker)",
+                           sim_s=time.perf_counter() - t0)
+    except Exception as exc:   # an evaluator bug is this candidate's failure
+        return measurement("run_error", f"{type(exc).__name__}: {exc}")
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+# ---- the job ------------------------------------------------------------------------------------
+
+class _FixedList:
+    """The LayerSearch interface over a given list of knob sets (verification runs)."""
+
+    def __init__(self, knob_sets, static_check):
+        self._items = list(knob_sets)
+        self._static_check = static_check
+        self._next = 0
+
+    def next(self):
+        from ._inner import Proposal
+
+        if self._next >= len(self._items):
+            return None
+        index, knobs = self._next, self._items[self._next]
+        self._next += 1
+        return Proposal(index, knobs, rejected=self._static_check(knobs))
+
+    def report(self, proposal, latency) -> None:
+        pass
+
+
+def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
+    """Generator of messages (see the module docstring); evaluates candidates one at a time."""
+    hw, workload = job.hw, job.workload
+
+    def static_check(knobs):
+        return evaluator.static_check(workload, hw, knobs)
+
+    try:
+        if job.fixed is not None:
+            search = _FixedList(job.fixed, static_check)
+        else:
+            space = evaluator.knob_space(workload, hw)
+            search = LayerSearch(space, job.budget, job.sampler, job.search_seed, static_check)
+    except Exception as exc:
+        yield {"rows": [], "end": True, "space_error": f"no schedule space on this hardware: "
+                                                       f"{type(exc).__name__}: {exc}"}
+        return
+    rows: list = []
+    while True:
+        proposal = search.next()
+        if proposal is None:
+            break
+        index, knobs = proposal.index, proposal.knobs
+        if proposal.rejected is not None:       # LayerSearch has told its sampler already
+            if index not in job.known:
+                rows.append([index, knobs, measurement("infeasible", proposal.rejected), "static"])
+            continue
+        if index in job.known:
+            search.report(proposal, job.known[index])
+            continue
+        hit = job.cached.get(knob_text(knobs))
+        if hit is not None:
+            rows.append([index, knobs, hit, "cached"])
+            search.report(proposal, latency_of(hit))
+            continue
+        record_flight(job.flight_key, index, knobs)
+        result = evaluate_with_timeout(evaluator, make_task(hw, workload, knobs, job.mode, job.seed), timeout)
+        search.report(proposal, latency_of(result))
+        rows.append([index, knobs, result, "eval"])
+        yield {"rows": rows, "end": False, "space_error": None}
+        rows = []
+    record_flight(job.flight_key, None, None)
+    yield {"rows": rows, "end": True, "space_error": None}

@@ -1,0 +1,69 @@
+"""A layer job in the worker (no Ray): its messages, deterministic replay and cache answers."""
+import pytest
+
+import hwconfigs
+from dse._layer_job import LayerJob, knob_text, latency_of, run_layer_job
+from dse._study import Workload
+from tests.dse._toy import ToyEvaluator
+
+TIMING = ("compile_s", "sim_s")
+WORKLOAD = Workload("a", "toy_gemm", (("fault", ""), ("k", 512), ("m", 16), ("n", 256), ("sleep_ms", 0)), 1)
+
+
+def job(**kw):
+    hw = hwconfigs.HwConfig.from_dict({**hwconfigs.resolve_config("default").to_dict(), "LOG_INP_BUFF_SIZE": 12})
+    return LayerJob(hw, WORKLOAD, "count", 0, **{"budget": 8, "sampler": "tpe", "search_seed": 3, **kw})
+
+
+def rows_of(j):
+    """The rows of a job's messages, without the wall-clock measurements."""
+    messages = list(run_layer_job(ToyEvaluator(), j, timeout=None))
+    assert messages[-1]["end"] and not any(m["end"] for m in messages[:-1])
+    return [[i, knobs, {k: v for k, v in m.items() if k not in TIMING}, how]
+            for message in messages for i, knobs, m, how in message["rows"]]
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "grid"])
+def test_one_message_per_evaluation_and_the_budget_is_kept(sampler):
+    j = job(sampler=sampler)
+    messages = list(run_layer_job(ToyEvaluator(), j, timeout=None))
+    rows = [row for m in messages for row in m["rows"]]
+    evaluated = [r for r in rows if r[3] == "eval"]
+    assert len(messages) == len(evaluated) + 1
+    assert len(evaluated) == (8 if sampler != "grid" else len(evaluated)) and len(evaluated) > 0
+    assert all(m["rows"][-1][3] == "eval" for m in messages[:-1])
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows)     # candidates in order
+    assert any(r[3] == "static" for r in rows)                    # the small input buffer refuses some
+
+
+@pytest.mark.parametrize("cut", [0, 1, 4, 7])
+def test_a_replay_told_the_first_rows_sends_exactly_the_rest(cut):
+    rows = rows_of(job())
+    evaluated = [i for i, r in enumerate(rows) if r[3] == "eval"]
+    head = rows[:evaluated[cut] + 1]
+    known = {r[0]: latency_of(r[2]) for r in head}
+    rest = rows_of(job(known=known))
+    assert rest == rows[len(head):]
+
+
+def test_cached_candidates_are_answered_without_evaluation():
+    rows = rows_of(job())
+    cached = {knob_text(r[1]): r[2] for r in rows if r[3] == "eval"}
+    again = rows_of(job(cached=cached))
+    assert [r[3] for r in again] == ["cached" if r[3] == "eval" else r[3] for r in rows]
+    assert [r[:3] for r in again] == [r[:3] for r in rows]
+
+
+def test_a_layer_without_a_schedule_space_ends_with_the_reason():
+    class NoSpace(ToyEvaluator):
+        def knob_space(self, w, hw):
+            raise ValueError("the layer does not fit")
+
+    (message,) = list(run_layer_job(NoSpace(), job(), timeout=None))
+    assert message["end"] and "the layer does not fit" in message["space_error"]
+
+
+def test_a_fixed_list_is_evaluated_in_order():
+    knobs = [{"tile_m": 1, "tile_n": 1, "tile_k": 1, "nthread": 1}, {"tile_m": 1, "tile_n": 2, "tile_k": 2, "nthread": 2}]
+    rows = rows_of(job(fixed=knobs))
+    assert [(r[0], r[1], r[3]) for r in rows] == [(0, knobs[0], "eval"), (1, knobs[1], "eval")]
