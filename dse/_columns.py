@@ -25,3 +25,8 @@ TAIL = ("chosen", "cached", "verified")
 
 def row_columns(knob_names) -> list[str]:
     return [*IDENTITY, *HW_KEYS, *sorted(knob_names), *MEASUREMENT, *RESOURCES, *TAIL]
+
+
+def objective_attr(name: str) -> str:
+    """The trial summary key (and Optuna metric name) holding an objective's value."""
+    return "latency_s" if name == "latency" else name

@@ -28,7 +28,7 @@ import optuna
 import hwconfigs
 
 from . import _storage, _tables
-from ._columns import COUNTERS, RESOURCES
+from ._columns import COUNTERS, RESOURCES, objective_attr
 from ._executor import KILL_GRACE_S, RayPool
 from ._inner import best_result
 from ._layer_job import LayerJob, latency_of
@@ -41,6 +41,13 @@ from ._study import StudyError, StudySpec
 DRIVER_ATTR = "dse:driver"
 PREFETCH = 1          # jobs queued beyond the CPUs by default
 FINGERPRINT_ATTR = "dse:fingerprint"
+CONSTRAINT_NAMES_ATTR = "dse:constraint_names"
+CONSTRAINTS_ATTR = "constraints"          # the trial system attribute Optuna's samplers read
+
+
+def constraint_names(spec: StudySpec) -> list[str]:
+    """The names of a trial's constraint values, in the order they are stored."""
+    return ["hardware_invalid", "layers_without_schedule", *(f"{key}_over_budget" for key, _ in spec.constraints)]
 
 
 @dataclasses.dataclass
@@ -170,6 +177,9 @@ class Driver:
             study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
             study.set_user_attr("dse:objectives", self.spec.objective_names)
             study.set_user_attr("dse:constraints", [k for k, _ in self.spec.constraints])
+            study.set_user_attr(CONSTRAINT_NAMES_ATTR, constraint_names(self.spec))
+        if study.metric_names is None:        # what optuna-dashboard labels the objectives with
+            study.set_metric_names([objective_attr(name) for name in self.spec.objective_names])
         elif stored != fingerprint:
             raise StudyError(f"study {self.spec.name!r} in {url} was started from a different study file "
                              f"(search space, objectives or workloads changed); resume it with the same file, "
@@ -463,12 +473,15 @@ class Driver:
     def _finish(self, study, ht: _HwTrial) -> None:
         summary, values, constraints = self._aggregate(ht)
         self.journal.write_trial(ht.number, ht.rows, summary)
-        # Optuna >= 5 keeps named constraints on the trial; every sampler and the dashboard
-        # read feasibility from them (<= 0: satisfied).
-        for name, value in constraints.items():
-            ht.trial.set_constraint(name, value)
+        # Feasibility (every value <= 0) as the list Optuna's samplers read and optuna-dashboard
+        # shows too (it does not read Optuna 5's per-name ``set_constraint`` records); the names
+        # are the study's CONSTRAINT_NAMES_ATTR, in this order. One storage write.
+        assert list(constraints) == constraint_names(self.spec)
+        study._storage.set_trial_system_attr(ht.trial._trial_id, CONSTRAINTS_ATTR, list(constraints.values()))
         attrs = {key: value for key, value in summary.items() if key != "layers"}
-        attrs["schedules"] = {l["workload"]: l["knobs"] for l in summary["layers"]}
+        # one attribute per layer: the dashboard cuts a structured attribute at 1024 characters
+        for layer in summary["layers"]:
+            attrs[f"schedule:{layer['workload']}"] = layer["knobs"]
         _storage.set_user_attrs(ht.trial, attrs)
         study.tell(ht.trial, values)
         self._note_best(summary)
@@ -513,18 +526,18 @@ class Driver:
             constraints[f"{key}_over_budget"] = float(value)
         if not feasible and all(c <= 0 for c in constraints.values()):
             constraints["layers_without_schedule"] = 1.0
+        # An infeasible trial is worst in every objective, so no consumer that ignores the
+        # constraints (optuna-dashboard's best-trials list) can rank it on a front.
         values = []
         for name, direction in self.spec.objectives:
-            value = summary.get("latency_s" if name == "latency" else name)
-            if value is None:
-                value = math.inf if direction == "minimize" else -math.inf
-            values.append(float(value))
+            value = summary.get(objective_attr(name)) if feasible else None
+            values.append(float(value) if value is not None else (math.inf if direction == "minimize" else -math.inf))
         return summary, values, constraints
 
     def _note_best(self, summary: dict) -> None:
         """Keep the best first objective so far (for the progress line; no storage query)."""
         name, direction = self.spec.objectives[0]
-        value = summary.get("latency_s" if name == "latency" else name)
+        value = summary.get(objective_attr(name))
         if not summary.get("feasible") or value is None:
             return
         if self.best_value is None or (value < self.best_value if direction == "minimize" else value > self.best_value):

@@ -11,13 +11,13 @@ import json
 import math
 from pathlib import Path
 
-from ._columns import COUNTERS, HW_KEYS, RESOURCES, row_columns
+from ._columns import COUNTERS, HW_KEYS, RESOURCES, objective_attr, row_columns
 
 
 def _objective_vector(summary: dict, spec) -> tuple | None:
     out = []
     for name, direction in spec.objectives:
-        value = summary.get("latency_s" if name == "latency" else name)
+        value = summary.get(objective_attr(name))
         if value is None:
             return None
         out.append(value if direction == "minimize" else -value)
