@@ -51,7 +51,7 @@ class Event:
     message: dict | None = None          # a message of the job (``dse._layer_job``)
     crashed: str | None = None           # the worker died (or the task failed): why
     timed_out: bool = False              # the driver killed the worker, stuck past timeout + grace
-    flight: tuple | None = None          # (index, knobs) the worker was evaluating, if recorded
+    flight: tuple | None = None          # (index, knobs) the worker was evaluating (None: not a candidate)
 
 
 @dataclasses.dataclass
@@ -59,7 +59,8 @@ class _Running:
     key: Any
     job: LayerJob
     stream: Any                          # ray.ObjectRefGenerator
-    heard: float | None = None           # start, then the last message
+    heard: float | None = None           # start (as far as the driver can tell), then the last message
+    spoke: bool = False                  # the job has sent a message
     stuck_on: tuple | None = None        # (flight index, since) of a silent job
 
 
@@ -159,7 +160,7 @@ class RayPool:
     def _take(self, stream) -> Event:
         ray = self._ray
         running = self._running[stream]
-        running.heard, running.stuck_on = time.monotonic(), None
+        running.heard, running.stuck_on, running.spoke = time.monotonic(), None, True
         try:
             message = ray.get(next(stream))
         except StopIteration:           # a stream always ends with an ``end`` message first
@@ -168,11 +169,11 @@ class RayPool:
         except ray.exceptions.RayTaskError as exc:   # raised inside the job: a bug, not a candidate
             del self._running[stream]
             return Event(running.key, running.job, crashed=f"job failed: {_first_line(exc)}",
-                         flight=read_flight(running.job.flight_key))
+                         flight=_candidate(read_flight(running.job.flight_key)))
         except ray.exceptions.RayError as exc:       # the worker or its node died, the task was lost
             del self._running[stream]
             return Event(running.key, running.job, crashed=f"worker died: {type(exc).__name__}: {_first_line(exc)}",
-                         flight=read_flight(running.job.flight_key))
+                         flight=_candidate(read_flight(running.job.flight_key)))
         if message.get("end"):
             del self._running[stream]
         return Event(running.key, running.job, message=message)
@@ -188,18 +189,19 @@ class RayPool:
             if running.heard is None or now - running.heard <= limit:
                 continue
             flight = read_flight(running.job.flight_key)
-            index = flight[0] if flight else None
-            if index is None and now - running.heard <= 4 * limit:
-                continue          # not evaluating yet: maybe still queued, or building its space
+            if flight is None:
+                continue          # not started yet: still queued, or its worker process starting
+            index = flight[0]
             if running.stuck_on is None or running.stuck_on[0] != index:
-                # first seen stuck: the candidate started at the job's last message at the
-                # latest, unless it is a later one than the last seen
-                running.stuck_on = (index, running.heard if running.stuck_on is None else now)
+                # first seen on this candidate: it started at the job's last message at the latest
+                # if the job has sent one (candidates between messages take no time: static
+                # refusals, cache answers); otherwise the job's start is unknown: count from now
+                running.stuck_on = (index, running.heard if running.stuck_on is None and running.spoke else now)
             if now - running.stuck_on[1] <= limit:
                 continue
             self._ray.cancel(stream, force=True)
             del self._running[stream]
-            events.append(Event(running.key, running.job, timed_out=True, flight=flight))
+            events.append(Event(running.key, running.job, timed_out=True, flight=_candidate(flight)))
         return events
 
     def cancel_all(self) -> None:
@@ -215,6 +217,11 @@ class RayPool:
         self.cancel_all()
         if self.started_ray:
             self._ray.shutdown()
+
+
+def _candidate(flight):
+    """The flight record if it names a candidate (not the job's preparation)."""
+    return flight if flight is not None and flight[0] >= 0 else None
 
 
 def _first_line(exc) -> str:

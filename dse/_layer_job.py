@@ -16,9 +16,10 @@ Replay. A job resubmitted after its worker died carries the results the driver a
 proposes the same candidates again; known ones are told their recorded latency and produce no
 row, so the driver never receives a row twice.
 
-Flight record. Before each evaluation the worker stores the candidate in Ray's cluster key-value
-store (a synchronous write, ~0.5 ms): when the worker dies, the driver reads which candidate it
-was running, exactly -- messages still in flight die with the worker and cannot tell.
+Flight record. When it starts, and before each evaluation, the worker stores what it is doing in
+Ray's cluster key-value store (a synchronous write, ~0.5 ms): when the worker dies or hangs, the
+driver reads which candidate it was on, exactly -- messages still in flight die with the worker
+and cannot tell -- and a job without a record has not started (no timeout runs for it).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from ._inner import LayerSearch
 from ._protocol import make_task, measurement
 
 FLIGHT_NAMESPACE = "vta-dse"
+PREPARING = -1          # the flight record of a job that started but evaluates no candidate yet
 
 
 @dataclasses.dataclass
@@ -144,6 +146,7 @@ class _FixedList:
 def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
     """Generator of messages (see the module docstring); evaluates candidates one at a time."""
     hw, workload = job.hw, job.workload
+    record_flight(job.flight_key, PREPARING, None)
 
     def static_check(knobs):
         return evaluator.static_check(workload, hw, knobs)
