@@ -208,8 +208,7 @@ class Driver:
         return recovered
 
     def _count(self, study, *states) -> int:
-        return len(study._storage.get_all_trials(study._study_id, deepcopy=False,
-                                                 states=tuple(optuna.trial.TrialState[s] for s in states)))
+        return _storage.count_trials(study._storage, study._study_id, [optuna.trial.TrialState[s] for s in states])
 
     def _complete_count(self, study) -> int:
         return self._count(study, "COMPLETE")

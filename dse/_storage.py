@@ -5,6 +5,7 @@ missing driver, server unreachable), with the password hidden.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ._study import StudyError
@@ -88,27 +89,59 @@ def _sqlite_wal(engine) -> None:
     engine.dispose()      # connections opened while creating the tables get the pragmas too
 
 
-def set_user_attrs(trial, attrs: dict) -> None:
-    """All of a trial's user attributes in one transaction of an RDB storage (one commit, not one
-    per key: a trial carries ~20 of them); any other storage gets them one by one."""
-    storage = trial.storage
+def _rdb_backend(storage):
+    """The RDBStorage behind Optuna's caching wrapper, or None (another kind of storage)."""
+    from optuna.storages import RDBStorage
+
     backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, RDBStorage) else None
+
+
+def count_trials(storage, study_id: int, states) -> int:
+    """How many trials of the study are in ``states``: one COUNT query on an RDB storage (the
+    driver asks before every new trial; Optuna's own count loads every trial)."""
+    backend = _rdb_backend(storage)
     try:
-        from optuna.storages import RDBStorage
         from optuna.storages._rdb import models
         from optuna.storages._rdb.storage import _create_scoped_session
+        from sqlalchemy import func
+    except ImportError:        # Optuna's internals moved: the public, slower way
+        backend = None
+    if backend is None:
+        return storage.get_n_trials(study_id, tuple(states))
+    with _create_scoped_session(backend.scoped_session) as session:
+        return session.query(func.count(models.TrialModel.trial_id)).filter(
+            models.TrialModel.study_id == study_id, models.TrialModel.state.in_(list(states))).scalar()
 
-        batch = isinstance(backend, RDBStorage) and hasattr(backend, "_set_trial_attr_without_commit")
-    except ImportError:      # Optuna's internals moved: the public, slower way
-        batch = False
-    if not batch:
+
+def set_user_attrs(trial, attrs: dict) -> None:
+    """All of a trial's user attributes in one statement of one transaction on SQLite and
+    PostgreSQL (a trial carries ~20 of them; Optuna writes one at a time); any other storage
+    gets them one by one."""
+    backend = _rdb_backend(trial.storage)
+    try:
+        import sqlite3
+
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+        from sqlalchemy.dialects import postgresql, sqlite
+    except ImportError:        # Optuna's internals moved: the public, slower way
+        backend = None
+    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(backend.engine.name) if backend else None
+    if dialect is sqlite and sqlite3.sqlite_version_info < (3, 24, 0):
+        dialect = None         # no upsert
+    if dialect is None:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return
+    model = models.TrialUserAttributeModel
     with _create_scoped_session(backend.scoped_session, True) as session:
-        for key, value in attrs.items():
-            backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial._trial_id,
-                                                   key, value)
+        row = models.TrialModel.find_or_raise_by_id(trial._trial_id, session)
+        backend.check_trial_is_updatable(trial._trial_id, row.state)
+        insert = dialect.insert(model).values([{"trial_id": trial._trial_id, "key": key, "value_json": json.dumps(value)}
+                                               for key, value in attrs.items()])
+        session.execute(insert.on_conflict_do_update(index_elements=[model.trial_id, model.key],
+                                                     set_={"value_json": insert.excluded.value_json}))
     cached = getattr(trial, "_cached_frozen_trial", None)
     if cached is not None:
         cached.user_attrs.update(attrs)
