@@ -414,9 +414,8 @@ class Driver:
         flight = event.flight if event.flight is not None and event.flight[0] not in layer.known else None
         index, knobs = flight if flight is not None else (None, {})
         if event.timed_out:
-            self._row(ht, layer, index, knobs, measurement(
-                "timeout", f"candidate took longer than {self.spec.candidate_timeout:g} s (worker killed)"),
-                mode=self.mode, attempt=layer.crashes.get(index, 0) + 1)
+            self._row(ht, layer, index, knobs, self._killed(), mode=self.mode,
+                      attempt=layer.crashes.get(index, 0) + 1)
             failed = True
         else:
             layer.crashes[index] = layer.crashes.get(index, 0) + 1
@@ -431,6 +430,10 @@ class Driver:
             layer.known[index] = None
             layer.results[index] = (knobs, None)
         self._job_ended(study, ht, layer, done=False)     # resubmitted: it replays what is known
+
+    def _killed(self) -> dict:
+        """The measurement of a candidate whose worker the driver killed past its timeout."""
+        return measurement("timeout", f"candidate took longer than {self.spec.candidate_timeout:g} s (worker killed)")
 
     def _record(self, ht, layer: _Layer, job: LayerJob, index: int, knobs: dict, result: dict, how: str) -> None:
         latency = latency_of(result)
@@ -613,8 +616,7 @@ class Driver:
                             self.cache.put(tasks[i], result)
                         results[i] = (result, attempts[i])
                 elif event.timed_out:
-                    results[i] = (measurement("timeout", f"candidate took longer than "
-                                                         f"{self.spec.candidate_timeout:g} s (worker killed)"), attempts[i])
+                    results[i] = (self._killed(), attempts[i])
                 elif attempts[i] < self.opt.max_attempts:
                     queue.append(i)
                 else:

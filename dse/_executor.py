@@ -64,10 +64,6 @@ class _Running:
     stuck_on: tuple | None = None        # (flight index, since) of a silent job
 
 
-def _stream_job(evaluator, job, timeout):
-    yield from run_layer_job(evaluator, job, timeout)
-
-
 class RayPool:
     """Layer jobs as streaming Ray tasks. ``workers``: local Ray with that many CPUs; ``address``:
     join a running cluster. Joins an already initialised Ray session (tests share one) and leaves
@@ -100,7 +96,7 @@ class RayPool:
         self.timeout = timeout
         self.kill_grace = kill_grace
         self._evaluator_ref = ray.put(evaluator)
-        self._remote = ray.remote(num_cpus=1, max_retries=0, num_returns="streaming")(_stream_job)
+        self._remote = ray.remote(num_cpus=1, max_retries=0, num_returns="streaming")(run_layer_job)
         self._running: dict = {}            # ObjectRefGenerator -> _Running, in submission order
         self._run_id = uuid.uuid4().hex[:12]
         self.submitted = 0
