@@ -92,8 +92,10 @@ def read_flight(key: str) -> tuple[int, dict] | None:
 
 # ---- per-candidate timeout ----------------------------------------------------------------------
 
-class _CandidateTimeout(Exception):
-    pass
+class _CandidateTimeout(BaseException):
+    """Raised by SIGALRM inside ``evaluate()``. Not an ``Exception``: an evaluator that turns its
+    own errors into rows (``except Exception`` -> ``compile_error``) must not turn a timeout into
+    one, which would be cached as that candidate's result."""
 
 
 def _on_alarm(signum, frame):

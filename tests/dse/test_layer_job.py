@@ -1,8 +1,11 @@
 """A layer job in the worker (no Ray): its messages, deterministic replay and cache answers."""
+import time
+
 import pytest
 
 import hwconfigs
-from dse._layer_job import LayerJob, knob_text, latency_of, run_layer_job
+from dse._layer_job import LayerJob, evaluate_with_timeout, knob_text, latency_of, run_layer_job
+from dse._protocol import measurement
 from dse._study import Workload
 from tests.dse._toy import ToyEvaluator
 
@@ -67,3 +70,20 @@ def test_a_fixed_list_is_evaluated_in_order():
     knobs = [{"tile_m": 1, "tile_n": 1, "tile_k": 1, "nthread": 1}, {"tile_m": 1, "tile_n": 2, "tile_k": 2, "nthread": 2}]
     rows = rows_of(job(fixed=knobs))
     assert [(r[0], r[1], r[3]) for r in rows] == [(0, knobs[0], "eval"), (1, knobs[1], "eval")]
+
+
+class _Swallowing:
+    """An evaluator that turns every ``Exception`` of its own into a ``compile_error`` row."""
+
+    def evaluate(self, task):
+        try:
+            time.sleep(5)
+        except Exception as exc:   # noqa: BLE001 - the point of this evaluator
+            return measurement("compile_error", repr(exc))
+        return measurement("ok", "")
+
+
+def test_a_timeout_is_not_caught_by_the_evaluators_own_error_handling():
+    t = time.perf_counter()
+    m = evaluate_with_timeout(_Swallowing(), None, timeout=0.2)
+    assert m["status"] == "timeout" and time.perf_counter() - t < 2
