@@ -35,7 +35,7 @@ from ._layer_job import LayerJob, latency_of
 from ._progress import Progress
 from ._protocol import make_task, measurement
 from ._records import CandidateCache, RowsJournal
-from ._samplers import distributions, make_sampler
+from ._samplers import distributions, make_sampler, static_check
 from ._study import StudyError, StudySpec
 
 DRIVER_ATTR = "dse:driver"
@@ -218,20 +218,10 @@ class Driver:
         trial = study.ask(self.dists)
         study._storage.set_trial_system_attr(trial._trial_id, DRIVER_ATTR, self.identity)
         ht = _HwTrial(trial, self.spec, self.workloads)
-        try:
-            ht.hw = self.spec.hw_config(ht.params)
-        except hwconfigs.ConfigError as exc:
-            ht.reason = f"hardware cannot be built: {exc}"
-            return ht
-        res = hwconfigs.estimate_resources(ht.hw)
-        ht.resources = res.as_row()
-        over = []
-        for key, limit in self.spec.constraints:
-            ht.violations.append(ht.resources[key] - limit)
-            if ht.resources[key] > limit:
-                over.append(f"{key} {ht.resources[key]:g} > {limit:g}")
-        if over:
-            ht.reason = "over the resource budget: " + ", ".join(over)
+        check = static_check(self.spec, ht.params)
+        ht.hw, ht.resources, ht.violations = check.hw, check.resources, check.overruns
+        if check.reason:
+            ht.reason = check.reason
             return ht
         for index, layer in enumerate(ht.layers):
             seed = (self.spec.seed * 1_000_003 + ht.number * 1009 + index) % (2 ** 31)
@@ -359,6 +349,7 @@ class Driver:
             self._open(study)
 
     def _open(self, study) -> None:
+        self._finish_pending(study)     # the sampler asks knowing every finished trial
         ht = self._open_trial(study)
         self.active.append(ht)
         self._finish_if_done(study, ht)

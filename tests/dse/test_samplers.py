@@ -1,0 +1,104 @@
+"""The outer sampler: the default TPE never spends a hardware trial on a point known infeasible
+before anything runs, nor on a point already tried (no Ray, no evaluator: the samplers alone)."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import optuna
+import pytest
+
+from dse import load_study
+from dse._samplers import StaticFilter, distributions, make_sampler, static_check, static_violation
+from dse._study import REQUIRED
+
+from .conftest import write_study
+
+SPACE = """
+[study]
+sampler = "{sampler}"
+seed = 3
+n_trials = {trials}
+[objectives]
+{objectives}
+[hardware]
+LOG_BATCH = [0, 1]
+LOG_BLOCK = [3, 4, 5]
+LOG_INP_BUFF_SIZE = {{ low = 13, high = 17 }}
+LOG_ACC_BUFF_SIZE = {{ low = 14, high = 18 }}
+[constraints]
+board = "pynq"
+[[workloads]]
+op = "dense"
+in_features = 64
+out_features = 64
+"""
+OPS = {"dense": {"batch": 1, "in_features": REQUIRED, "out_features": REQUIRED}}
+TWO = 'latency = "minimize"\nbram = "minimize"'
+
+
+def _spec(tmp_path, sampler="tpe", trials=30, objectives=TWO):
+    return load_study(write_study(tmp_path, SPACE.format(sampler=sampler, trials=trials, objectives=objectives)), OPS)
+
+
+def _points(spec):
+    names = [k.name for k in spec.hardware]
+    return [dict(zip(names, v)) for v in itertools.product(*(k.values for k in spec.hardware))]
+
+
+def _drive(spec, n):
+    """n ask/tell rounds the way the driver does them: statically infeasible points are told as
+    constraint violations with infinite objectives; others get a made-up (latency, BRAM)."""
+    study = optuna.create_study(directions=["minimize"] * len(spec.objectives), sampler=make_sampler(spec))
+    asked = []
+    for _ in range(n):
+        trial = study.ask(distributions(spec))
+        asked.append(dict(trial.params))
+        bad = static_violation(spec, trial.params) is not None
+        trial.set_constraint("over", 1.0 if bad else 0.0)
+        block, acc = trial.params["LOG_BLOCK"], trial.params["LOG_ACC_BUFF_SIZE"]
+        values = [1.0 / block + 0.1 / acc, float(acc)][:len(spec.objectives)]
+        study.tell(trial, [math.inf] * len(values) if bad else values)
+    return asked
+
+
+def test_space_has_both_kinds_of_points(tmp_path):
+    spec = _spec(tmp_path)
+    verdicts = [static_violation(spec, p) for p in _points(spec)]
+    assert any(v is None for v in verdicts)
+    assert any(v and v.startswith("hardware cannot be built") for v in verdicts)
+    assert any(v and v.startswith("over the resource budget") and "dsp" in v for v in verdicts)
+
+
+@pytest.mark.parametrize("objectives", [TWO, 'latency = "minimize"'])
+def test_default_proposes_new_statically_feasible_points_only(tmp_path, objectives):
+    spec = _spec(tmp_path, objectives=objectives)
+    assert isinstance(make_sampler(spec), StaticFilter)
+    feasible = [p for p in _points(spec) if static_violation(spec, p) is None]
+    asked = _drive(spec, 20)
+    assert len(feasible) > 20
+    assert all(static_violation(spec, p) is None for p in asked)
+    keys = [tuple(sorted(p.items())) for p in asked]
+    assert len(set(keys)) == len(keys)
+
+
+def test_exhausted_space_repeats_instead_of_failing(tmp_path):
+    spec = _spec(tmp_path)
+    feasible = [p for p in _points(spec) if static_violation(spec, p) is None]
+    asked = _drive(spec, len(feasible) + 3)
+    assert {tuple(sorted(p.items())) for p in asked} == {tuple(sorted(p.items())) for p in feasible}
+
+
+def test_random_stays_plain_uniform(tmp_path):
+    spec = _spec(tmp_path, sampler="random", trials=40)
+    asked = _drive(spec, 40)
+    assert any(static_violation(spec, p) is not None for p in asked)
+
+
+def test_constraint_values_are_overruns_as_a_fraction_of_the_budget(tmp_path):
+    spec = _spec(tmp_path)
+    over = next(p for p in _points(spec) if (static_violation(spec, p) or "").startswith("over the resource"))
+    check = static_check(spec, over)
+    for (key, limit), value in zip(spec.constraints, check.overruns):
+        assert value == pytest.approx((check.resources[key] - limit) / limit)
+    assert max(check.overruns) > 0 and all(v > -1 for v in check.overruns)
