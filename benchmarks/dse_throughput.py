@@ -19,6 +19,12 @@ The driver process shares the machine with the workers: on a 2-core machine two 
 driver (plus Ray's raylet/GCS) are more runnable processes than cores, so the driver's CPU time
 per candidate (printed; it includes the threads of Ray's core worker in the driver process) is
 time taken from the workers.
+
+The machine's own ceiling is printed first: the same evaluate() calls in one plain process, then
+in two plain processes at once (no Ray, no driver). On the 2-vCPU machines we run on, two
+CPU-bound processes each slow down by 5-10% (their vCPUs share the host's cores), and single
+figures drift by +-15% from one minute to the next; the driver's efficiency is therefore also
+printed as a share of that ceiling.
 """
 from __future__ import annotations
 
@@ -129,6 +135,52 @@ def ray_roundtrip(ray, evaluator, task, n=200) -> tuple[float, float]:
     return alone, batched
 
 
+def _timed_loop(evaluator, tasks, barrier, results) -> None:
+    barrier.wait()
+    t = time.perf_counter()
+    for task in tasks:
+        evaluator.evaluate(task)
+    results.put((time.perf_counter() - t) / len(tasks))
+
+
+def plain_processes(evaluator, tasks, rounds: int = 3) -> tuple[float, float]:
+    """The machine's own ceiling: seconds per evaluate() of ``tasks`` in one plain process, and in
+    each of two plain processes running at once (forked, no Ray, no driver), alternating
+    ``rounds`` times (this machine's speed drifts by +-15% over seconds)."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    alone, pair = [], []
+    for _ in range(rounds):
+        for n, out in ((1, alone), (2, pair)):
+            barrier, results = ctx.Barrier(n), ctx.Queue()
+            procs = [ctx.Process(target=_timed_loop, args=(evaluator, tasks, barrier, results)) for _ in range(n)]
+            for proc in procs:
+                proc.start()
+            out.extend(results.get() for _ in procs)
+            for proc in procs:
+                proc.join()
+    return statistics.mean(alone), statistics.mean(pair)
+
+
+def sample_tasks(evaluator, spec, workload, n: int, seed: int = 0) -> list:
+    """``n`` candidates of the study that run (status ok), drawn uniformly from its hardware and
+    schedule spaces."""
+    import random
+    from dse._protocol import make_task
+    from dse._samplers import static_check
+    rng = random.Random(seed)
+    tasks = []
+    while len(tasks) < n:
+        check = static_check(spec, {k.name: rng.choice(k.values) for k in spec.hardware})
+        if check.reason:
+            continue
+        space = evaluator.knob_space(workload, check.hw)
+        task = make_task(check.hw, workload, {k: rng.choice(v) for k, v in space.items()})
+        if evaluator.evaluate(task)["status"] == "ok":
+            tasks.append(task)
+    return tasks
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--evaluator", default="dse.evaluate:SimulatorEvaluator")
@@ -138,6 +190,7 @@ def main() -> None:
     ap.add_argument("--sleep-ms", type=int, default=50, help="toy evaluator only: time per candidate")
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--prefetch", type=int, default=None, help="jobs queued beyond the CPUs (driver default)")
+    ap.add_argument("--no-ceiling", action="store_true", help="skip timing plain processes without Ray")
     ap.add_argument("--profile", action="store_true", help="cProfile the driver's search with the most workers")
     args = ap.parse_args()
     import ray
@@ -155,7 +208,7 @@ def main() -> None:
     counts = [int(w) for w in args.workers.split(",")]
     print(f"machine: {os.cpu_count()} cores; evaluator {evaluator.name}; {args.trials} hardware trials x "
           f"{args.per_layer} schedules of {'toy gemm' if toy else f'dense {args.size}x{args.size}'}")
-    rates, results = {}, {}
+    rates, results, ceiling = {}, {}, None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "s.toml"
         path.write_text(STUDY.format(trials=args.trials, per_layer=args.per_layer, workload=workload))
@@ -171,6 +224,12 @@ def main() -> None:
             evaluator.evaluate(task)
             direct.append(time.perf_counter() - t)
         print(f"direct in-process evaluation of one candidate: {statistics.median(direct) * 1e3:.1f} ms")
+        if 2 in counts and not args.no_ceiling:
+            one, two = plain_processes(evaluator.inner, sample_tasks(evaluator.inner, spec, w, 20))
+            ceiling = one / two
+            print(f"machine ceiling (20 candidates of the study, 3 rounds, no Ray, no driver): {one * 1e3:.1f} ms per "
+                  f"evaluate() in one process, {two * 1e3:.1f} ms in each of two at once = {ceiling * 100:.0f}% "
+                  f"scaling efficiency")
         for workers in counts:
             t = time.monotonic()
             from dse._executor import quiet_auth_banner
@@ -186,7 +245,7 @@ def main() -> None:
             profiler = None
             if args.profile and workers == max(counts):
                 import cProfile
-                profiler = cProfile.Profile()
+                profiler = cProfile.Profile(time.thread_time)  # CPU of the driver thread, not wall
                 profiler.enable()
             summary = run_study(spec, evaluator, RunOptions(out=Path(tmp) / f"w{workers}", workers=workers,
                                                              progress=False, prefetch=args.prefetch))
@@ -222,7 +281,9 @@ def main() -> None:
         print(f"per-candidate overhead with one worker (search time per candidate - time inside evaluate()): "
               f"{overhead * 1e3:.1f} ms")
     if 1 in rates and 2 in rates:
-        print(f"scaling efficiency 1 -> 2 workers: {rates[2] / (2 * rates[1]) * 100:.0f}% (goal >= 90%)")
+        efficiency = rates[2] / (2 * rates[1])
+        print(f"scaling efficiency 1 -> 2 workers: {efficiency * 100:.0f}% (goal >= 90%)"
+              + (f"; {efficiency / ceiling * 100:.0f}% of the machine's own ceiling" if ceiling else ""))
         u = {w: results[w]["busy"] / (w * results[w]["search"]) for w in (1, 2)}
         print(f"worker utilisation 1 -> 2 workers: {u[1] * 100:.0f}% -> {u[2] * 100:.0f}%; the rest of the loss is "
               f"each evaluation getting slower ({results[1]['busy'] / results[1]['n'] * 1e3:.1f} -> "
