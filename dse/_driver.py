@@ -16,6 +16,7 @@ without a trial counted twice.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import os
 import socket
@@ -104,7 +105,8 @@ def _driver_is_dead(owner) -> bool:
 # ---- the hardware trial -------------------------------------------------------------------------
 
 class _Layer:
-    """One layer's schedule search within a hardware trial: waiting, running as a job, or done."""
+    """One layer's schedule search within a hardware trial, or one shard of it (a search too large
+    for one worker when there are more workers than searches): waiting, running as a job, or done."""
 
     def __init__(self, workload):
         self.workload = workload
@@ -120,9 +122,6 @@ class _Layer:
     @property
     def waiting(self) -> bool:
         return self.job is not None and not self.running and not self.done
-
-    def best(self):
-        return best_result(self.results)
 
 
 class _HwTrial:
@@ -141,6 +140,13 @@ class _HwTrial:
     @property
     def done(self) -> bool:
         return all(layer.job is None or layer.done for layer in self.layers)
+
+    def searches(self) -> list[tuple[object, list[_Layer]]]:
+        """(workload, its shards) per workload, in the study's order."""
+        parts: dict[str, list[_Layer]] = {}
+        for layer in self.layers:
+            parts.setdefault(layer.workload.name, []).append(layer)
+        return [(group[0].workload, group) for group in parts.values()]
 
 
 class Driver:
@@ -195,8 +201,13 @@ class Driver:
         except Exception:
             pass
         recovered = 0
+        now = datetime.datetime.now()
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            if not (_driver_is_dead(t.system_attrs.get(DRIVER_ATTR)) or t._trial_id in stale):
+            owner = t.system_attrs.get(DRIVER_ATTR)
+            # no owner: its driver died between creating it and naming itself (milliseconds)
+            anonymous = owner is None and t.datetime_start and now - t.datetime_start > datetime.timedelta(
+                seconds=_storage.GRACE_S)
+            if not (_driver_is_dead(owner) or t._trial_id in stale or anonymous):
                 continue
             try:
                 won = storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
@@ -215,19 +226,33 @@ class Driver:
 
     # ---- opening a hardware trial --------------------------------------------------------
     def _open_trial(self, study) -> _HwTrial:
-        trial = study.ask(self.dists)
-        study._storage.set_trial_system_attr(trial._trial_id, DRIVER_ATTR, self.identity)
+        trial = _storage.ask_owned(study, self.dists, DRIVER_ATTR, self.identity)
         ht = _HwTrial(trial, self.spec, self.workloads)
         check = static_check(self.spec, ht.params)
         ht.hw, ht.resources, ht.violations = check.hw, check.resources, check.overruns
         if check.reason:
             ht.reason = check.reason
             return ht
-        for index, layer in enumerate(ht.layers):
+        shards = self._shards_per_search()
+        ht.layers = []
+        for index, workload in enumerate(self.workloads):
             seed = (self.spec.seed * 1_000_003 + ht.number * 1009 + index) % (2 ** 31)
-            layer.job = LayerJob(ht.hw, layer.workload, self.mode, self.spec.seed, budget=self.spec.trials_per_layer,
-                                 sampler=self.spec.schedule_sampler, search_seed=seed)
+            for shard in range(shards):
+                layer = _Layer(workload)
+                layer.job = LayerJob(ht.hw, workload, self.mode, self.spec.seed, budget=self.spec.trials_per_layer,
+                                     sampler=self.spec.schedule_sampler, search_seed=seed, shard=shard, shards=shards)
+                ht.layers.append(layer)
         return ht
+
+    def _shards_per_search(self) -> int:
+        """Jobs per layer search: 1, unless the trials that can run at once (no more than the
+        budget, the distinct hardware points and the CPUs) have fewer layer searches than there are
+        CPUs, e.g. one layer tuned on one fixed hardware point. Depends only on the study and the
+        CPUs, never on timing; one CPU never shards."""
+        capacity = self.pool.capacity
+        points = math.prod(len(knob.values) for knob in self.spec.hardware)
+        at_once = max(1, min(self.spec.n_trials, points, capacity))
+        return max(1, capacity // (at_once * len(self.workloads)))
 
     # ---- rows ----------------------------------------------------------------------------
     def _row(self, ht: _HwTrial, layer: _Layer, index, knobs, m: dict, *, mode, attempt=1, cached=False):
@@ -314,7 +339,7 @@ class Driver:
         pool = self.pool
         self.active: list[_HwTrial] = []
         self.finishing: list[_HwTrial] = []     # every result in; the storage not yet told
-        self.running_groups: dict[str, int] = {}   # layer searches in flight, by cache group
+        self.running_groups: dict[str, tuple] = {}   # cache group -> ((trial, layer) searching it, jobs in flight)
         last_beat = 0.0
         while True:
             # Workers first: refill the freed slots (a trial is told before the next is asked),
@@ -376,11 +401,13 @@ class Driver:
             if not layer.waiting:
                 continue
             group = self._group(layer)
-            if self.running_groups.get(group):
+            search = (ht.number, layer.workload.name)      # its shards run side by side
+            running = self.running_groups.get(group)
+            if running is not None and running[0] != search:
                 continue
             job = dataclasses.replace(layer.job, known=dict(layer.known), cached=self.cache.group(self._task(layer.job, {})))
             layer.running = True
-            self.running_groups[group] = self.running_groups.get(group, 0) + 1
+            self.running_groups[group] = (search, (running[1] if running else 0) + 1)
             self.pool.submit((ht, layer), job)
             return True
         return False
@@ -439,8 +466,10 @@ class Driver:
 
     def _job_ended(self, study, ht: _HwTrial, layer: _Layer, *, done: bool) -> None:
         group = self._group(layer)
-        self.running_groups[group] -= 1
-        if not self.running_groups[group]:
+        search, jobs = self.running_groups[group]
+        if jobs > 1:
+            self.running_groups[group] = (search, jobs - 1)
+        else:
             del self.running_groups[group]
         layer.running = False
         layer.done = done
@@ -482,19 +511,20 @@ class Driver:
             for layer in ht.layers:
                 self._row(ht, layer, None, {}, measurement("infeasible", ht.reason), mode="static")
         else:
-            for layer in ht.layers:
-                best = layer.best() if layer.job is not None else None
+            for workload, shards in ht.searches():
+                best = best_result({i: r for layer in shards for i, r in layer.results.items()})
                 if best is None:
-                    why = layer.error or "no schedule of this layer compiled and ran on this hardware"
-                    reasons.append(f"{layer.workload.name}: {why}")
-                    if layer.error:
-                        self._row(ht, layer, None, {}, measurement("infeasible", layer.error), mode="static")
+                    failed = next((layer for layer in shards if layer.error), None)
+                    why = failed.error if failed else "no schedule of this layer compiled and ran on this hardware"
+                    reasons.append(f"{workload.name}: {why}")
+                    if failed:
+                        self._row(ht, failed, None, {}, measurement("infeasible", failed.error), mode="static")
                     continue
                 index, knobs, latency = best
-                chosen = next(r for r in ht.rows if r["workload"] == layer.workload.name and r["candidate"] == index
+                chosen = next(r for r in ht.rows if r["workload"] == workload.name and r["candidate"] == index
                               and r["status"] == "ok")
                 chosen["chosen"] = True
-                layers.append({"workload": layer.workload.name, "count": layer.workload.count, "candidate": index,
+                layers.append({"workload": workload.name, "count": workload.count, "candidate": index,
                                "knobs": knobs, "latency_s": latency, "cycles": chosen["cycles"],
                                **{c: chosen[c] for c in COUNTERS}})
         feasible = not reasons

@@ -31,8 +31,19 @@ class Proposal:
     handle: object = None         # inner Optuna trial
 
 
+def shard_seed(seed: int, shard: int, shards: int) -> int:
+    """The inner sampler's seed of one shard of a layer search (the search's own seed if unsharded)."""
+    return seed if shards == 1 else (seed * 7919 + shard + 1) % (2 ** 31)
+
+
 class LayerSearch:
-    def __init__(self, space: dict, budget: int, sampler: str, seed: int, static_check):
+    """One layer's schedule search, or shard ``shard`` of ``shards`` of it: an exhaustive search
+    takes every ``shards``-th knob set of the enumeration, a sampled one runs its own seeded
+    sampler on its share of the budget. Candidate numbers are ``shard + shards * k`` (k counting
+    this shard's proposals), so shards never share one; unsharded, they count 0, 1, 2, ..."""
+
+    def __init__(self, space: dict, budget: int, sampler: str, seed: int, static_check, shard: int = 0,
+                 shards: int = 1):
         self.names = sorted(space)
         self.choices = {n: list(space[n]) for n in self.names}
         for name, values in self.choices.items():
@@ -40,7 +51,9 @@ class LayerSearch:
                 raise ValueError(f"schedule knob {name!r} has no legal value on this hardware")
         self.size = math.prod(len(v) for v in self.choices.values())
         self.exhaustive = sampler == "grid" or self.size <= budget
-        self.budget = self.size if sampler == "grid" else min(budget, self.size)
+        total = self.size if self.exhaustive else min(budget, self.size)
+        self.budget = total if self.exhaustive else total // shards + (shard < total % shards)
+        self.shard, self.shards = shard, shards
         self.static_check = static_check
         self.asked = 0            # proposals sent for evaluation
         self.told = 0
@@ -50,11 +63,13 @@ class LayerSearch:
         self._seen: dict[str, int] = {}       # knob text -> candidate index
         self.results: dict[int, tuple[dict, float | None]] = {}   # index -> (knobs, latency or None)
         if self.exhaustive:
-            self._iter = itertools.product(*(range(len(self.choices[n])) for n in self.names))
+            everything = itertools.product(*(range(len(self.choices[n])) for n in self.names))
+            self._iter = itertools.islice(everything, shard, None, shards)
             self._study = None
         else:
+            seed = shard_seed(seed, shard, shards)
             if sampler == "tpe":
-                inner = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, budget // 3)))
+                inner = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, self.budget // 3)))
             else:
                 inner = optuna.samplers.RandomSampler(seed=seed)
             self._study = optuna.create_study(sampler=inner, direction="minimize")
@@ -86,7 +101,7 @@ class LayerSearch:
             if text in self._seen:   # a sampler repeating itself gets its earlier answer
                 self._tell(handle, self.results.get(self._seen[text], (None, None))[1])
                 continue
-            self._seen[text] = index = self._next_index
+            self._seen[text] = index = self.shard + self.shards * self._next_index
             self._next_index += 1
             reason = self.static_check(knobs)
             if reason is not None:

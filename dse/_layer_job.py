@@ -45,6 +45,8 @@ class LayerJob:
     budget: int = 0                     # search: candidates to evaluate
     sampler: str = "tpe"                # search: inner sampler
     search_seed: int = 0
+    shard: int = 0                      # search: this job's part of the layer search ...
+    shards: int = 1                     # ... split into this many jobs (dse._inner.LayerSearch)
     fixed: list | None = None           # instead of a search: these knob sets, in order
     known: dict = dataclasses.field(default_factory=dict)     # index -> latency (None: failed)
     cached: dict = dataclasses.field(default_factory=dict)    # knob text -> measurement
@@ -158,7 +160,7 @@ def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
             search = _FixedList(job.fixed, static_check)
         else:
             space = evaluator.knob_space(workload, hw)
-            search = LayerSearch(space, job.budget, job.sampler, job.search_seed, static_check)
+            search = LayerSearch(space, job.budget, job.sampler, job.search_seed, static_check, job.shard, job.shards)
     except Exception as exc:
         yield {"rows": [], "end": True, "space_error": f"no schedule space on this hardware: "
                                                        f"{type(exc).__name__}: {exc}"}

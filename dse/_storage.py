@@ -145,3 +145,28 @@ def set_user_attrs(trial, attrs: dict) -> None:
     cached = getattr(trial, "_cached_frozen_trial", None)
     if cached is not None:
         cached.user_attrs.update(attrs)
+
+
+def ask_owned(study, distributions: dict, owner_attr: str, owner) -> "optuna.Trial":
+    """``study.ask(distributions)``, with ``owner`` stored in the trial's system attribute
+    ``owner_attr`` before the sampler runs: a driver killed while its sampler proposes (TPE with
+    the static filter takes a while) leaves a RUNNING trial that names it, which the next run
+    recovers, instead of an anonymous one that holds a slot of the budget for good. Falls back
+    to ``study.ask`` (owner stored after sampling) where Optuna's internals moved."""
+    import optuna
+
+    pop = getattr(study, "_pop_waiting_trial_id", None)
+    if pop is None or not hasattr(optuna.Trial, "_suggest"):
+        trial = study.ask(distributions)
+        study._storage.set_trial_system_attr(trial._trial_id, owner_attr, owner)
+        return trial
+    study._thread_local.cached_all_trials = None
+    trial_id = pop()
+    if trial_id is None:
+        trial_id = study._storage.create_new_trial(study._study_id)
+    study._storage.set_trial_system_attr(trial_id, owner_attr, owner)
+    study._storage.record_heartbeat(trial_id)
+    trial = optuna.Trial(study, trial_id)
+    for name, distribution in distributions.items():
+        trial._suggest(name, distribution)
+    return trial

@@ -274,3 +274,50 @@ def test_a_worker_deaf_to_its_timeout_is_killed_and_the_search_goes_on(ray_sessi
     assert stuck["error"].str.contains("worker killed").all()
     assert set(df[df["tile_n"] == 1]["status"]) == {"ok"} and (df["tile_n"] == 1).sum() == 4
     assert summary.complete == 1 and summary.best is not None
+
+
+ONE_POINT = """
+[study]
+name = "one_point"
+n_trials = 1
+verify = "none"
+[hardware]
+LOG_BLOCK = [4]
+[schedule]
+sampler = "grid"
+[[workloads]]
+name = "a"
+op = "toy_gemm"
+m = 4
+n = 128
+k = 256
+sleep_ms = 20
+"""
+
+
+class _WhereEvaluated(ToyEvaluator):
+    def evaluate(self, task):
+        import os
+        return dict(super().evaluate(task), pid=os.getpid())
+
+
+def test_one_layer_on_one_hardware_point_uses_every_worker(ray_session, tmp_path):
+    """A schedule search with nothing else to run beside it is split across the workers; the
+    split search evaluates exactly what one worker does, and picks the same best schedule."""
+    spec = study(tmp_path, ONE_POINT)
+    nap = ray_session.remote(num_cpus=1)(lambda: __import__("time").sleep(0.5))
+    ray_session.get([nap.remote() for _ in range(2)])     # two worker processes up, as in a real run
+    tables = {}
+    for workers in (2, 1):
+        out = tmp_path / f"w{workers}"
+        run_study(spec, _WhereEvaluated(), RunOptions(out=out, workers=workers, progress=False))
+        rows = [r for line in (out / "rows.jsonl").open() for r in json.loads(line)["rows"]]
+        tables[workers] = pd.DataFrame(rows)
+    one, two = tables[1], tables[2]
+    assert two.loc[two["status"] == "ok", "pid"].nunique() == 2
+    assert one.loc[one["status"] == "ok", "pid"].nunique() == 1
+    key = lambda df: sorted(zip(df["knobs"].map(lambda k: json.dumps(k, sort_keys=True)),  # noqa: E731
+                                df["status"], df["cycles"].astype(str)))
+    assert key(one) == key(two) and len(one) > 8
+    best = [json.loads((tmp_path / f"w{w}" / "best.json").read_text())["latency_s"] for w in (1, 2)]
+    assert best[0] == best[1]

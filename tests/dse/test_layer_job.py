@@ -4,6 +4,7 @@ import time
 import pytest
 
 import hwconfigs
+from dse._inner import LayerSearch
 from dse._layer_job import LayerJob, evaluate_with_timeout, knob_text, latency_of, run_layer_job
 from dse._protocol import measurement
 from dse._study import Workload
@@ -87,3 +88,31 @@ def test_a_timeout_is_not_caught_by_the_evaluators_own_error_handling():
     t = time.perf_counter()
     m = evaluate_with_timeout(_Swallowing(), None, timeout=0.2)
     assert m["status"] == "timeout" and time.perf_counter() - t < 2
+
+
+def _proposals(search):
+    out = []
+    while (p := search.next()) is not None:
+        out.append((p.index, knob_text(p.knobs)))
+        if p.rejected is None:
+            search.report(p, 1.0)
+    return out
+
+
+def test_shards_of_a_grid_search_split_it_exactly():
+    space = {"a": [1, 2, 3], "b": [4, 5], "c": [6, 7, 8, 9]}
+    whole = _proposals(LayerSearch(space, 0, "grid", 0, lambda k: None))
+    parts = [_proposals(LayerSearch(space, 0, "grid", 0, lambda k: None, shard, 3)) for shard in range(3)]
+    assert sorted(p for part in parts for p in part) == sorted(whole) and len(whole) == 24
+    assert all(len(part) == 8 for part in parts)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_shards_of_a_sampled_search_share_its_budget_and_never_a_candidate_number(sampler):
+    space = {"a": list(range(10)), "b": list(range(10))}
+    parts = [_proposals(LayerSearch(space, 11, sampler, 5, lambda k: None, shard, 3)) for shard in range(3)]
+    assert [len(part) for part in parts] == [4, 4, 3]
+    numbers = [i for part in parts for i, _ in part]
+    assert len(set(numbers)) == len(numbers)
+    assert _proposals(LayerSearch(space, 11, sampler, 5, lambda k: None, 0, 1)) == \
+        _proposals(LayerSearch(space, 11, sampler, 5, lambda k: None))

@@ -1,0 +1,30 @@
+"""Trials in Optuna storage: who owns a trial is known from the moment it exists."""
+import optuna
+import pytest
+
+from dse._storage import ask_owned, open_storage
+
+
+class _KilledWhileSampling(optuna.samplers.RandomSampler):
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        raise KeyboardInterrupt     # stands for the driver being killed inside its sampler
+
+
+def test_the_owner_is_recorded_before_the_sampler_runs(tmp_path):
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"),
+                                sampler=_KilledWhileSampling())
+    with pytest.raises(KeyboardInterrupt):
+        ask_owned(study, {"x": optuna.distributions.IntDistribution(0, 3)}, "dse:driver", {"pid": 1})
+    [trial] = study.get_trials()
+    assert trial.state.name == "RUNNING" and trial.system_attrs["dse:driver"] == {"pid": 1}
+
+
+def test_it_asks_like_study_ask(tmp_path):
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"),
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial({"x": 2})
+    dists = {"x": optuna.distributions.IntDistribution(0, 3), "y": optuna.distributions.CategoricalDistribution(["a"])}
+    first = ask_owned(study, dists, "dse:driver", "me")
+    second = ask_owned(study, dists, "dse:driver", "me")
+    assert first.params == {"x": 2, "y": "a"} and set(second.params) == {"x", "y"}
+    assert [t.number for t in study.get_trials()] == [0, 1]
