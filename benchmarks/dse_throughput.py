@@ -4,6 +4,7 @@ overhead Ray adds, and the 1 -> 2 worker scaling efficiency (goal >= 90%).
     python benchmarks/dse_throughput.py                      # the simulator evaluator (compiler.workloads)
     python benchmarks/dse_throughput.py --evaluator tests.dse._toy:ToyEvaluator --sleep-ms 50
     python benchmarks/dse_throughput.py --profile            # where the driver's own time goes
+    python benchmarks/dse_throughput.py --rounds 3           # 1, 2, 1, 2, 1, 2 workers: the median efficiency
 
 Method. Outer and inner samplers are random, so the proposals do not depend on the results and
 every worker count evaluates the same candidates. Each worker count gets a fresh local Ray
@@ -190,6 +191,8 @@ def main() -> None:
     ap.add_argument("--sleep-ms", type=int, default=50, help="toy evaluator only: time per candidate")
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--prefetch", type=int, default=None, help="jobs queued beyond the CPUs (driver default)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat the worker counts, alternating (this machine's speed drifts); the median efficiency")
     ap.add_argument("--no-ceiling", action="store_true", help="skip timing plain processes without Ray")
     ap.add_argument("--profile", action="store_true", help="cProfile the driver's search with the most workers")
     args = ap.parse_args()
@@ -230,7 +233,9 @@ def main() -> None:
             print(f"machine ceiling (20 candidates of the study, 3 rounds, no Ray, no driver): {one * 1e3:.1f} ms per "
                   f"evaluate() in one process, {two * 1e3:.1f} ms in each of two at once = {ceiling * 100:.0f}% "
                   f"scaling efficiency")
-        for workers in counts:
+        efficiencies = []
+        for run_no, workers in enumerate(w for _ in range(args.rounds) for w in counts):
+            run_dir = Path(tmp) / f"run{run_no}-w{workers}"
             t = time.monotonic()
             from dse._executor import quiet_auth_banner
             with quiet_auth_banner():
@@ -247,18 +252,20 @@ def main() -> None:
                 import cProfile
                 profiler = cProfile.Profile(time.thread_time)  # CPU of the driver thread, not wall
                 profiler.enable()
-            summary = run_study(spec, evaluator, RunOptions(out=Path(tmp) / f"w{workers}", workers=workers,
+            summary = run_study(spec, evaluator, RunOptions(out=run_dir, workers=workers,
                                                              progress=False, prefetch=args.prefetch))
             if profiler is not None:
                 profiler.disable()
             ray.shutdown()
             tm = summary.timing
             import pandas as pd
-            df = pd.read_parquet(Path(tmp) / f"w{workers}" / "results.parquet")
+            df = pd.read_parquet(run_dir / "results.parquet")
             fresh = df[(df["mode"] == "count") & (df["cached"] == False) & df["compile_s"].notna()]  # noqa: E712
             worker_s = float((fresh["compile_s"] + fresh["sim_s"]).mean())
             rates[workers] = tm['candidates'] / tm["search"]
-            wb = worker_busy(Path(tmp) / f"w{workers}" / "rows.jsonl")
+            if workers == 2 and 1 in rates:
+                efficiencies.append(rates[2] / (2 * rates[1]))
+            wb = worker_busy(run_dir / "rows.jsonl")
             results[workers] = dict(tm, worker_s=worker_s, **wb)
             print(f"{workers} worker(s) [{len(pids)} warm worker processes]: {tm['candidates']} candidates in "
                   f"{tm['search']:.2f} s = {rates[workers]:.2f} candidates/s  "
@@ -281,8 +288,10 @@ def main() -> None:
         print(f"per-candidate overhead with one worker (search time per candidate - time inside evaluate()): "
               f"{overhead * 1e3:.1f} ms")
     if 1 in rates and 2 in rates:
-        efficiency = rates[2] / (2 * rates[1])
+        efficiency = statistics.median(efficiencies)
         print(f"scaling efficiency 1 -> 2 workers: {efficiency * 100:.0f}% (goal >= 90%)"
+              + (f", median of {len(efficiencies)} rounds: "
+                 f"{', '.join(f'{e * 100:.0f}%' for e in efficiencies)}" if len(efficiencies) > 1 else "")
               + (f"; {efficiency / ceiling * 100:.0f}% of the machine's own ceiling" if ceiling else ""))
         u = {w: results[w]["busy"] / (w * results[w]["search"]) for w in (1, 2)}
         print(f"worker utilisation 1 -> 2 workers: {u[1] * 100:.0f}% -> {u[2] * 100:.0f}%; the rest of the loss is "

@@ -28,3 +28,15 @@ def test_it_asks_like_study_ask(tmp_path):
     second = ask_owned(study, dists, "dse:driver", "me")
     assert first.params == {"x": 2, "y": "a"} and set(second.params) == {"x", "y"}
     assert [t.number for t in study.get_trials()] == [0, 1]
+
+
+def test_an_anonymous_running_trial_past_the_grace_period_is_recovered(tmp_path, monkeypatch):
+    from dse import _storage
+    from dse._driver import Driver
+
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    study._storage.create_new_trial(study._study_id)        # its driver died before naming itself
+    assert Driver._recover_orphans(None, study) == 0          # it may be another driver's, mid-ask
+    monkeypatch.setattr(_storage, "GRACE_S", 0)
+    assert Driver._recover_orphans(None, study) == 1
+    assert [t.state.name for t in study.get_trials()] == ["FAIL", "WAITING"]
