@@ -189,9 +189,10 @@ class RayPool:
                 continue          # not started yet: still queued, or its worker process starting
             index = flight[0]
             if running.stuck_on is None or running.stuck_on[0] != index:
-                # first seen on this candidate: it started at the job's last message at the latest
-                # if the job has sent one (candidates between messages take no time: static
-                # refusals, cache answers); otherwise the job's start is unknown: count from now
+                # first seen on this candidate: if the job has sent a message, the candidate started
+                # within MESSAGE_EVERY_S of it (a longer spell ends in a message), so count from the
+                # message (at most that much early, against a limit of seconds); otherwise the
+                # job's start is unknown: count from now
                 running.stuck_on = (index, running.heard if running.stuck_on is None and running.spoke else now)
             if now - running.stuck_on[1] <= limit:
                 continue

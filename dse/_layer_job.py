@@ -2,7 +2,8 @@
 
 A job proposes candidates (``dse._inner.LayerSearch``, or a fixed list when verifying), checks
 them statically, answers the ones the driver already knows or has cached, and evaluates the rest
-one after the other, streaming a message back after every evaluated candidate:
+one after the other, streaming a message back after an evaluated candidate once
+``MESSAGE_EVERY_S`` has passed since the last message:
 
     {"rows": [[index, knobs, measurement, how], ...], "end": bool, "space_error": str | None}
 
@@ -34,6 +35,10 @@ from ._protocol import make_task, measurement
 
 FLIGHT_NAMESPACE = "vta-dse"
 PREPARING = -1          # the flight record of a job that started but evaluates no candidate yet
+# A message goes out after the evaluation that ends this long a quiet spell: fast candidates share
+# one (each message costs ~1 ms of CPU in the worker, Ray and the driver), a slow one is reported
+# as soon as it ends. Rows not yet sent when a worker dies are evaluated again by the replay.
+MESSAGE_EVERY_S = 0.05
 
 
 @dataclasses.dataclass
@@ -166,6 +171,7 @@ def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
                                                        f"{type(exc).__name__}: {exc}"}
         return
     rows: list = []
+    sent = time.monotonic()
     while True:
         proposal = search.next()
         if proposal is None:
@@ -187,7 +193,9 @@ def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
         result = evaluate_with_timeout(evaluator, make_task(hw, workload, knobs, job.mode, job.seed), timeout)
         search.report(proposal, latency_of(result))
         rows.append([index, knobs, result, "eval"])
-        yield {"rows": rows, "end": False, "space_error": None}
-        rows = []
+        now = time.monotonic()
+        if now - sent >= MESSAGE_EVERY_S:
+            yield {"rows": rows, "end": False, "space_error": None}
+            rows, sent = [], now
     record_flight(job.flight_key, None, None)
     yield {"rows": rows, "end": True, "space_error": None}

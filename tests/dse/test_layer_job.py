@@ -4,6 +4,7 @@ import time
 import pytest
 
 import hwconfigs
+from dse import _layer_job as layer_job
 from dse._inner import LayerSearch
 from dse._layer_job import LayerJob, evaluate_with_timeout, knob_text, latency_of, run_layer_job
 from dse._protocol import measurement
@@ -28,7 +29,8 @@ def rows_of(j):
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "grid"])
-def test_one_message_per_evaluation_and_the_budget_is_kept(sampler):
+def test_messages_end_with_an_evaluation_and_the_budget_is_kept(sampler, monkeypatch):
+    monkeypatch.setattr(layer_job, "MESSAGE_EVERY_S", 0.0)        # every evaluation reported at once
     j = job(sampler=sampler)
     messages = list(run_layer_job(ToyEvaluator(), j, timeout=None))
     rows = [row for m in messages for row in m["rows"]]
@@ -116,3 +118,12 @@ def test_shards_of_a_sampled_search_share_its_budget_and_never_a_candidate_numbe
     assert len(set(numbers)) == len(numbers)
     assert _proposals(LayerSearch(space, 11, sampler, 5, lambda k: None, 0, 1)) == \
         _proposals(LayerSearch(space, 11, sampler, 5, lambda k: None))
+
+
+def test_fast_candidates_share_a_message_and_the_rows_are_the_same():
+    j = job(sampler="random")
+    batched = list(run_layer_job(ToyEvaluator(), j, timeout=None))     # the toy takes microseconds
+    evaluated = sum(1 for m in batched for r in m["rows"] if r[3] == "eval")
+    assert len(batched) < evaluated and evaluated == 8
+    assert rows_of(j) == [[i, k, {x: v for x, v in m.items() if x not in TIMING}, how]
+                          for message in batched for i, k, m, how in message["rows"]]
