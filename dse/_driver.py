@@ -492,15 +492,14 @@ class Driver:
         self.journal.write_trial(ht.number, ht.rows, summary)
         # Feasibility (every value <= 0) as the list Optuna's samplers read and optuna-dashboard
         # shows too (it does not read Optuna 5's per-name ``set_constraint`` records); the names
-        # are the study's CONSTRAINT_NAMES_ATTR, in this order. One storage write.
+        # are the study's CONSTRAINT_NAMES_ATTR, in this order. Written with the user attributes.
         assert list(constraints) == constraint_names(self.spec)
-        study._storage.set_trial_system_attr(ht.trial._trial_id, CONSTRAINTS_ATTR, list(constraints.values()))
         attrs = {key: value for key, value in summary.items() if key != "layers"}
         # one attribute per layer: the dashboard cuts a structured attribute at 1024 characters
         for layer in summary["layers"]:
             attrs[f"schedule:{layer['workload']}"] = layer["knobs"]
-        _storage.set_user_attrs(ht.trial, attrs)
-        study.tell(ht.trial, values)
+        _storage.set_user_attrs(ht.trial, attrs, {CONSTRAINTS_ATTR: list(constraints.values())})
+        _storage.tell(study, ht.trial, values)
         self._note_best(summary)
         self.progress.update(done=self.progress.done + 1, best=self._best_text(), force=True)
 

@@ -40,3 +40,35 @@ def test_an_anonymous_running_trial_past_the_grace_period_is_recovered(tmp_path,
     monkeypatch.setattr(_storage, "GRACE_S", 0)
     assert Driver._recover_orphans(None, study) == 1
     assert [t.state.name for t in study.get_trials()] == ["FAIL", "WAITING"]
+
+
+def test_user_and_system_attributes_are_written_together(tmp_path):
+    from dse._storage import set_user_attrs
+
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    trial = study.ask()
+    set_user_attrs(trial, {"latency_s": 0.5, "layers": [{"knobs": {"a": 1}}]}, {"constraints": [0.0, -0.25]})
+    set_user_attrs(trial, {"latency_s": 0.25})                 # an upsert: the last value stands
+    [frozen] = study.get_trials()
+    assert frozen.user_attrs == {"latency_s": 0.25, "layers": [{"knobs": {"a": 1}}]}
+    assert frozen.system_attrs["constraints"] == [0.0, -0.25]
+
+
+def test_tell_finishes_the_trial_and_informs_the_sampler(tmp_path):
+    from dse._storage import tell
+
+    told = []
+
+    class Recording(optuna.samplers.RandomSampler):
+        def after_trial(self, study, trial, state, values):
+            told.append((trial.number, state.name, values))
+
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"), sampler=Recording(seed=0),
+                                directions=["minimize", "minimize"])
+    trial = ask_owned(study, {"x": optuna.distributions.IntDistribution(0, 3)}, "dse:driver", "me")
+    tell(study, trial, [1.5, float("inf")])
+    [frozen] = study.get_trials()
+    assert frozen.state.name == "COMPLETE" and frozen.values == [1.5, float("inf")]
+    assert told == [(0, "COMPLETE", [1.5, float("inf")])]
+    with pytest.raises(ValueError):                            # told twice: refused, as study.tell does
+        tell(study, trial, [1.0, 1.0])
