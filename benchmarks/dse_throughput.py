@@ -4,14 +4,17 @@ overhead Ray adds, and the 1 -> 2 worker scaling efficiency (goal >= 90%).
     python benchmarks/dse_throughput.py                      # the simulator evaluator (compiler.workloads)
     python benchmarks/dse_throughput.py --evaluator tests.dse._toy:ToyEvaluator --sleep-ms 50
     python benchmarks/dse_throughput.py --profile            # where the driver's own time goes
-    python benchmarks/dse_throughput.py --rounds 3           # 1, 2, 1, 2, 1, 2 workers: the median efficiency
+    python benchmarks/dse_throughput.py --rounds 9           # 1, 2, 1, 2, ... workers: the median efficiency
 
 Method. Outer and inner samplers are random, so the proposals do not depend on the results and
-every worker count evaluates the same candidates. Each worker count gets a fresh local Ray
-(``num_cpus`` = workers) whose worker processes are warmed up first (imports of the compiler and
-simulator), and the rate is taken over the search only: first submission to last message
-(``RunSummary.timing["search"]``); Ray start-up, warm-up, and writing the tables are printed
-separately. The driver submits one Ray job per (hardware trial, layer): the layer's schedule
+every worker count evaluates the same candidates. One local Ray session (``num_cpus`` = the most
+workers) serves every run, its worker processes warmed up first (imports of the compiler and
+simulator); a run with fewer workers gives the driver fewer slots. Runs alternate (1, 2, 1, 2, ...)
+for ``--rounds`` rounds, since this machine's speed drifts by +-20% from one minute to the next;
+the efficiency of a round is its 2-worker rate over twice the 1-worker rate just before, and the
+median over the rounds is the figure. The rate is taken over the search only: first submission to
+last message (``RunSummary.timing["search"]``); Ray start-up, warm-up, and writing the tables are
+printed separately. The driver submits one Ray job per (hardware trial, layer): the layer's schedule
 search runs in the worker and streams a row per candidate. Per-candidate overhead = search time
 per candidate with one worker minus the time spent inside ``evaluate()``; it includes the inner
 search's ask/tell in the worker, the stream message and the driver's share.
@@ -109,6 +112,15 @@ def worker_busy(rows_jsonl: Path) -> dict:
             "gap_mean": statistics.mean(gaps) if gaps else 0.0, "span": last - first, "procs": len(spans)}
 
 
+def _hold(started: str, release: str) -> None:
+    """Occupy one CPU of the Ray session (using none) until ``release`` exists. A task rather than
+    an actor: its warm worker process goes back to the pool afterwards (a killed actor would take
+    a warm worker with it, and the next run would wait for a new one to import everything)."""
+    Path(started).touch()
+    while not os.path.exists(release):
+        time.sleep(0.02)
+
+
 def _noop(evaluator, task, timeout):
     return None
 
@@ -185,13 +197,13 @@ def sample_tasks(evaluator, spec, workload, n: int, seed: int = 0) -> list:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--evaluator", default="dse.evaluate:SimulatorEvaluator")
-    ap.add_argument("--trials", type=int, default=16, help="hardware trials")
+    ap.add_argument("--trials", type=int, default=32, help="hardware trials per run")
     ap.add_argument("--per-layer", type=int, default=16, help="schedule candidates per hardware trial")
     ap.add_argument("--size", type=int, default=512, help="dense layer size n (n x n weights)")
     ap.add_argument("--sleep-ms", type=int, default=50, help="toy evaluator only: time per candidate")
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--prefetch", type=int, default=None, help="jobs queued beyond the CPUs (driver default)")
-    ap.add_argument("--rounds", type=int, default=1,
+    ap.add_argument("--rounds", type=int, default=5,
                     help="repeat the worker counts, alternating (this machine's speed drifts); the median efficiency")
     ap.add_argument("--no-ceiling", action="store_true", help="skip timing plain processes without Ray")
     ap.add_argument("--profile", action="store_true", help="cProfile the driver's search with the most workers")
@@ -211,7 +223,7 @@ def main() -> None:
     counts = [int(w) for w in args.workers.split(",")]
     print(f"machine: {os.cpu_count()} cores; evaluator {evaluator.name}; {args.trials} hardware trials x "
           f"{args.per_layer} schedules of {'toy gemm' if toy else f'dense {args.size}x{args.size}'}")
-    rates, results, ceiling = {}, {}, None
+    ceiling = None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "s.toml"
         path.write_text(STUDY.format(trials=args.trials, per_layer=args.per_layer, workload=workload))
@@ -233,71 +245,81 @@ def main() -> None:
             print(f"machine ceiling (20 candidates of the study, 3 rounds, no Ray, no driver): {one * 1e3:.1f} ms per "
                   f"evaluate() in one process, {two * 1e3:.1f} ms in each of two at once = {ceiling * 100:.0f}% "
                   f"scaling efficiency")
-        efficiencies = []
+        # One Ray session with as many CPUs as the most workers; a run with fewer workers gives the
+        # driver fewer slots (RayPool joins the session and takes min(CPUs, workers)). Restarting
+        # Ray for every run cost 5-7 s of start-up and warm-up, so few rounds fit, and single runs
+        # drift by +-20% on this machine: many short alternating rounds, medians reported.
+        from dse._executor import quiet_auth_banner
+        t = time.monotonic()
+        with quiet_auth_banner():
+            ray.init(address="local", num_cpus=max(counts), include_dashboard=False, log_to_driver=False,
+                     configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}})
+        init_s = time.monotonic() - t
+        t = time.monotonic()
+        hold = ray.remote(num_cpus=1)(_hold)
+        warm = ray.remote(num_cpus=1)(_warm)
+        pids = set(ray.get([warm.remote(evaluator, task, 0.5) for _ in range(2 * max(counts))]))
+        warm_s = time.monotonic() - t
+        alone, batched = ray_roundtrip(ray, evaluator, task)
+        print(f"Ray: started in {init_s:.2f} s, {len(pids)} worker processes warmed up in {warm_s:.2f} s; round trip of "
+              f"an empty task: {alone * 1e3:.2f} ms alone, {batched * 1e3:.2f} ms/task with 200 in flight")
+        efficiencies, runs = [], {w: [] for w in counts}
         for run_no, workers in enumerate(w for _ in range(args.rounds) for w in counts):
             run_dir = Path(tmp) / f"run{run_no}-w{workers}"
-            t = time.monotonic()
-            from dse._executor import quiet_auth_banner
-            with quiet_auth_banner():
-                ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                         configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}})
-            init_s = time.monotonic() - t
-            t = time.monotonic()
-            warm = ray.remote(num_cpus=1)(_warm)
-            pids = set(ray.get([warm.remote(evaluator, task, 0.5) for _ in range(2 * workers)]))
-            warm_s = time.monotonic() - t
-            alone, batched = ray_roundtrip(ray, evaluator, task)
             profiler = None
-            if args.profile and workers == max(counts):
+            if args.profile and workers == max(counts) and run_no == len(counts) - 1:
                 import cProfile
                 profiler = cProfile.Profile(time.thread_time)  # CPU of the driver thread, not wall
                 profiler.enable()
+            # the CPUs this run does not use are held by idle actors, so the prefetched job waits
+            release = run_dir.with_suffix(".release")
+            holds = [hold.remote(f"{run_dir}.held{i}", str(release)) for i in range(max(counts) - workers)]
+            while not all(os.path.exists(f"{run_dir}.held{i}") for i in range(len(holds))):
+                time.sleep(0.02)
             summary = run_study(spec, evaluator, RunOptions(out=run_dir, workers=workers,
                                                              progress=False, prefetch=args.prefetch))
             if profiler is not None:
                 profiler.disable()
-            ray.shutdown()
+            release.touch()
+            ray.get(holds)
             tm = summary.timing
             import pandas as pd
             df = pd.read_parquet(run_dir / "results.parquet")
             fresh = df[(df["mode"] == "count") & (df["cached"] == False) & df["compile_s"].notna()]  # noqa: E712
-            worker_s = float((fresh["compile_s"] + fresh["sim_s"]).mean())
-            rates[workers] = tm['candidates'] / tm["search"]
-            if workers == 2 and 1 in rates:
-                efficiencies.append(rates[2] / (2 * rates[1]))
             wb = worker_busy(run_dir / "rows.jsonl")
-            results[workers] = dict(tm, worker_s=worker_s, **wb)
-            print(f"{workers} worker(s) [{len(pids)} warm worker processes]: {tm['candidates']} candidates in "
-                  f"{tm['search']:.2f} s = {rates[workers]:.2f} candidates/s  "
-                  f"(worker-measured {worker_s * 1e3:.1f} ms/candidate; driver CPU "
-                  f"{tm['search_cpu'] / tm['search'] * 100:.0f}% of a core = "
-                  f"{tm['search_cpu'] / tm['candidates'] * 1e3:.1f} ms/candidate; {summary.cache_hits} cache hits)")
-            print(f"    outside the search: ray.init {init_s:.2f} s, worker warm-up {warm_s:.2f} s, joining Ray "
-                  f"{tm['ray_start']:.2f} s, writing tables + report {tm['write']:.2f} s; "
-                  f"Ray round trip of an empty task: {alone * 1e3:.2f} ms alone, {batched * 1e3:.2f} ms/task "
-                  f"with {200} in flight")
-            print(f"    workers busy {wb['busy'] / (workers * tm['search']) * 100:.0f}% of the search "
-                  f"({wb['busy'] / wb['n'] * 1e3:.1f} ms per evaluate() call); gap between a worker's "
-                  f"consecutive evaluate() calls: median {wb['gap'] * 1e3:.1f} ms, mean {wb['gap_mean'] * 1e3:.1f} ms")
+            run = dict(tm, worker_s=float((fresh["compile_s"] + fresh["sim_s"]).mean()), rate=tm["candidates"] / tm["search"],
+                       busy_share=wb["busy"] / (workers * tm["search"]), per_eval=wb["busy"] / wb["n"],
+                       overhead=tm["search"] / tm["candidates"] - wb["busy"] / wb["n"], **wb)
+            runs[workers].append(run)
+            if workers == max(counts) and min(counts) == 1 and runs[1]:
+                efficiencies.append(run["rate"] / (workers * runs[1][-1]["rate"]))
+            print(f"round {run_no // len(counts) + 1}, {workers} worker(s): {tm['candidates']} candidates in "
+                  f"{tm['search']:.2f} s = {run['rate']:.1f} candidates/s; driver CPU "
+                  f"{tm['search_cpu'] / tm['candidates'] * 1e3:.2f} ms/candidate ({tm['search_cpu'] / tm['search'] * 100:.0f}% "
+                  f"of a core); workers busy {run['busy_share'] * 100:.0f}% ({run['per_eval'] * 1e3:.1f} ms per evaluate(), "
+                  f"gap median {wb['gap'] * 1e3:.1f} ms); {summary.cache_hits} cache hits; tables {tm['write']:.2f} s")
             if profiler is not None:
                 import pstats
-                pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
-    if 1 in results:
-        r = results[1]
-        overhead = r["search"] / r["candidates"] - r["busy"] / r["n"]
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        ray.shutdown()
+    med = {w: {k: statistics.median(r[k] for r in rs) for k in ("rate", "search_cpu", "candidates", "busy_share",
+                                                                  "per_eval", "overhead")} for w, rs in runs.items()}
+    print(f"\nmedians over {args.rounds} round(s):")
+    for w, m in med.items():
+        print(f"  {w} worker(s): {m['rate']:.1f} candidates/s; driver CPU {m['search_cpu'] / m['candidates'] * 1e3:.2f} "
+              f"ms/candidate; workers busy {m['busy_share'] * 100:.0f}%, {m['per_eval'] * 1e3:.1f} ms per evaluate()")
+    if 1 in med:
         print(f"per-candidate overhead with one worker (search time per candidate - time inside evaluate()): "
-              f"{overhead * 1e3:.1f} ms")
-    if 1 in rates and 2 in rates:
+              f"{med[1]['overhead'] * 1e3:.1f} ms")
+    if efficiencies:
         efficiency = statistics.median(efficiencies)
-        print(f"scaling efficiency 1 -> 2 workers: {efficiency * 100:.0f}% (goal >= 90%)"
-              + (f", median of {len(efficiencies)} rounds: "
-                 f"{', '.join(f'{e * 100:.0f}%' for e in efficiencies)}" if len(efficiencies) > 1 else "")
+        print(f"scaling efficiency 1 -> {max(counts)} workers: {efficiency * 100:.0f}% (goal >= 90%), median of "
+              f"{len(efficiencies)} rounds: {', '.join(f'{e * 100:.0f}%' for e in efficiencies)}"
               + (f"; {efficiency / ceiling * 100:.0f}% of the machine's own ceiling" if ceiling else ""))
-        u = {w: results[w]["busy"] / (w * results[w]["search"]) for w in (1, 2)}
-        print(f"worker utilisation 1 -> 2 workers: {u[1] * 100:.0f}% -> {u[2] * 100:.0f}%; the rest of the loss is "
-              f"each evaluation getting slower ({results[1]['busy'] / results[1]['n'] * 1e3:.1f} -> "
-              f"{results[2]['busy'] / results[2]['n'] * 1e3:.1f} ms) when two run at once on this machine")
-
+        one, two = med[1], med[max(counts)]
+        print(f"worker utilisation 1 -> {max(counts)} workers: {one['busy_share'] * 100:.0f}% -> "
+              f"{two['busy_share'] * 100:.0f}%; each evaluation {one['per_eval'] * 1e3:.1f} -> {two['per_eval'] * 1e3:.1f} ms "
+              f"when they run at once (the driver and Ray's daemons share the cores)")
 
 if __name__ == "__main__":
     main()
