@@ -18,7 +18,8 @@ import time
 import uuid
 from typing import Any
 
-from ._layer_job import LayerJob, read_flight, record_flight, run_layer_job
+from ._flight import clear_flight, read_flight
+from ._layer_job import LayerJob, run_layer_job
 
 KILL_GRACE_S = 5.0    # past the candidate timeout, before the driver kills a worker deaf to its alarm
 
@@ -207,7 +208,7 @@ class RayPool:
                 self._ray.cancel(stream, force=True)
             except Exception:
                 pass
-            record_flight(running.job.flight_key, None, None)
+            clear_flight(running.job.flight_key)
         self._running.clear()
 
     def shutdown(self) -> None:

@@ -17,10 +17,10 @@ Replay. A job resubmitted after its worker died carries the results the driver a
 proposes the same candidates again; known ones are told their recorded latency and produce no
 row, so the driver never receives a row twice.
 
-Flight record. When it starts, and before each evaluation, the worker stores what it is doing in
-Ray's cluster key-value store (a synchronous write, ~0.5 ms): when the worker dies or hangs, the
-driver reads which candidate it was on, exactly -- messages still in flight die with the worker
-and cannot tell -- and a job without a record has not started (no timeout runs for it).
+Flight record (``dse._flight``). When it starts, and before each evaluation, the worker records
+what it is doing: when the worker dies or hangs, the driver reads which candidate it was on,
+exactly -- messages still in flight die with the worker and cannot tell -- and a job without a
+record has not started (no timeout runs for it).
 """
 from __future__ import annotations
 
@@ -30,11 +30,10 @@ import signal
 import threading
 import time
 
+from ._flight import FlightRecorder
 from ._inner import LayerSearch
 from ._protocol import make_task, measurement
 
-FLIGHT_NAMESPACE = "vta-dse"
-PREPARING = -1          # the flight record of a job that started but evaluates no candidate yet
 # A message goes out after the evaluation that ends this long a quiet spell: fast candidates share
 # one (each message costs ~1 ms of CPU in the worker, Ray and the driver), a slow one is reported
 # as soon as it ends. Rows not yet sent when a worker dies are evaluated again by the replay.
@@ -66,35 +65,6 @@ def latency_of(result: dict) -> float | None:
     """What the inner search is told of a measurement: its latency, or None for a failure."""
     ok = result.get("status") == "ok" and result.get("latency_s") is not None
     return float(result["latency_s"]) if ok else None
-
-
-# ---- the flight record (Ray's internal key-value store) -----------------------------------------
-
-def record_flight(key: str, index: int | None, knobs: dict | None) -> None:
-    if not key:
-        return
-    try:
-        from ray.experimental import internal_kv
-        if index is None:
-            internal_kv._internal_kv_del(key.encode(), namespace=FLIGHT_NAMESPACE)
-        else:
-            internal_kv._internal_kv_put(key.encode(), json.dumps([index, knobs]).encode(), overwrite=True,
-                                         namespace=FLIGHT_NAMESPACE)
-    except Exception:          # outside Ray (tests call jobs directly) or an older Ray: no record
-        pass
-
-
-def read_flight(key: str) -> tuple[int, dict] | None:
-    """The candidate a job's worker was evaluating when last heard of (None: none recorded)."""
-    try:
-        from ray.experimental import internal_kv
-        raw = internal_kv._internal_kv_get(key.encode(), namespace=FLIGHT_NAMESPACE)
-        if raw is None:
-            return None
-        index, knobs = json.loads(raw)
-        return int(index), knobs
-    except Exception:
-        return None
 
 
 # ---- per-candidate timeout ----------------------------------------------------------------------
@@ -155,7 +125,7 @@ class _FixedList:
 def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
     """Generator of messages (see the module docstring); evaluates candidates one at a time."""
     hw, workload = job.hw, job.workload
-    record_flight(job.flight_key, PREPARING, None)
+    flight = FlightRecorder(job.flight_key)
 
     def static_check(knobs):
         return evaluator.static_check(workload, hw, knobs)
@@ -167,6 +137,7 @@ def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
             space = evaluator.knob_space(workload, hw)
             search = LayerSearch(space, job.budget, job.sampler, job.search_seed, static_check, job.shard, job.shards)
     except Exception as exc:
+        flight.close()
         yield {"rows": [], "end": True, "space_error": f"no schedule space on this hardware: "
                                                        f"{type(exc).__name__}: {exc}"}
         return
@@ -189,7 +160,7 @@ def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
             rows.append([index, knobs, hit, "cached"])
             search.report(proposal, latency_of(hit))
             continue
-        record_flight(job.flight_key, index, knobs)
+        flight.record(index, knobs)
         result = evaluate_with_timeout(evaluator, make_task(hw, workload, knobs, job.mode, job.seed), timeout)
         search.report(proposal, latency_of(result))
         rows.append([index, knobs, result, "eval"])
@@ -197,5 +168,5 @@ def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
         if now - sent >= MESSAGE_EVERY_S:
             yield {"rows": rows, "end": False, "space_error": None}
             rows, sent = [], now
-    record_flight(job.flight_key, None, None)
+    flight.close()
     yield {"rows": rows, "end": True, "space_error": None}
