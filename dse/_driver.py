@@ -169,7 +169,8 @@ class Driver:
         storage = _storage.open_storage(url)
         directions = self.spec.directions
         try:
-            study = optuna.create_study(study_name=self.spec.name, storage=storage, sampler=make_sampler(self.spec),
+            study = optuna.create_study(study_name=self.spec.name, storage=storage,
+                                        sampler=make_sampler(self.spec, self.evaluator, self.workloads),
                                         directions=directions, load_if_exists=True)
         except Exception as exc:
             raise StudyError(f"cannot create or load study {self.spec.name!r} in {url}: {exc}") from None

@@ -8,11 +8,16 @@ realistic space most points are such (a Pynq sweep of LOG_BATCH/BLOCK and four b
 three in four), and TPE alone learns them badly: the driver marks them with constraint values
 in unrelated units (1 for "cannot be built", BRAM blocks/DSPs/LUTs over budget for the rest),
 and with few feasible trials TPE models the "least violating" infeasible ones as the good
-region. ``random`` stays plain uniform search over the declared space (the baseline).
+region. When the driver passes its evaluator and workloads, a point on which some workload has no
+schedule at all (the evaluator has no knob space for it there, e.g. a batch-1 layer on a core of
+BATCH 2, or a small knob space none of whose sets passes the evaluator's static check) counts as
+statically infeasible too. ``random`` stays plain uniform search over the declared space (the
+baseline).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -29,6 +34,9 @@ from ._study import ENUMERATE_LIMIT, StudyError, StudySpec
 MODEL_TRIES = 32
 # Uniform draws tried per trial when the space is too large to enumerate.
 UNIFORM_TRIES = 2000
+# A knob space this small is enumerated to decide whether any of its sets passes the static check;
+# a larger one is taken to have a schedule (the filter must never refuse a point that has one).
+SCHEDULE_PROBE = 64
 _STARTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
             optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
 
@@ -41,7 +49,9 @@ def n_startup_trials(n_trials: int) -> int:
     return max(3, min(10, n_trials // 10))
 
 
-def make_sampler(spec: StudySpec):
+def make_sampler(spec: StudySpec, evaluator=None, workloads=None):
+    """The outer sampler the study names; ``evaluator`` and ``workloads`` (the resolved layers)
+    let the default one also skip hardware on which some layer has no schedule."""
     s = optuna.samplers
     if spec.sampler == "tpe":
         # multivariate: the buffers and the GEMM shape act jointly (Optuna 5 defaults to the
@@ -50,7 +60,8 @@ def make_sampler(spec: StudySpec):
         # as bad meanwhile, so TPE does not crowd around them.
         tpe = s.TPESampler(seed=spec.seed, multivariate=True, constant_liar=True,
                            n_startup_trials=n_startup_trials(spec.n_trials))
-        return StaticFilter(tpe, spec, n_startup_trials(spec.n_trials), seed=spec.seed)
+        layers = schedule_check(evaluator, workloads) if evaluator is not None and workloads else None
+        return StaticFilter(tpe, spec, n_startup_trials(spec.n_trials), seed=spec.seed, schedule_check=layers)
     if spec.sampler == "nsga2":
         return s.NSGAIISampler(seed=spec.seed, population_size=max(4, min(50, spec.n_trials // 4)))
     if spec.sampler == "random":
@@ -96,19 +107,53 @@ def overrun(value: float, limit: float) -> float:
 def static_check(spec: StudySpec, params: dict) -> StaticCheck:
     """Can VTA be built with ``params`` (on the study's base), and does it fit the study's
     ``[constraints]``? The driver checks every hardware trial with this; the sampler filters on it."""
+    check = _static_check(spec.base, spec.constraints, tuple(sorted(params.items())))
+    return dataclasses.replace(check, resources=dict(check.resources), overruns=list(check.overruns))
+
+
+# Memoised per process: a refused geometry costs ~1 ms (its ConfigError message searches the
+# largest buffer sizes that would fit), and the filter checks every point of a space once per study.
+@functools.lru_cache(maxsize=1 << 17)
+def _static_check(base, constraints: tuple, params: tuple) -> StaticCheck:
     try:
-        hw = spec.hw_config(params)
+        hw = base.replace(**dict(params)) if params else base
     except hwconfigs.ConfigError as exc:
         return StaticCheck(reason=f"hardware cannot be built: {exc}")
     res = hwconfigs.estimate_resources(hw).as_row()
-    over = [f"{key} {res[key]:g} > {limit:g}" for key, limit in spec.constraints if res[key] > limit]
-    return StaticCheck(hw, res, [overrun(res[key], limit) for key, limit in spec.constraints],
+    over = [f"{key} {res[key]:g} > {limit:g}" for key, limit in constraints if res[key] > limit]
+    return StaticCheck(hw, res, [overrun(res[key], limit) for key, limit in constraints],
                        "over the resource budget: " + ", ".join(over) if over else None)
 
 
 def static_violation(spec: StudySpec, params: dict) -> str | None:
     """Why a hardware point is infeasible before anything runs (None: it may be feasible)."""
     return static_check(spec, params).reason
+
+
+def schedule_check(evaluator, workloads):
+    """``hw -> reason``: why some workload has no schedule at all on ``hw`` (None: each may have
+    one). No knob space (``evaluator.knob_space`` raises, as the layer job's search would), a knob
+    without a legal value, or a space of at most ``SCHEDULE_PROBE`` sets none of which passes
+    ``evaluator.static_check``; a larger space is not searched and counts as schedulable."""
+    workloads = list(workloads)
+
+    def check(hw) -> str | None:
+        for workload in workloads:
+            try:
+                space = evaluator.knob_space(workload, hw)
+            except Exception as exc:
+                return f"{workload.name}: no schedule space on this hardware: {type(exc).__name__}: {exc}"
+            empty = [name for name, values in space.items() if not list(values)]
+            if empty:
+                return f"{workload.name}: schedule knob {empty[0]!r} has no legal value on this hardware"
+            names = sorted(space)
+            if math.prod(len(space[n]) for n in names) <= SCHEDULE_PROBE and not any(
+                    evaluator.static_check(workload, hw, dict(zip(names, picks))) is None
+                    for picks in itertools.product(*(space[n] for n in names))):
+                return f"{workload.name}: no knob set passes the static check on this hardware"
+        return None
+
+    return check
 
 
 def _key(params: dict) -> str:
@@ -119,16 +164,18 @@ class StaticFilter(optuna.samplers.BaseSampler):
     """Wraps a model-based sampler so that every hardware trial is a new, statically feasible point.
 
     After ``n_startup`` trials the model proposes and a proposal is kept if it passes
-    :func:`static_violation` and no started trial has it (up to ``MODEL_TRIES`` proposals);
-    otherwise, and before the model starts, the point is drawn uniformly among the statically
-    feasible points no trial holds yet. When every feasible point has been tried, repeats are
-    allowed; when none exists, the model's (or a uniform) proposal is used as it is. The model
-    still learns from every told trial, including those infeasible for reasons only a run
-    reveals (a layer without a schedule on that hardware).
+    :func:`static_violation` (and ``schedule_check``, when given) and no started trial has it (up
+    to ``MODEL_TRIES`` proposals); otherwise, and before the model starts, the point is drawn
+    uniformly among the statically feasible points no trial holds yet. When every feasible point
+    has been tried, repeats are allowed; when none exists, the model's (or a uniform) proposal is
+    used as it is. The model still learns from every told trial, including those infeasible for
+    reasons only a run reveals (a layer whose schedules all fail on that hardware).
     """
 
-    def __init__(self, model: optuna.samplers.BaseSampler, spec: StudySpec, n_startup: int, seed: int | None = None):
+    def __init__(self, model: optuna.samplers.BaseSampler, spec: StudySpec, n_startup: int, seed: int | None = None,
+                 schedule_check=None):
         self._model = model
+        self._schedule_check = schedule_check    # hw -> reason a workload has no schedule (None: may have)
         self._spec = spec
         self._space = distributions(spec)
         self._n_startup = n_startup
@@ -179,7 +226,9 @@ class StaticFilter(optuna.samplers.BaseSampler):
     def _ok(self, params: dict) -> bool:
         key = _key(params)
         if key not in self._checked:
-            self._checked[key] = static_violation(self._spec, params) is None
+            check = static_check(self._spec, params)
+            self._checked[key] = check.reason is None and (
+                self._schedule_check is None or self._schedule_check(check.hw) is None)
         return self._checked[key]
 
     def _uniform(self, taken: set) -> dict | None:

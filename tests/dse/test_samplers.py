@@ -9,7 +9,8 @@ import optuna
 import pytest
 
 from dse import load_study
-from dse._samplers import StaticFilter, distributions, make_sampler, static_check, static_violation
+from dse._samplers import (SCHEDULE_PROBE, StaticFilter, distributions, make_sampler, schedule_check, static_check,
+                           static_violation)
 from dse._study import REQUIRED
 
 from .conftest import write_study
@@ -46,10 +47,10 @@ def _points(spec):
     return [dict(zip(names, v)) for v in itertools.product(*(k.values for k in spec.hardware))]
 
 
-def _drive(spec, n):
+def _drive(spec, n, sampler=None):
     """n ask/tell rounds the way the driver does them: statically infeasible points are told as
     constraint violations with infinite objectives; others get a made-up (latency, BRAM)."""
-    study = optuna.create_study(directions=["minimize"] * len(spec.objectives), sampler=make_sampler(spec))
+    study = optuna.create_study(directions=["minimize"] * len(spec.objectives), sampler=sampler or make_sampler(spec))
     asked = []
     for _ in range(n):
         trial = study.ask(distributions(spec))
@@ -102,3 +103,81 @@ def test_constraint_values_are_overruns_as_a_fraction_of_the_budget(tmp_path):
     for (key, limit), value in zip(spec.constraints, check.overruns):
         assert value == pytest.approx((check.resources[key] - limit) / limit)
     assert max(check.overruns) > 0 and all(v > -1 for v in check.overruns)
+
+
+class _Evaluator:
+    """A layer whose schedules fit only an accumulator buffer of at least 2**15 B; its knob space
+    has ``size`` sets and none on a 2-row (LOG_BATCH 1) core."""
+
+    def __init__(self, size=4):
+        self.size = size
+
+    def knob_space(self, workload, hw):
+        if hw.LOG_BATCH == 1:
+            raise ValueError("batch 1 is not a multiple of 2")
+        return {"tile": list(range(self.size))}
+
+    def static_check(self, workload, hw, knobs):
+        return None if hw.LOG_ACC_BUFF_SIZE >= 15 else "acc buffer too small"
+
+
+def _key(p):
+    return tuple(sorted(p.items()))
+
+
+def _has_schedule(spec, evaluator, p):
+    hw = static_check(spec, p).hw
+    try:
+        space = evaluator.knob_space(None, hw)
+    except Exception:
+        return False
+    return any(evaluator.static_check(None, hw, {"tile": t}) is None for t in space["tile"])
+
+
+def test_default_never_proposes_hardware_where_a_layer_has_no_schedule(tmp_path):
+    spec = _spec(tmp_path)
+    evaluator = _Evaluator()
+    workloads = list(spec.workloads)
+    feasible = [p for p in _points(spec) if static_violation(spec, p) is None]
+    good = [p for p in feasible if _has_schedule(spec, evaluator, p)]
+    assert 10 <= len(good) < len(feasible)
+    asked = _drive(spec, len(good), make_sampler(spec, evaluator, workloads))
+    assert sorted(map(_key, asked)) == sorted(map(_key, good))      # each schedulable point once
+    # without the evaluator the filter does not know, and some of its points have no schedule
+    assert not all(_has_schedule(spec, evaluator, p) for p in _drive(spec, 40))
+
+
+def test_schedule_check_reasons_and_large_spaces_count_as_schedulable(tmp_path):
+    spec = _spec(tmp_path)
+    workloads = list(spec.workloads)
+    hw = static_check(spec, {"LOG_BATCH": 0, "LOG_BLOCK": 4, "LOG_INP_BUFF_SIZE": 15, "LOG_ACC_BUFF_SIZE": 14}).hw
+    assert hw is not None
+    assert "no knob set passes" in schedule_check(_Evaluator(), workloads)(hw)
+    # too large to enumerate: never refused on a guess
+    assert schedule_check(_Evaluator(SCHEDULE_PROBE + 1), workloads)(hw) is None
+    batch2 = next(static_check(spec, p).hw for p in _points(spec)
+                  if p["LOG_BATCH"] == 1 and static_check(spec, p).hw is not None)
+    assert "no schedule space" in schedule_check(_Evaluator(), workloads)(batch2)
+
+
+def test_real_evaluator_refuses_a_batch_1_layer_on_a_batch_2_core(tmp_path):
+    from dse.evaluate import SimulatorEvaluator
+
+    spec = _spec(tmp_path)
+    evaluator = SimulatorEvaluator()
+    check = schedule_check(evaluator, evaluator.resolve(spec.workloads))
+    batch2 = [p for p in _points(spec) if p["LOG_BATCH"] == 1 and static_violation(spec, p) is None]
+    batch1 = [p for p in _points(spec) if p["LOG_BATCH"] == 0 and static_violation(spec, p) is None]
+    assert batch2 and batch1
+    assert all("not a multiple of 2" in check(static_check(spec, p).hw) for p in batch2)
+    assert check(static_check(spec, batch1[0]).hw) is None
+
+
+def test_memoised_static_check_hands_out_independent_copies(tmp_path):
+    spec = _spec(tmp_path)
+    point = next(p for p in _points(spec) if static_violation(spec, p) is None)
+    first = static_check(spec, point)
+    first.resources["bram"] = -1.0
+    first.overruns.append(99.0)
+    again = static_check(spec, point)
+    assert again.resources["bram"] != -1.0 and 99.0 not in again.overruns
