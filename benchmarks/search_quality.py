@@ -20,8 +20,27 @@ mode with the cycle model): the default sampler (``tpe``) against random search.
      under which every feasible design counts and the slow designs' big boxes dominate.
    Besides the ratio of medians it prints each sampler's share of the joint front's hypervolume
    (the ratio cannot exceed 1 / random's share) and the trials needed to reach 50% and 75% of it.
-   ``--uniform-feasible`` adds a third sampler, uniform over the statically feasible points
-   without repeats (the default sampler's filter without its model), to tell the two apart.
+   ``--uniform-feasible`` adds a third sampler to the real runs, uniform over the points the
+   default sampler's filter accepts, without repeats (the filter without its model).
+   Two spaces, both printed: ``1c`` the study's space above; ``1w`` a wide one, the space an
+   architect declares who does not know the feasible region beforehand: the same layers, board
+   and budget, every buffer from 1/8 to 8x the Pynq-Z1's own (LOG_UOP_BUFF_SIZE 12-18,
+   LOG_INP_BUFF_SIZE 12-18, LOG_WGT_BUFF_SIZE 15-21, LOG_ACC_BUFF_SIZE 14-20: the default +-3
+   in log2, the rule fixed before any run) and every GEMM shape of the same
+   families (LOG_BATCH 0-2, LOG_BLOCK 3-5): 21609 points, 1425 pass the static check, 614 can
+   run the layers. On the study's space random search already finds 2-8 feasible points in 20
+   trials and their hypervolume is 2/3 of the joint front's, so the ratio there is capped near
+   1.5x whatever the sampler; on the wide space random search mostly finds none.
+   In-memory replay (``--replay-seeds``, default 40), printed before each space's real runs: the
+   space is enumerated once with the real evaluator -- every point's latency is the sum over the
+   layers of the best schedule, among a pool of ``--pool`` schedules per layer and GEMM shape
+   simulated once each, that fits the point (see ``enumerate_codesign``) -- and the samplers
+   (``dse._samplers.make_sampler`` as the driver builds it, and the uniform filter) are replayed
+   on it, told the values and constraint values the driver tells. Its reference points come from
+   the exhaustive front (nadir rule) and the worst feasible latency of the whole space (fixed
+   rule), so its shares are of the true optimum, not of what the runs found. Its latencies are
+   lower than the runs' (a pool's best instead of 4 tuned schedules) and it has no inner-search
+   noise; the runs are the check that the replay's ranking holds.
 2. Hardware trials needed to come within 2% of the exhaustive optimum of a small space (latency
    only): a dense layer at batch 8 (256 -> 256, an MLP layer of batched inference) on LOG_BATCH
    {0..3} x LOG_BLOCK {2..5} x LOG_INP_BUFF_SIZE 12-14 x LOG_WGT_BUFF_SIZE 13-18 x
@@ -45,7 +64,7 @@ mode with the cycle model): the default sampler (``tpe``) against random search.
    memory on the enumerated optima (``--replay-seeds``, default 40): the same ``make_sampler``,
    told the values and constraints the driver tells, one trial at a time.
 
-    python benchmarks/search_quality.py                      # 13 min with 1 worker
+    python benchmarks/search_quality.py                      # both spaces, both sections
     python benchmarks/search_quality.py --workers 1 --seeds 3 --skip-small
 
 Each run is a real ``run_study`` (Optuna storage, Ray, tables) in a temporary folder; one Ray
@@ -98,6 +117,20 @@ op = "resnet18"
 layers = ["C5", "C11"]
 """
 
+# The wide co-design space (see the module docstring): the same study with every buffer from 1/8 to
+# 8x the Pynq-Z1's own size and the GEMM shapes an architect would try.
+WIDE = CODESIGN.replace("""LOG_BATCH = [0, 1]
+LOG_BLOCK = [3, 4, 5]
+LOG_INP_BUFF_SIZE = {{ low = 13, high = 17 }}
+LOG_WGT_BUFF_SIZE = {{ low = 15, high = 19 }}
+LOG_ACC_BUFF_SIZE = {{ low = 14, high = 18 }}""", """LOG_BATCH = {{ low = 0, high = 2 }}
+LOG_BLOCK = {{ low = 3, high = 5 }}
+LOG_UOP_BUFF_SIZE = {{ low = 12, high = 18 }}
+LOG_INP_BUFF_SIZE = {{ low = 12, high = 18 }}
+LOG_WGT_BUFF_SIZE = {{ low = 15, high = 21 }}
+LOG_ACC_BUFF_SIZE = {{ low = 14, high = 20 }}""")
+assert WIDE != CODESIGN
+
 SMALL = """
 [study]
 name = "small"
@@ -125,8 +158,13 @@ batch = 8
 in_features = 256
 out_features = 256
 """
+SPACES = {"codesign": (CODESIGN, "ResNet-18 C5 + C11 on a Pynq-Z1, the space of studies/resnet18_codesign.toml"),
+          "wide": (WIDE, "ResNet-18 C5 + C11 on a Pynq-Z1, every buffer 1/8-8x the Pynq's, LOG_BATCH 0-2, "
+                         "LOG_BLOCK 3-5")}
+CANDIDATE_TIMEOUT = 5.0       # the studies' candidate_timeout
 # The dense template's knobs besides the tile splits, pinned for the small space (see above).
 PINNED = {"oc_nthread": 1, "load_level": "ci_tile", "gemm_order": "co_outer"}
+DRAW_TRIES = 2000         # uniform knob sets drawn per pool schedule before giving up
 SHORTCUT_CHECKS = 40          # (hardware, schedule) pairs of the small space simulated directly
 NEAR = 1.02
 SHARES = (0.5, 0.75)      # of the joint front's hypervolume: 'trials to reach' figures
@@ -231,33 +269,49 @@ def _ray_map(fn, items, workers: int) -> list:
 
 # ---- 1. hypervolume ------------------------------------------------------------------------------
 
-def hypervolume_section(runner: Runner, args, seeds) -> None:
+def uniform_feasible(spec, evaluator=None, workloads=None):
+    """The default sampler's filter without its model: uniform over the points it would accept."""
     import optuna
 
-    from dse._samplers import StaticFilter
+    from dse._samplers import StaticFilter, schedule_check
+
+    layers = schedule_check(evaluator, workloads) if evaluator is not None and workloads else None
+    return StaticFilter(optuna.samplers.RandomSampler(seed=spec.seed), spec, n_startup=spec.n_trials + 1,
+                        seed=spec.seed, schedule_check=layers)
+
+
+def hypervolume_section(runner: Runner, args, seeds, space: str) -> None:
     from dse.evaluate import SimulatorEvaluator
 
+    template, label = SPACES[space]
     evaluator = SimulatorEvaluator()
-    cache = runner.tmp / "cache-codesign.jsonl"
+    t0 = time.monotonic()
+    e = enumerate_codesign(template, evaluator, runner.tmp, args.workers, args.pool, CANDIDATE_TIMEOUT)
+    print(f"\n== 1{space[0]}. hypervolume (latency x BRAM), {label}: {e['declared']} hardware points, "
+          f"{e['static_ok']} pass the static check, {e['static_ok'] - e['no_space']} of them have a schedule space "
+          f"for both layers, {len(e['feasible'])} feasible in the enumeration [{time.monotonic() - t0:.0f} s to "
+          f"enumerate: {e['simulated']} pool schedules simulated, {e['timeouts']} timed out]")
+    print(f"shortcut check: {e['check']}")
+    if args.replay_seeds:
+        replay_hv(e, args)
+    cache = runner.tmp / f"cache-{space}.jsonl"
     cache.touch()
     samplers = {"tpe": None, "random": None}
     if args.uniform_feasible:
-        samplers["uniform-feasible"] = lambda spec: StaticFilter(
-            optuna.samplers.RandomSampler(seed=spec.seed), spec, n_startup=spec.n_trials + 1, seed=spec.seed)
+        samplers["uniform-feasible"] = uniform_feasible
     t0 = time.monotonic()
     fronts, order = {}, {}
     for name, make in samplers.items():
         for seed in seeds:
-            _, trials = runner.run(evaluator, cache, CODESIGN, make_sampler=make,
+            _, trials = runner.run(evaluator, cache, template, make_sampler=make,
                                    sampler="random" if name == "random" else "tpe",
                                    seed=seed, trials=args.trials, per_layer=args.per_layer)
             ok = trials[(trials["state"] == "COMPLETE") & (trials["feasible"] == True)]  # noqa: E712
             ok = ok.sort_values("trial")
             fronts[name, seed] = [(float(r.value_latency), float(r.value_bram)) for r in ok.itertuples()]
             order[name, seed] = [int(r.trial) for r in ok.itertuples()]
-    print(f"\n== 1. hypervolume (latency x BRAM), co-design of ResNet-18 C5 + C11 on a Pynq-Z1 (750 hardware "
-          f"points, 112 feasible), {args.trials} hardware trials x {args.per_layer} schedules/layer, "
-          f"{len(seeds)} seeds [{time.monotonic() - t0:.0f} s]")
+    print(f"real runs (run_study, {args.trials} hardware trials x {args.per_layer} schedules/layer, "
+          f"{len(seeds)} seeds) [{time.monotonic() - t0:.0f} s]:")
     # The reference points come from the two compared samplers only, so --uniform-feasible does not
     # move the headline figures.
     union = [p for (name, _), pts in fronts.items() if name in ("tpe", "random") for p in pts]
@@ -289,10 +343,50 @@ def hypervolume_section(runner: Runner, args, seeds) -> None:
         for s in samplers:
             if s == "random":
                 continue
-            ratio = med[s] / med["random"] if med["random"] else math.inf
-            print(f"  {s} / random (medians): {ratio:.2f}x  (goal >= 2x); per seed: "
+            ratio = f"{med[s] / med['random']:.2f}x" if med["random"] else "inf (random's median HV is 0)"
+            print(f"  {s} / random (medians): {ratio}  (goal >= 2x); per seed: "
                   + ", ".join(f"{hv[s, seed] / hv['random', seed]:.2f}" if hv["random", seed] else "inf"
                               for seed in seeds))
+
+
+def replay_hv(e: dict, args) -> None:
+    """Section 1's samplers replayed in memory on the enumeration ``e`` over ``--replay-seeds``
+    seeds; the reference points come from the enumerated (exhaustive) front."""
+    t0 = time.monotonic()
+    pts = list(e["feasible"].values())
+    if not pts:
+        print("replay: no feasible point")
+        return
+    front = [p for p in pts if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in pts)]
+    refs = {"nadir rule: 1.1 x the nadir of the exhaustive front": (1.1 * max(x for x, _ in front),
+                                                                  1.1 * max(y for _, y in front)),
+            "fixed rule: 1.1 x the worst feasible latency, the board's 140 BRAM36": (1.1 * max(x for x, _ in pts),
+                                                                                   140.0)}
+    samplers = {"tpe": None, "random": None, "uniform-feasible": uniform_feasible}
+    seeds = range(args.replay_seeds)
+    found = {(s, seed): replay_codesign(e, "random" if s == "random" else "tpe", seed, args.trials, make=make)
+             for s, make in samplers.items() for seed in seeds}
+    print(f"replayed in memory on the enumeration ({args.replay_seeds} seeds, {args.trials} trials; the samplers "
+          f"alone, told what the driver would tell them) [{time.monotonic() - t0:.0f} s]; exhaustive front: "
+          + ", ".join(f"({x * 1e3:.4g} ms, {y:g})" for x, y in sorted(set(front))))
+    for label, ref in refs.items():
+        best = hypervolume_2d(pts, ref)
+        share = {k: hypervolume_2d([(a, b) for _, a, b in v], ref) / best for k, v in found.items()}
+        med = {s: statistics.median(share[s, seed] for seed in seeds) for s in samplers}
+        print(f"  reference point ({label}): latency {ref[0] * 1e3:.4g} ms, BRAM {ref[1]:g}")
+        for s in samplers:
+            zero = sum(1 for seed in seeds if share[s, seed] == 0)
+            feas = statistics.median(len(found[s, seed]) for seed in seeds)
+            need = {x: _median_or_more([_trials_to([(a, b) for _, a, b in found[s, seed]],
+                                                   [i for i, _, _ in found[s, seed]], ref, x * best)
+                                        for seed in seeds], args.trials) for x in SHARES}
+            print(f"    {s:16s}: median {med[s]:.0%} of the exhaustive front's HV, mean "
+                  f"{statistics.mean(share[s, seed] for seed in seeds):.0%}, HV 0 in {zero} seeds; median "
+                  f"{feas:g} feasible trials; trials to {', '.join(f'{x:.0%}' for x in SHARES)}: "
+                  f"{', '.join(need[x] for x in SHARES)}")
+        for s in ("tpe", "uniform-feasible"):
+            ratio = f"{med[s] / med['random']:.2f}x" if med["random"] else "inf (random's median HV is 0)"
+            print(f"    {s} / random (medians): {ratio}  (goal >= 2x)")
 
 
 def _trials_to(points, numbers, ref, target) -> int | None:
@@ -312,6 +406,148 @@ def _median_or_more(values, budget: int) -> str:
 
 def _shown(values) -> str:
     return ", ".join("-" if x is None else str(x) for x in values)
+
+
+# ---- 1b. the co-design space enumerated, and the samplers replayed on it ------------------------
+
+def _shared_conv_key(workload, hw, knobs: dict) -> tuple:
+    return (workload.name, *_shared_key(hw, knobs))
+
+
+def enumerate_codesign(template: str, evaluator, tmp: Path, workers: int, pool: int, timeout: float) -> dict:
+    """Every hardware point of a co-design space with (latency, BRAM), or why it is infeasible.
+
+    A point's latency is the sum over the layers (times their count in the network) of the best
+    schedule, among a shared pool, that passes the point's own static check. The pool of a layer
+    and GEMM shape (LOG_BATCH, LOG_BLOCK) holds ``pool`` schedules, each drawn uniformly from the
+    layer's knob space among those that fit one point of that shape drawn at random, so small and
+    large buffers are both represented and a larger buffer can only add candidates. Each pool
+    schedule is simulated once (on Ray, with the study's candidate timeout) and its measurement
+    shared by every point of its shape where it fits: the buffer sizes only decide whether a
+    schedule fits (as in section 2); a sample is simulated again on another point to check that."""
+    from functools import partial
+
+    from dse import load_study
+    from dse._protocol import make_task
+    from dse._samplers import static_check
+
+    path = tmp / f"enum{len(list(tmp.glob('enum*')))}.toml"
+    path.write_text(template.format(sampler="grid", seed=0, trials=1, per_layer=1))
+    spec = load_study(path, evaluator.ops)
+    workloads = evaluator.resolve(spec.workloads)
+    names = [k.name for k in spec.hardware]
+    rng = random.Random(0)
+    points, by_shape, static_ok = {}, {}, 0      # point key -> (hw, bram); (layer, shape) -> [(key, hw, space)]
+    no_space: dict = {}                          # point key -> layers without a knob space
+    for values in itertools.product(*(k.values for k in spec.hardware)):
+        params = dict(zip(names, values))
+        check = static_check(spec, params)
+        if check.reason:
+            continue
+        static_ok += 1
+        key = _key_of(params)
+        points[key] = (check.hw, check.resources["bram"])
+        for w in workloads:
+            try:
+                space = evaluator.knob_space(w, check.hw)
+            except Exception:
+                no_space[key] = no_space.get(key, 0) + 1
+                continue
+            by_shape.setdefault((w, check.hw.LOG_BATCH, check.hw.LOG_BLOCK), []).append((key, check.hw, space))
+    tasks = {}                                   # shared key -> (workload, hw, knobs)
+    for (w, _, _), members in by_shape.items():
+        for _ in range(pool):
+            _, hw, space = rng.choice(members)
+            knob_names = sorted(space)
+            for _ in range(DRAW_TRIES):
+                knobs = {n: rng.choice(list(space[n])) for n in knob_names}
+                if evaluator.static_check(w, hw, knobs) is None:
+                    tasks.setdefault(_shared_conv_key(w, hw, knobs), (w, hw, knobs))
+                    break
+    keys = list(tasks)
+    fn = partial(_timed_eval, evaluator, timeout)
+    memo = dict(zip(keys, _ray_map(fn, [make_task(tasks[k][1], tasks[k][0], tasks[k][2]) for k in keys], workers)))
+    good = {}                                    # (layer, shape) -> [(latency, knobs)], fastest first
+    for k, (w, hw, knobs) in tasks.items():
+        if memo[k]["status"] == "ok":
+            good.setdefault((w, hw.LOG_BATCH, hw.LOG_BLOCK), []).append((memo[k]["latency_s"], knobs))
+    for v in good.values():
+        v.sort(key=lambda x: x[0])
+    total = {key: [0.0, no_space.get(key, 0)] for key in points}
+    for (w, batch, block), members in by_shape.items():
+        for key, hw, _ in members:
+            best = next((lat for lat, knobs in good.get((w, batch, block), [])
+                         if evaluator.static_check(w, hw, knobs) is None), None)
+            if best is None:
+                total[key][1] += 1
+            else:
+                total[key][0] += w.count * best
+    sample = []
+    for k in rng.sample(keys, min(SHORTCUT_CHECKS, len(keys))):
+        w, hw, knobs = tasks[k]
+        others = [h for _, h, _ in by_shape[w, hw.LOG_BATCH, hw.LOG_BLOCK]
+                  if h != hw and evaluator.static_check(w, h, knobs) is None]
+        if others:
+            sample.append((k, w, rng.choice(others), knobs))
+    direct = _ray_map(fn, [make_task(h, w, kn) for _, w, h, kn in sample], workers)
+    fields = ("status", "cycles", "inp_load_nbytes", "wgt_load_nbytes", "acc_load_nbytes", "uop_load_nbytes",
+              "out_store_nbytes", "gemm_counter", "alu_counter")
+    same = sum(1 for (k, *_), d in zip(sample, direct)
+               if all(d.get(f) == memo[k].get(f) for f in fields) or "timeout" in (d["status"], memo[k]["status"]))
+    feasible = {key: (v[0], points[key][1]) for key, v in total.items() if v[1] == 0}
+    return {"spec": spec, "workloads": workloads, "evaluator": evaluator, "feasible": feasible,
+            "static_ok": static_ok, "no_schedule": {key: v[1] for key, v in total.items() if v[1]},
+            "no_space": len(no_space), "declared": spec.hardware_grid_size(), "simulated": len(memo),
+            "timeouts": sum(1 for m in memo.values() if m["status"] == "timeout"),
+            "check": f"{same} of {len(sample)} pool schedules simulated again on another point of the same "
+                     f"(LOG_BATCH, LOG_BLOCK) match the shared measurement (status, cycles, counters)"}
+
+
+def _timed_eval(evaluator, timeout, task) -> dict:
+    from dse._layer_job import evaluate_with_timeout
+
+    return evaluate_with_timeout(evaluator, task, timeout)
+
+
+def _key_of(params: dict) -> tuple:
+    return tuple(sorted(params.items()))
+
+
+def replay_codesign(e: dict, sampler: str, seed: int, budget: int, make=None) -> list:
+    """The feasible (trial number, latency, BRAM) an in-memory study of ``sampler`` finds on the
+    enumerated space ``e`` within ``budget`` trials, told the values and constraints the driver
+    tells (``dse._driver.Driver._aggregate``), one trial at a time."""
+    import dataclasses
+
+    import optuna
+
+    from dse._samplers import distributions, make_sampler, static_check
+
+    spec = dataclasses.replace(e["spec"], sampler=sampler, seed=seed, n_trials=budget)
+    chosen = make or make_sampler
+    study = optuna.create_study(directions=spec.directions,
+                                sampler=chosen(spec, evaluator=e.get("evaluator"), workloads=e["workloads"]))
+    dists, found = distributions(spec), []
+    for i in range(budget):
+        trial = study.ask(dists)
+        key = _key_of(trial.params)
+        check = static_check(spec, trial.params)
+        no_schedule = e["no_schedule"].get(key, 0)
+        ok = key in e["feasible"]
+        if not check.reason and not ok and not no_schedule:
+            no_schedule = 1             # the enumeration found no schedule that ran
+        constraints = [1.0 if (check.reason or "").startswith("hardware cannot") else 0.0, float(no_schedule),
+                       *[float(v) for v in (check.overruns or [0.0] * len(spec.constraints))]]
+        if not ok and all(c <= 0 for c in constraints):
+            constraints[1] = 1.0
+        study._storage.set_trial_system_attr(trial._trial_id, "constraints", constraints)
+        if ok:
+            latency, bram = e["feasible"][key]
+            found.append((i, latency, bram))
+            study.tell(trial, [latency, bram])
+        else:
+            study.tell(trial, [math.inf, math.inf])
+    return found
 
 
 # ---- 2. trials to within 2% ---------------------------------------------------------------------
@@ -403,7 +639,8 @@ def small_section(runner: Runner, args, seeds) -> None:
         print(f"replayed in memory on the enumerated optima ({args.replay_seeds} seeds; the samplers alone, told "
               f"what the driver would tell them, one trial at a time):")
         for sampler in ("tpe", "random"):
-            needed = [replay_small(e["spec"], per_hw, sampler, seed, args.small_budget, NEAR * best)
+            needed = [replay_small(e["spec"], per_hw, sampler, seed, args.small_budget, NEAR * best,
+                                   evaluator, evaluator.resolve(e["spec"].workloads))
                       for seed in range(args.replay_seeds)]
             reached = sorted(x for x in needed if x is not None)
             mean = statistics.mean(min(x, args.small_budget + 1) if x else args.small_budget + 1 for x in needed)
@@ -413,7 +650,8 @@ def small_section(runner: Runner, args, seeds) -> None:
         print(f"  [{time.monotonic() - t2:.0f} s]")
 
 
-def replay_small(spec, per_hw: dict, sampler: str, seed: int, budget: int, target: float) -> int | None:
+def replay_small(spec, per_hw: dict, sampler: str, seed: int, budget: int, target: float,
+                 evaluator=None, workloads=None) -> int | None:
     """Trials an in-memory study of ``sampler`` needs to reach ``target`` on the enumerated
     optima, told the values and constraints the driver tells (None: not within ``budget``)."""
     import dataclasses
@@ -423,7 +661,7 @@ def replay_small(spec, per_hw: dict, sampler: str, seed: int, budget: int, targe
     from dse._samplers import distributions, make_sampler, static_check
 
     spec = dataclasses.replace(spec, sampler=sampler, seed=seed, n_trials=budget)
-    study = optuna.create_study(direction="minimize", sampler=make_sampler(spec))
+    study = optuna.create_study(direction="minimize", sampler=make_sampler(spec, evaluator, workloads))
     for i in range(budget):
         trial = study.ask(distributions(spec))
         latency = per_hw.get(tuple(sorted(trial.params.items())))
@@ -448,7 +686,10 @@ def main() -> None:
     ap.add_argument("--per-layer", type=int, default=4, help="schedule candidates per layer and hardware trial")
     ap.add_argument("--small-budget", type=int, default=48, help="hardware trials per run on the small space")
     ap.add_argument("--replay-seeds", type=int, default=40,
-                    help="seeds of the in-memory replay of section 2 (0: none)")
+                    help="seeds of the in-memory replays of sections 1 and 2 (0: none)")
+    ap.add_argument("--pool", type=int, default=32,
+                    help="schedules per layer and GEMM shape in section 1's enumeration")
+    ap.add_argument("--spaces", default="codesign,wide", help="section 1's co-design spaces, in order")
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--uniform-feasible", action="store_true",
                     help="also run uniform search over the statically feasible points (section 1)")
@@ -469,7 +710,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runner = Runner(args.workers, Path(tmp))
         if not args.skip_hv:
-            hypervolume_section(runner, args, seeds)
+            for space in args.spaces.split(","):
+                hypervolume_section(runner, args, seeds, space)
         if not args.skip_small:
             small_section(runner, args, seeds)
     ray.shutdown()
