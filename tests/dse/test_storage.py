@@ -72,3 +72,14 @@ def test_tell_finishes_the_trial_and_informs_the_sampler(tmp_path):
     assert told == [(0, "COMPLETE", [1.5, float("inf")])]
     with pytest.raises(ValueError):                            # told twice: refused, as study.tell does
         tell(study, trial, [1.0, 1.0])
+
+
+def test_parameters_written_together_are_stored_and_checked_as_optuna_does(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(storage=open_storage(url), sampler=optuna.samplers.RandomSampler(seed=1))
+    dists = {"x": optuna.distributions.IntDistribution(0, 3), "y": optuna.distributions.CategoricalDistribution(["a", "b"])}
+    trial = ask_owned(study, dists, "dse:driver", "me")
+    reread = optuna.load_study(study_name=study.study_name, storage=url).get_trials()[0]   # from the database
+    assert reread.params == trial.params and reread.distributions == dists
+    with pytest.raises(ValueError):             # a parameter cannot change its kind within a study
+        ask_owned(study, {"x": optuna.distributions.CategoricalDistribution(["p", "q"])}, "dse:driver", "me")
