@@ -197,7 +197,7 @@ def sample_tasks(evaluator, spec, workload, n: int, seed: int = 0) -> list:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--evaluator", default="dse.evaluate:SimulatorEvaluator")
-    ap.add_argument("--trials", type=int, default=32, help="hardware trials per run")
+    ap.add_argument("--trials", type=int, default=64, help="hardware trials per run (fewer: the last job's tail weighs more)")
     ap.add_argument("--per-layer", type=int, default=16, help="schedule candidates per hardware trial")
     ap.add_argument("--size", type=int, default=512, help="dense layer size n (n x n weights)")
     ap.add_argument("--sleep-ms", type=int, default=50, help="toy evaluator only: time per candidate")
