@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from pathlib import Path
 
 from ._study import StudyError
 
 HEARTBEAT_S = 10      # a running trial's driver proves it is alive this often
 GRACE_S = 60          # after this long without a heartbeat, another driver may fail the trial
+SCHEMA_ATTEMPTS = 5   # opening a storage whose tables another process is creating at that moment
 BACKENDS = ("sqlite", "postgresql", "mysql", "mariadb", "oracle", "mssql")
 
 
@@ -62,14 +64,30 @@ def open_storage(url: str):
         engine_kwargs = {"connect_args": {"timeout": 60}}
     else:
         engine_kwargs = {"pool_pre_ping": True}
-    try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
-                                             grace_period=GRACE_S)
-    except Exception as exc:
-        raise StudyError(f"cannot open storage {shown!r}: {type(exc).__name__}: {_first_line(exc)}") from None
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
+                                                 grace_period=GRACE_S)
+            break
+        except Exception as exc:
+            if attempt + 1 < SCHEMA_ATTEMPTS and _lost_schema_race(exc):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise StudyError(f"cannot open storage {shown!r}: {type(exc).__name__}: {_first_line(exc)}") from None
     if backend == "sqlite":
         _sqlite_wal(storage.engine)
     return storage
+
+
+def _lost_schema_race(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from another process creating Optuna's tables at the same moment: two
+    drivers started together on an empty PostgreSQL database both run CREATE TABLE, and one of
+    them fails (a duplicate type, table or version row). By the next attempt the tables exist."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return isinstance(exc, IntegrityError) or (
+        isinstance(exc, (ProgrammingError, OperationalError)) and "already exists" in text)
 
 
 def _sqlite_wal(engine) -> None:

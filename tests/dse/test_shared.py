@@ -116,6 +116,38 @@ def _postgres_url() -> str:
     return url
 
 
+SCHEMA_RACE = """
+import sys
+from dse._storage import open_storage
+open_storage(sys.argv[1]).get_all_studies()
+"""
+
+
+@pytest.mark.slow
+def test_drivers_started_together_on_an_empty_postgresql_database_all_open_it(tmp_path):
+    import sqlalchemy
+
+    url = _postgres_url()
+    schema = f"race_{os.getpid()}_{int(time.time())}"
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    try:
+        fresh = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"   # Optuna's tables not there
+        procs = [subprocess.Popen([sys.executable, "-c", SCHEMA_RACE, fresh], env=subprocess_env(), cwd=REPO,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, errors
+        with engine.begin() as conn:
+            tables = conn.execute(sqlalchemy.text(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = :s"), {"s": schema}).scalar()
+        assert tables > 5
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
 @pytest.mark.slow
 def test_two_drivers_share_one_postgresql_study(tmp_path):
     url = _postgres_url()

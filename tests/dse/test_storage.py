@@ -83,3 +83,38 @@ def test_parameters_written_together_are_stored_and_checked_as_optuna_does(tmp_p
     assert reread.params == trial.params and reread.distributions == dists
     with pytest.raises(ValueError):             # a parameter cannot change its kind within a study
         ask_owned(study, {"x": optuna.distributions.CategoricalDistribution(["p", "q"])}, "dse:driver", "me")
+
+
+def test_a_storage_whose_tables_another_process_is_creating_is_opened_again(tmp_path, monkeypatch):
+    from sqlalchemy.exc import IntegrityError
+
+    from dse import _storage
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def racing(*args, **kwargs):          # the other process wins the first CREATE TABLE
+        calls.append(1)
+        if len(calls) == 1:
+            raise IntegrityError("CREATE TABLE studies", {}, Exception('duplicate key value violates unique '
+                                                                        'constraint "pg_type_typname_nsp_index"'))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    monkeypatch.setattr(_storage.time, "sleep", lambda s: None)
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    assert len(calls) == 2 and storage.get_all_studies() == []
+
+
+def test_other_storage_errors_are_not_retried(tmp_path, monkeypatch):
+    from dse._study import StudyError
+
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("permission denied for schema public")
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", broken)
+    with pytest.raises(StudyError, match="permission denied"):
+        open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    assert len(calls) == 1
