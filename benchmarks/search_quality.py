@@ -318,11 +318,7 @@ def hypervolume_section(runner: Runner, args, seeds, space: str) -> None:
     if not union:
         print("no run found a feasible design")
         return
-    front = [p for p in union if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in union)]
-    refs = {"nadir rule: 1.1 x the nadir of all runs' joint front": (1.1 * max(x for x, _ in front),
-                                                                    1.1 * max(y for _, y in front)),
-            "fixed rule: 1.1 x worst feasible latency of any run, the board's 140 BRAM36":
-                (1.1 * max(x for x, _ in union), 140.0)}
+    refs = reference_points(union, "all runs' joint front", "worst feasible latency of any run")
     for label, ref in refs.items():
         hv = {key: hypervolume_2d(pts, ref) for key, pts in fronts.items()}
         med = {s: statistics.median(hv[s, seed] for seed in seeds) for s in samplers}
@@ -357,11 +353,7 @@ def replay_hv(e: dict, args) -> None:
     if not pts:
         print("replay: no feasible point")
         return
-    front = [p for p in pts if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in pts)]
-    refs = {"nadir rule: 1.1 x the nadir of the exhaustive front": (1.1 * max(x for x, _ in front),
-                                                                  1.1 * max(y for _, y in front)),
-            "fixed rule: 1.1 x the worst feasible latency, the board's 140 BRAM36": (1.1 * max(x for x, _ in pts),
-                                                                                   140.0)}
+    refs = reference_points(pts, "the exhaustive front", "the worst feasible latency")
     samplers = {"tpe": None, "random": None, "uniform-feasible": uniform_feasible}
     seeds = range(args.replay_seeds)
     found = {(s, seed): replay_codesign(e, "random" if s == "random" else "tpe", seed, args.trials, make=make)
@@ -387,6 +379,15 @@ def replay_hv(e: dict, args) -> None:
         for s in ("tpe", "uniform-feasible"):
             ratio = f"{med[s] / med['random']:.2f}x" if med["random"] else "inf (random's median HV is 0)"
             print(f"    {s} / random (medians): {ratio}  (goal >= 2x)")
+
+
+def reference_points(points, front_name: str, worst_name: str) -> dict:
+    """The two reference points of the hypervolume, labelled: the nadir rule (1.1 x the nadir of
+    the Pareto front of ``points``) and the fixed rule (1.1 x their worst latency, the board's BRAM)."""
+    front = [p for p in points if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in points)]
+    return {f"nadir rule: 1.1 x the nadir of {front_name}": (1.1 * max(x for x, _ in front),
+                                                             1.1 * max(y for _, y in front)),
+            f"fixed rule: 1.1 x {worst_name}, the board's 140 BRAM36": (1.1 * max(x for x, _ in points), 140.0)}
 
 
 def _trials_to(points, numbers, ref, target) -> int | None:
