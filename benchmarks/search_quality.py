@@ -360,7 +360,7 @@ def replay_hv(e: dict, args) -> None:
              for s, make in samplers.items() for seed in seeds}
     print(f"replayed in memory on the enumeration ({args.replay_seeds} seeds, {args.trials} trials; the samplers "
           f"alone, told what the driver would tell them) [{time.monotonic() - t0:.0f} s]; exhaustive front: "
-          + ", ".join(f"({x * 1e3:.4g} ms, {y:g})" for x, y in sorted(set(front))))
+          + ", ".join(f"({x * 1e3:.4g} ms, {y:g})" for x, y in sorted(set(pareto_front(pts)))))
     for label, ref in refs.items():
         best = hypervolume_2d(pts, ref)
         share = {k: hypervolume_2d([(a, b) for _, a, b in v], ref) / best for k, v in found.items()}
@@ -381,10 +381,15 @@ def replay_hv(e: dict, args) -> None:
             print(f"    {s} / random (medians): {ratio}  (goal >= 2x)")
 
 
+def pareto_front(points) -> list:
+    """The points no other point dominates (both coordinates minimised)."""
+    return [p for p in points if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in points)]
+
+
 def reference_points(points, front_name: str, worst_name: str) -> dict:
     """The two reference points of the hypervolume, labelled: the nadir rule (1.1 x the nadir of
     the Pareto front of ``points``) and the fixed rule (1.1 x their worst latency, the board's BRAM)."""
-    front = [p for p in points if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in points)]
+    front = pareto_front(points)
     return {f"nadir rule: 1.1 x the nadir of {front_name}": (1.1 * max(x for x, _ in front),
                                                              1.1 * max(y for _, y in front)),
             f"fixed rule: 1.1 x {worst_name}, the board's 140 BRAM36": (1.1 * max(x for x, _ in points), 140.0)}
