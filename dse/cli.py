@@ -105,6 +105,12 @@ def main(argv=None) -> int:
         except StudyError as exc:
             print(f"vta-dse: error: {exc}", file=sys.stderr)
             return 2
+        except BrokenPipeError:
+            if args.command != "show":
+                raise
+            # the reader went away (`vta-dse show DIR | head`): not an error; nothing more to print
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     return args.func(args)
 
 

@@ -105,3 +105,8 @@ def test_sigkill_mid_study_then_rerun_completes_without_loss_or_duplicates(tmp_p
 
     shown = vta_dse("show", out)
     assert shown.returncode == 0 and "top 10 by latency" in shown.stdout and "chosen: trial" in shown.stdout
+    # piped into a reader that stops early (`| head`): no traceback, exit 0
+    piped = subprocess.Popen([sys.executable, "-m", "dse", "show", str(out)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=subprocess_env(), cwd=REPO)
+    piped.stdout.close()
+    assert piped.wait(timeout=120) == 0 and b"Traceback" not in piped.stderr.read()
