@@ -161,6 +161,7 @@ class Driver:
             raise StudyError(f"{spec.path}: two workloads resolve to the same layer name: {names}")
         self.mode = "full" if spec.verify == "all" else "count"
         self.identity = _identity()
+        self.waiting_trials: int | None = None       # WAITING trials at the last count (None: not known)
 
     # ---- study setup ---------------------------------------------------------------------
     def _open_study(self):
@@ -220,14 +221,17 @@ class Driver:
         return recovered
 
     def _count(self, study, *states) -> int:
-        return _storage.count_trials(study._storage, study._study_id, [optuna.trial.TrialState[s] for s in states])
+        counts = _storage.count_states(study._storage, study._study_id)
+        self.waiting_trials = counts.get(optuna.trial.TrialState.WAITING, 0)     # what the next ask pops
+        return sum(counts.get(optuna.trial.TrialState[s], 0) for s in states)
 
     def _complete_count(self, study) -> int:
         return self._count(study, "COMPLETE")
 
     # ---- opening a hardware trial --------------------------------------------------------
     def _open_trial(self, study) -> _HwTrial:
-        trial = _storage.ask_owned(study, self.dists, DRIVER_ATTR, self.identity)
+        trial = _storage.ask_owned(study, self.dists, DRIVER_ATTR, self.identity, waiting=self.waiting_trials)
+        self.waiting_trials = None
         ht = _HwTrial(trial, self.spec, self.workloads)
         check = static_check(self.spec, ht.params)
         ht.hw, ht.resources, ht.violations = check.hw, check.resources, check.overruns
@@ -499,8 +503,7 @@ class Driver:
         # one attribute per layer: the dashboard cuts a structured attribute at 1024 characters
         for layer in summary["layers"]:
             attrs[f"schedule:{layer['workload']}"] = layer["knobs"]
-        _storage.set_user_attrs(ht.trial, attrs, {CONSTRAINTS_ATTR: list(constraints.values())})
-        _storage.tell(study, ht.trial, values)
+        _storage.finish_trial(study, ht.trial, values, attrs, {CONSTRAINTS_ATTR: list(constraints.values())})
         self._note_best(summary)
         self.progress.update(done=self.progress.done + 1, best=self._best_text(), force=True)
 

@@ -97,7 +97,10 @@ class RayPool:
         self.timeout = timeout
         self.kill_grace = kill_grace
         self._evaluator_ref = ray.put(evaluator)
-        self._remote = ray.remote(num_cpus=1, max_retries=0, num_returns="streaming")(run_layer_job)
+        # no task events: Ray's per-task record for its dashboard state API, CPU of the GCS server
+        # on the workers' cores that nothing of ours reads
+        self._remote = ray.remote(num_cpus=1, max_retries=0, num_returns="streaming",
+                                  enable_task_events=False)(run_layer_job)
         self._running: dict = {}            # ObjectRefGenerator -> _Running, in submission order
         self._run_id = uuid.uuid4().hex[:12]
         self.submitted = 0

@@ -6,8 +6,11 @@ missing driver, server unreachable), with the password hidden.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import time
+import warnings
+import weakref
 from pathlib import Path
 
 from ._study import StudyError
@@ -116,21 +119,41 @@ def _rdb_backend(storage):
     return backend if isinstance(backend, RDBStorage) else None
 
 
-def count_trials(storage, study_id: int, states) -> int:
-    """How many trials of the study are in ``states``: one COUNT query on an RDB storage (the
-    driver asks before every new trial; Optuna's own count loads every trial)."""
-    backend = _rdb_backend(storage)
+def trial_sql(storage):
+    """The fast SQL path for the driver's trial writes on ``storage`` (``dse._trial_sql``), or None."""
+    from ._trial_sql import TrialSQL
+
     try:
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-        from sqlalchemy import func
-    except ImportError:        # Optuna's internals moved: the public, slower way
-        backend = None
-    if backend is None:
-        return storage.get_n_trials(study_id, tuple(states))
-    with _create_scoped_session(backend.scoped_session) as session:
-        return session.query(func.count(models.TrialModel.trial_id)).filter(
-            models.TrialModel.study_id == study_id, models.TrialModel.state.in_(list(states))).scalar()
+        return _TRIAL_SQL[storage]
+    except (KeyError, TypeError):
+        pass
+    sql = TrialSQL.of(storage)
+    try:
+        _TRIAL_SQL[storage] = sql
+    except TypeError:
+        pass
+    return sql
+
+
+_TRIAL_SQL: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def count_states(storage, study_id: int) -> dict:
+    """TrialState -> how many trials of the study are in it: one GROUP BY query on SQLite and
+    PostgreSQL (the driver asks before every new trial; Optuna's own count loads every trial)."""
+    sql = trial_sql(storage)
+    if sql is not None:
+        return sql.count_states(study_id)
+    counts: dict = {}
+    for trial in storage.get_all_trials(study_id, deepcopy=False):
+        counts[trial.state] = counts.get(trial.state, 0) + 1
+    return counts
+
+
+def count_trials(storage, study_id: int, states) -> int:
+    """How many trials of the study are in ``states``."""
+    counts = count_states(storage, study_id)
+    return sum(counts.get(state, 0) for state in states)
 
 
 def set_user_attrs(trial, attrs: dict, system_attrs: dict | None = None) -> None:
@@ -171,12 +194,13 @@ def set_user_attrs(trial, attrs: dict, system_attrs: dict | None = None) -> None
         cached.user_attrs.update(attrs)
 
 
-def ask_owned(study, distributions: dict, owner_attr: str, owner) -> "optuna.Trial":
+def ask_owned(study, distributions: dict, owner_attr: str, owner, waiting: int | None = None) -> "optuna.Trial":
     """``study.ask(distributions)``, with ``owner`` stored in the trial's system attribute
     ``owner_attr`` before the sampler runs: a driver killed while its sampler proposes (TPE with
     the static filter takes a while) leaves a RUNNING trial that names it, which the next run
-    recovers, instead of an anonymous one that holds a slot of the budget for good. Falls back
-    to ``study.ask`` (owner stored after sampling) where Optuna's internals moved."""
+    recovers, instead of an anonymous one that holds a slot of the budget for good. ``waiting``:
+    how many trials wait in the queue (enqueued by a resumed run), if the caller has just counted.
+    Falls back to ``study.ask`` (owner stored after sampling) where Optuna's internals moved."""
     import optuna
 
     pop = getattr(study, "_pop_waiting_trial_id", None)
@@ -185,55 +209,98 @@ def ask_owned(study, distributions: dict, owner_attr: str, owner) -> "optuna.Tri
         study._storage.set_trial_system_attr(trial._trial_id, owner_attr, owner)
         return trial
     study._thread_local.cached_all_trials = None
-    # Optuna's pop reads every unfinished trial of the study (~5 ms per ask); a COUNT says first
-    # whether there is a WAITING one (enqueued by a resumed run) to pop at all.
-    waiting = count_trials(study._storage, study._study_id, [optuna.trial.TrialState.WAITING])
+    storage, sql = study._storage, trial_sql(study._storage)
+    # Optuna's pop reads every unfinished trial of the study (~5 ms per ask); a count says first
+    # whether there is a WAITING one to pop at all.
+    if waiting is None:
+        waiting = count_trials(storage, study._study_id, [optuna.trial.TrialState.WAITING])
     trial_id = pop() if waiting else None
-    if trial_id is None:           # created with its owner in one transaction
-        template = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, system_attrs={owner_attr: owner})
-        trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
+    if trial_id is None and sql is not None:      # created with its owner and heartbeat, nothing read back
+        trial = _trial_of(study, sql.create_running(study._study_id, {owner_attr: owner}))
     else:
-        study._storage.set_trial_system_attr(trial_id, owner_attr, owner)
-    study._storage.record_heartbeat(trial_id)
-    trial = optuna.Trial(study, trial_id)
-    with _params_in_one_transaction(study._storage, trial_id):
+        if trial_id is None:       # created with its owner in one transaction
+            template = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING,
+                                                 system_attrs={owner_attr: owner})
+            trial_id = storage.create_new_trial(study._study_id, template_trial=template)
+        else:
+            storage.set_trial_system_attr(trial_id, owner_attr, owner)
+        storage.record_heartbeat(trial_id)
+        trial = optuna.Trial(study, trial_id)
+    with _params_in_one_transaction(storage, trial._trial_id, sql):
         for name, distribution in distributions.items():
             trial._suggest(name, distribution)
     return trial
 
 
+def _trial_of(study, frozen) -> "optuna.Trial":
+    """``optuna.Trial(study, id)`` for a trial just created as ``frozen``, without the storage
+    read its constructor makes (a RUNNING trial is not in Optuna's cache: ~3 ms)."""
+    import optuna
+
+    storage = study._storage
+    storage.get_trial = lambda trial_id: (copy.deepcopy(frozen) if trial_id == frozen._trial_id
+                                          else type(storage).get_trial(storage, trial_id))
+    try:
+        return optuna.Trial(study, frozen._trial_id)
+    finally:
+        del storage.get_trial                # the class's method again
+
+
 @contextlib.contextmanager
-def _params_in_one_transaction(storage, trial_id: int):
+def _params_in_one_transaction(storage, trial_id: int, sql=None):
     """``Trial._suggest`` writes each parameter in a transaction of its own (~2 ms of the busy
     driver's CPU each on SQLite); inside this block the parameters are collected, and written
     together when it ends, with the same checks. A sampler interrupted midway writes none (the
     trial stays RUNNING with its owner, and is recovered as any other). Optuna's internals
     moved, or another kind of storage: one at a time, as Optuna does."""
-    backend = _rdb_backend(storage)
-    write = getattr(backend, "_set_trial_param_without_commit", None)
     ids = getattr(storage, "_trial_id_to_study_id_and_number", None)
-    if backend is None or storage is backend or write is None or ids is None or trial_id not in ids:
+    if sql is None or ids is None or trial_id not in ids:
         yield
         return
-    from optuna.storages._rdb.storage import _create_scoped_session
-
     pending = []
     storage.set_trial_param = lambda _trial_id, name, value, distribution: pending.append((name, value, distribution))
     try:
         yield
     finally:
         del storage.set_trial_param          # the class's method again
-    if not pending:
+    if pending:
+        sql.write_params(ids[trial_id][0], trial_id, pending)
+
+
+def finish_trial(study, trial, values, user_attrs: dict, system_attrs: dict) -> None:
+    """``trial.set_user_attr`` for each of ``user_attrs``, the same for ``system_attrs``, then
+    ``study.tell(trial, values)``: on SQLite and PostgreSQL in one transaction, without reading the
+    trial back (the sampler's ``after_trial`` gets the trial as the driver holds it)."""
+    import optuna
+
+    sql = trial_sql(study._storage)
+    try:
+        from optuna import pruners
+        from optuna.study._tell import _check_values_are_feasible
+    except ImportError:        # Optuna's internals moved: the public way
+        sql = None
+    if sql is None or not hasattr(trial, "_cached_frozen_trial"):
+        set_user_attrs(trial, user_attrs, system_attrs)
+        tell(study, trial, values)
         return
-    with storage._lock:
-        known = storage._studies[ids[trial_id][0]].param_distribution
-        with _create_scoped_session(backend.scoped_session, True) as session:
-            for name, value, distribution in pending:
-                write(session, trial_id, name, value, distribution, known.get(name))
-        for name, _, distribution in pending:
-            known.setdefault(name, distribution)
-
-
+    study._thread_local.cached_all_trials = None
+    frozen = copy.copy(trial._cached_frozen_trial)
+    if frozen.state != optuna.trial.TrialState.RUNNING:
+        raise ValueError(f"Cannot tell a {frozen.state.name} trial.")
+    values = [float(v) for v in values]
+    state = optuna.trial.TrialState.COMPLETE
+    problem = _check_values_are_feasible(study, values)
+    if problem is not None:                  # as study.tell: a warning, and the trial fails
+        warnings.warn(f"{problem}; trial {trial.number} is failed")
+        state, values = optuna.trial.TrialState.FAIL, None
+    frozen.user_attrs = {**frozen.user_attrs, **user_attrs}
+    frozen.system_attrs = {**frozen.system_attrs, **system_attrs}
+    try:
+        study.sampler.after_trial(pruners._filter_study(study, frozen), frozen, state, values)
+    finally:
+        sql.finish(trial._trial_id, state, values, user_attrs, system_attrs)
+    trial._cached_frozen_trial.user_attrs.update(user_attrs)
+    trial._cached_frozen_trial.state = state
 def tell(study, trial, values) -> None:
     """``study.tell(trial, values)`` without reading the finished trial back for a return value
     the driver does not use (one storage read and a deep copy, ~3 ms per hardware trial)."""
