@@ -203,7 +203,7 @@ def main() -> None:
     ap.add_argument("--sleep-ms", type=int, default=50, help="toy evaluator only: time per candidate")
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--prefetch", type=int, default=None, help="jobs queued beyond the CPUs (driver default)")
-    ap.add_argument("--rounds", type=int, default=5,
+    ap.add_argument("--rounds", type=int, default=7,
                     help="repeat the worker counts, alternating (this machine's speed drifts); the median efficiency")
     ap.add_argument("--no-ceiling", action="store_true", help="skip timing plain processes without Ray")
     ap.add_argument("--profile", action="store_true", help="cProfile the driver's search with the most workers")
