@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import time
 import warnings
 import weakref
@@ -111,14 +110,6 @@ def _sqlite_wal(engine) -> None:
     engine.dispose()      # connections opened while creating the tables get the pragmas too
 
 
-def _rdb_backend(storage):
-    """The RDBStorage behind Optuna's caching wrapper, or None (another kind of storage)."""
-    from optuna.storages import RDBStorage
-
-    backend = getattr(storage, "_backend", storage)
-    return backend if isinstance(backend, RDBStorage) else None
-
-
 def trial_sql(storage):
     """The fast SQL path for the driver's trial writes on ``storage`` (``dse._trial_sql``), or None."""
     from ._trial_sql import TrialSQL
@@ -150,48 +141,13 @@ def count_states(storage, study_id: int) -> dict:
     return counts
 
 
-def count_trials(storage, study_id: int, states) -> int:
-    """How many trials of the study are in ``states``."""
-    counts = count_states(storage, study_id)
-    return sum(counts.get(state, 0) for state in states)
-
-
 def set_user_attrs(trial, attrs: dict, system_attrs: dict | None = None) -> None:
-    """All of a trial's user attributes (and ``system_attrs``) in one transaction on SQLite and
-    PostgreSQL (a trial carries ~20 of them; Optuna writes one at a time, ~1 ms of CPU each); any
-    other storage gets them one by one."""
-    system_attrs = system_attrs or {}
-    backend = _rdb_backend(trial.storage)
-    try:
-        import sqlite3
-
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-        from sqlalchemy.dialects import postgresql, sqlite
-    except ImportError:        # Optuna's internals moved: the public, slower way
-        backend = None
-    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(backend.engine.name) if backend else None
-    if dialect is sqlite and sqlite3.sqlite_version_info < (3, 24, 0):
-        dialect = None         # no upsert
-    if dialect is None:
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        for key, value in system_attrs.items():
-            trial.storage.set_trial_system_attr(trial._trial_id, key, value)
-        return
-    with _create_scoped_session(backend.scoped_session, True) as session:
-        row = models.TrialModel.find_or_raise_by_id(trial._trial_id, session)
-        backend.check_trial_is_updatable(trial._trial_id, row.state)
-        for model, values in ((models.TrialUserAttributeModel, attrs), (models.TrialSystemAttributeModel, system_attrs)):
-            if not values:
-                continue
-            insert = dialect.insert(model).values([{"trial_id": trial._trial_id, "key": key,
-                                                    "value_json": json.dumps(value)} for key, value in values.items()])
-            session.execute(insert.on_conflict_do_update(index_elements=[model.trial_id, model.key],
-                                                         set_={"value_json": insert.excluded.value_json}))
-    cached = getattr(trial, "_cached_frozen_trial", None)
-    if cached is not None:
-        cached.user_attrs.update(attrs)
+    """A trial's user attributes (and ``system_attrs``) through Optuna's API, one at a time: the
+    path of storages the SQL writes of ``dse._trial_sql`` do not cover."""
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    for key, value in (system_attrs or {}).items():
+        trial.storage.set_trial_system_attr(trial._trial_id, key, value)
 
 
 def ask_owned(study, distributions: dict, owner_attr: str, owner, waiting: int | None = None) -> "optuna.Trial":
@@ -213,7 +169,7 @@ def ask_owned(study, distributions: dict, owner_attr: str, owner, waiting: int |
     # Optuna's pop reads every unfinished trial of the study (~5 ms per ask); a count says first
     # whether there is a WAITING one to pop at all.
     if waiting is None:
-        waiting = count_trials(storage, study._study_id, [optuna.trial.TrialState.WAITING])
+        waiting = count_states(storage, study._study_id).get(optuna.trial.TrialState.WAITING, 0)
     trial_id = pop() if waiting else None
     if trial_id is None and sql is not None:      # created with its owner and heartbeat, nothing read back
         trial = _trial_of(study, sql.create_running(study._study_id, {owner_attr: owner}))

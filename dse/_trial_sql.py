@@ -74,19 +74,15 @@ class TrialSQL:
     # ---- reading -------------------------------------------------------------------------------
     def count_states(self, study_id: int) -> dict:
         """TrialState -> how many trials of the study are in it (one GROUP BY query)."""
-        from optuna.trial import TrialState
-
         t = self.trials
         query = self._select(t.c.state, self._count()).where(t.c.study_id == study_id).group_by(t.c.state)
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
-        return {TrialState[s] if isinstance(s, str) else TrialState(s): n for s, n in rows}
+        return {_trial_state(state): n for state, n in rows}
 
     def _state(self, conn, trial_id: int):
-        from optuna.trial import TrialState
-
         state = conn.execute(self._select(self.trials.c.state).where(self.trials.c.trial_id == trial_id)).scalar()
-        return TrialState[state] if isinstance(state, str) else state
+        return None if state is None else _trial_state(state)
 
     def _check_running(self, conn, trial_id: int) -> None:
         """Optuna's refusal (``UpdateFinishedTrialError``) unless the trial is still RUNNING;
@@ -184,3 +180,11 @@ class TrialSQL:
                     stored, kind = value_type(float(value))
                     rows.append({"trial_id": trial_id, "objective": objective, "value": stored, "value_type": kind})
                 conn.execute(self.values.insert(), rows)
+
+
+def _trial_state(stored):
+    """A ``trials.state`` value as read back: SQLAlchemy's Enum column gives a TrialState, a raw
+    value its name."""
+    from optuna.trial import TrialState
+
+    return stored if isinstance(stored, TrialState) else TrialState[stored]

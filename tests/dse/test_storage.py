@@ -42,7 +42,7 @@ def test_an_anonymous_running_trial_past_the_grace_period_is_recovered(tmp_path,
     assert [t.state.name for t in study.get_trials()] == ["FAIL", "WAITING"]
 
 
-def test_user_and_system_attributes_are_written_together(tmp_path):
+def test_user_and_system_attributes_are_stored_the_last_value_standing(tmp_path):
     from dse._storage import set_user_attrs
 
     study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"))
