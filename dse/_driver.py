@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
+import hashlib
+import itertools
+import json
 import math
 import os
 import socket
@@ -31,7 +35,6 @@ import hwconfigs
 from . import _storage, _tables
 from ._columns import COUNTERS, RESOURCES, objective_attr
 from ._executor import KILL_GRACE_S, RayPool
-from ._inner import best_result
 from ._layer_job import LayerJob, latency_of
 from ._progress import Progress
 from ._protocol import make_task, measurement
@@ -49,6 +52,53 @@ CONSTRAINTS_ATTR = "constraints"          # the trial system attribute Optuna's 
 def constraint_names(spec: StudySpec) -> list[str]:
     """The names of a trial's constraint values, in the order they are stored."""
     return ["hardware_invalid", "layers_without_schedule", *(f"{key}_over_budget" for key, _ in spec.constraints)]
+
+
+# The on-chip buffer sizes: a schedule's counters and cycles do not depend on them (only on the
+# layer, the geometry, the widths, the uop buffer and the timing parameters); they decide only which
+# schedules fit. tests/dse/test_tables.py holds the invariance.
+BUFFER_KEYS = ("LOG_INP_BUFF_SIZE", "LOG_WGT_BUFF_SIZE", "LOG_ACC_BUFF_SIZE")
+
+
+def table_hws(spec: StudySpec, hw: hwconfigs.HwConfig) -> list[hwconfigs.HwConfig]:
+    """The hardware a schedule table of ``hw``'s geometry is measured on: the buffer-size
+    combinations of the study's space that can be built and that no other buildable one exceeds
+    in every buffer (ISA field widths keep the largest of each from being built together),
+    largest first. A schedule that fits any point of the geometry fits one of these (fitting is
+    monotone in every buffer size); the table measures it on the first it fits."""
+    knobs = sorted((k for k in spec.hardware if k.name in BUFFER_KEYS), key=lambda k: BUFFER_KEYS.index(k.name))
+    return list(_table_hws(spec.base, tuple((k.name, k.values) for k in knobs), hw))
+
+
+@functools.lru_cache(maxsize=256)
+def _table_hws(base, buffer_knobs: tuple, hw) -> tuple:
+    if not buffer_knobs:
+        return (hw,)
+    names = [name for name, _ in buffer_knobs]
+    legal = []
+    for values in itertools.product(*(values for _, values in buffer_knobs)):
+        try:
+            legal.append((values, hw.replace(**dict(zip(names, values)))))
+        except hwconfigs.ConfigError:
+            continue
+    if not legal:
+        return (hw,)
+    maximal = [(v, cfg) for v, cfg in legal
+               if not any(o != v and all(a >= b for a, b in zip(o, v)) for o, _ in legal)]
+    maximal.sort(key=lambda item: (-sum(item[0]), [-x for x in item[0]]))
+    return tuple(cfg for _, cfg in maximal)
+
+
+def table_hw(spec: StudySpec, hw: hwconfigs.HwConfig) -> hwconfigs.HwConfig:
+    """The first (largest) hardware of ``table_hws``: the one a table's search is keyed by."""
+    return table_hws(spec, hw)[0]
+
+
+def table_seed(spec: StudySpec, hw: hwconfigs.HwConfig, workload) -> int:
+    """The schedule search seed of one table: the study seed, the table's hardware and the layer,
+    never the trial or the worker that happens to build it."""
+    text = json.dumps([spec.seed, sorted(hw.to_dict().items()), workload.key()], default=str)
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % (2 ** 31)
 
 
 @dataclasses.dataclass
@@ -118,6 +168,8 @@ class _Layer:
         self.known: dict[int, float | None] = {}          # candidate -> latency told (None: failed)
         self.results: dict[int, tuple[dict, float | None]] = {}
         self.crashes: dict = {}               # candidate (None: the job itself) -> workers lost
+        self.table_group: str | None = None   # the schedule table answering this layer
+        self.from_table = False               # answered by a table another trial built
 
     @property
     def waiting(self) -> bool:
@@ -162,6 +214,8 @@ class Driver:
         self.mode = "full" if spec.verify == "all" else "count"
         self.identity = _identity()
         self.waiting_trials: int | None = None       # WAITING trials at the last count (None: not known)
+        self.tables: dict[str, tuple[dict, str]] = {}   # table group -> (results, space error)
+        self.table_rows: dict[str, dict] = {}          # table group -> candidate -> measurement
 
     # ---- study setup ---------------------------------------------------------------------
     def _open_study(self):
@@ -238,26 +292,58 @@ class Driver:
         if check.reason:
             ht.reason = check.reason
             return ht
-        shards = self._shards_per_search()
+        # One schedule table per (layer, table hardware), shared by every trial of the geometry;
+        # one job builds it, in one worker, so its search never depends on timing or workers.
+        hw, *fit_hws = table_hws(self.spec, ht.hw)
+        seeds = getattr(self.evaluator, "seed_knobs", None)
         ht.layers = []
-        for index, workload in enumerate(self.workloads):
-            seed = (self.spec.seed * 1_000_003 + ht.number * 1009 + index) % (2 ** 31)
+        for workload in self.workloads:
+            shards = self._shards_per_search(workload, hw)
             for shard in range(shards):
                 layer = _Layer(workload)
-                layer.job = LayerJob(ht.hw, workload, self.mode, self.spec.seed, budget=self.spec.trials_per_layer,
-                                     sampler=self.spec.schedule_sampler, search_seed=seed, shard=shard, shards=shards)
+                layer.job = LayerJob(hw, workload, self.mode, self.spec.seed, budget=self.spec.trials_per_layer,
+                                     sampler=self.spec.schedule_sampler,
+                                     search_seed=table_seed(self.spec, hw, workload),
+                                     seeds=self._seeds(seeds, workload, hw), shard=shard, shards=shards,
+                                     fit_hws=fit_hws)
+                layer.table_group = self._group(layer)
                 ht.layers.append(layer)
+                if layer.table_group in self.tables:
+                    self._answer_from_table(ht, layer)
         return ht
 
-    def _shards_per_search(self) -> int:
-        """Jobs per layer search: 1, unless the trials that can run at once (no more than the
-        budget, the distinct hardware points and the CPUs) have fewer layer searches than there are
-        CPUs, e.g. one layer tuned on one fixed hardware point. Depends only on the study and the
-        CPUs, never on timing; one CPU never shards."""
+    @staticmethod
+    def _seeds(seed_knobs, workload, hw) -> list:
+        if seed_knobs is None:
+            return []
+        try:
+            return list(seed_knobs(workload, hw))
+        except Exception:        # a layer the hardware cannot run: its search reports why
+            return []
+
+    def _answer_from_table(self, ht: _HwTrial, layer: _Layer) -> None:
+        """A layer whose schedule table is complete: its results are the table's, no job."""
+        results, error = self.tables[layer.table_group]
+        layer.results = dict(results)
+        layer.error = error
+        layer.from_table = True
+        layer.done = True
+
+    def _shards_per_search(self, workload, hw) -> int:
+        """Jobs per schedule table: 1, unless the search is exhaustive (its union over shards is
+        the same whatever their number: a sampled search split would depend on the workers) and
+        the study has fewer layers than there are CPUs, e.g. one layer tuned on one fixed hardware
+        point. Never depends on timing; one CPU never shards."""
         capacity = self.pool.capacity
-        points = math.prod(len(knob.values) for knob in self.spec.hardware)
-        at_once = max(1, min(self.spec.n_trials, points, capacity))
-        return max(1, capacity // (at_once * len(self.workloads)))
+        if capacity <= len(self.workloads):
+            return 1
+        try:
+            size = math.prod(len(v) for v in self.evaluator.knob_space(workload, hw).values())
+        except Exception:
+            return 1
+        if self.spec.schedule_sampler != "grid" and size > self.spec.trials_per_layer:
+            return 1
+        return max(1, capacity // len(self.workloads))
 
     # ---- rows ----------------------------------------------------------------------------
     def _row(self, ht: _HwTrial, layer: _Layer, index, knobs, m: dict, *, mode, attempt=1, cached=False):
@@ -365,7 +451,10 @@ class Driver:
     def _may_open(self, study, t0: float) -> bool:
         if self.spec.timeout is not None and time.monotonic() - t0 > self.spec.timeout:
             return False
-        if len(self.active) >= 2 * self.pool.slots + 2:
+        # A trial is asked only when every earlier one is told: the sampler then proposes the same
+        # sequence whatever the number of workers (a study's answer must not depend on them).
+        # The workers stay busy with the schedule tables of the open trial's geometry.
+        if self.active or self.finishing:
             return False
         # RUNNING counts every driver's open trials, so drivers sharing a study stop together.
         return self._count(study, "COMPLETE", "RUNNING") < self.spec.n_trials
@@ -386,6 +475,7 @@ class Driver:
         while self.pool.free_slots() > 0:
             if any(self._submit_from(ht) for ht in list(self.active)):
                 continue
+            self._finish_pending(study)
             if not self._may_open(study, t0):
                 return
             self._open(study)
@@ -406,6 +496,10 @@ class Driver:
             if not layer.waiting:
                 continue
             group = self._group(layer)
+            if group in self.tables:           # built by another trial's job meanwhile
+                self._answer_from_table(ht, layer)
+                self._finish_if_done(None, ht)
+                continue
             search = (ht.number, layer.workload.name)      # its shards run side by side
             running = self.running_groups.get(group)
             if running is not None and running[0] != search:
@@ -460,6 +554,7 @@ class Driver:
             self._row(ht, layer, index, knobs, result, mode="static")
             return
         layer.results[index] = (knobs, latency)
+        self.table_rows.setdefault(self._group(layer), {})[index] = result
         if how == "cached":
             self.cache.hits += 1
             self._row(ht, layer, index, knobs, result, mode=self.mode, cached=True)
@@ -478,6 +573,10 @@ class Driver:
             del self.running_groups[group]
         layer.running = False
         layer.done = done
+        parts = [part for part in ht.layers if part.table_group == layer.table_group]
+        if done and all(part.done for part in parts):      # every shard of the table is in
+            results = {i: r for part in parts for i, r in part.results.items()}
+            self.tables[group] = (results, next((part.error for part in parts if part.error), ""))
         self._finish_if_done(study, ht)
 
     # ---- finishing a hardware trial ----------------------------------------------------------
@@ -515,7 +614,7 @@ class Driver:
                 self._row(ht, layer, None, {}, measurement("infeasible", ht.reason), mode="static")
         else:
             for workload, shards in ht.searches():
-                best = best_result({i: r for layer in shards for i, r in layer.results.items()})
+                best = self._best_fitting(ht, workload, {i: r for layer in shards for i, r in layer.results.items()})
                 if best is None:
                     failed = next((layer for layer in shards if layer.error), None)
                     why = failed.error if failed else "no schedule of this layer compiled and ran on this hardware"
@@ -524,8 +623,12 @@ class Driver:
                         self._row(ht, failed, None, {}, measurement("infeasible", failed.error), mode="static")
                     continue
                 index, knobs, latency = best
-                chosen = next(r for r in ht.rows if r["workload"] == workload.name and r["candidate"] == index
-                              and r["status"] == "ok")
+                chosen = next((r for r in ht.rows if r["workload"] == workload.name and r["candidate"] == index
+                               and r["status"] == "ok"), None)
+                if chosen is None:        # answered by a table another trial built
+                    layer = shards[0]
+                    chosen = self._row(ht, layer, index, knobs, self.table_rows[layer.table_group][index],
+                                       mode=self.mode, cached=True)
                 chosen["chosen"] = True
                 layers.append({"workload": workload.name, "count": workload.count, "candidate": index,
                                "knobs": knobs, "latency_s": latency, "cycles": chosen["cycles"],
@@ -554,6 +657,15 @@ class Driver:
             value = summary.get(objective_attr(name)) if feasible else None
             values.append(float(value) if value is not None else (math.inf if direction == "minimize" else -math.inf))
         return summary, values, constraints
+
+    def _best_fitting(self, ht: _HwTrial, workload, results: dict):
+        """The fastest schedule of a table that fits this trial's buffers (the table was measured
+        on the geometry's largest buffers; counters and cycles do not depend on them)."""
+        ranked = sorted((lat, i, k) for i, (k, lat) in results.items() if lat is not None)
+        for latency, index, knobs in ranked:
+            if self.evaluator.static_check(workload, ht.hw, knobs) is None:
+                return index, knobs, latency
+        return None
 
     def _note_best(self, summary: dict) -> None:
         """Keep the best first objective so far (for the progress line; no storage query)."""

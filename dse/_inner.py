@@ -43,7 +43,7 @@ class LayerSearch:
     this shard's proposals), so shards never share one; unsharded, they count 0, 1, 2, ..."""
 
     def __init__(self, space: dict, budget: int, sampler: str, seed: int, static_check, shard: int = 0,
-                 shards: int = 1):
+                 shards: int = 1, seeds=()):
         self.names = sorted(space)
         self.choices = {n: list(space[n]) for n in self.names}
         for name, values in self.choices.items():
@@ -62,9 +62,11 @@ class LayerSearch:
         self._next_index = 0
         self._seen: dict[str, int] = {}       # knob text -> candidate index
         self.results: dict[int, tuple[dict, float | None]] = {}   # index -> (knobs, latency or None)
+        # Warm starts (e.g. upstream's tuned schedules) are proposed first, by shard 0.
+        starts = [p for p in (self._picks(k) for k in seeds) if p is not None] if shard == 0 else []
         if self.exhaustive:
             everything = itertools.product(*(range(len(self.choices[n])) for n in self.names))
-            self._iter = itertools.islice(everything, shard, None, shards)
+            self._iter = itertools.chain(starts, itertools.islice(everything, shard, None, shards))
             self._study = None
         else:
             seed = shard_seed(seed, shard, shards)
@@ -75,8 +77,34 @@ class LayerSearch:
             self._study = optuna.create_study(sampler=inner, direction="minimize")
             self._dists = {n: optuna.distributions.CategoricalDistribution(list(range(len(self.choices[n]))))
                            for n in self.names}
+            for picks in starts:
+                self._study.enqueue_trial(dict(zip(self.names, picks)))
 
     # ---- proposing -----------------------------------------------------------------------
+    def _picks(self, knobs: dict):
+        """The choice indices of a warm-start knob set, or None if it is not in the space. A knob
+        it leaves out takes its first value (upstream's choice); a split written ``[-1, inner]``
+        (AutoTVM's 'inferred outer') matches the value with that inner factor."""
+        picks = []
+        for name in self.names:
+            values = self.choices[name]
+            if name not in knobs:
+                picks.append(0)
+                continue
+            want = knobs[name]
+            if want in values:
+                picks.append(values.index(want))
+                continue
+            if isinstance(want, (list, tuple)) and len(want) == 2 and want[0] == -1:
+                inner = [i for i, v in enumerate(values) if isinstance(v, (list, tuple)) and v[1] == want[1]]
+                if inner:
+                    picks.append(inner[0])
+                    continue
+            return None
+        if any(name not in self.names for name in knobs):
+            return None
+        return tuple(picks)
+
     def _knobs(self, picks) -> dict:
         return {n: self.choices[n][i] for n, i in zip(self.names, picks)}
 

@@ -54,6 +54,8 @@ class LayerJob:
     shard: int = 0                      # search: this job's part of the layer search ...
     shards: int = 1                     # ... split into this many jobs (dse._inner.LayerSearch)
     fixed: list | None = None           # instead of a search: these knob sets, in order
+    seeds: list = dataclasses.field(default_factory=list)     # search: warm starts, proposed first
+    fit_hws: list = dataclasses.field(default_factory=list)   # where a candidate not fitting ``hw`` is measured
     known: dict = dataclasses.field(default_factory=dict)     # index -> latency (None: failed)
     cached: dict = dataclasses.field(default_factory=dict)    # knob text -> measurement
     flight_key: str = ""                # where the candidate in progress is recorded
@@ -129,15 +131,23 @@ def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
     hw, workload = job.hw, job.workload
     flight = FlightRecorder(job.flight_key)
 
+    where: dict = {}      # knob text -> the hardware it is measured on (the first of hw, fit_hws it fits)
+
     def static_check(knobs):
-        return evaluator.static_check(workload, hw, knobs)
+        reason = evaluator.static_check(workload, hw, knobs)
+        for other in job.fit_hws if reason is not None else ():
+            if evaluator.static_check(workload, other, knobs) is None:
+                where[knob_text(knobs)] = other
+                return None
+        return reason
 
     try:
         if job.fixed is not None:
             search = _FixedList(job.fixed, static_check)
         else:
             space = evaluator.knob_space(workload, hw)
-            search = LayerSearch(space, job.budget, job.sampler, job.search_seed, static_check, job.shard, job.shards)
+            search = LayerSearch(space, job.budget, job.sampler, job.search_seed, static_check, job.shard, job.shards,
+                                 seeds=job.seeds)
     except Exception as exc:
         flight.close()
         yield {"rows": [], "end": True, "space_error": f"no schedule space on this hardware: "
@@ -163,7 +173,8 @@ def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
             search.report(proposal, latency_of(hit))
             continue
         flight.record(index, knobs)
-        result = evaluate_with_timeout(evaluator, make_task(hw, workload, knobs, job.mode, job.seed), timeout)
+        task = make_task(where.get(knob_text(knobs), hw), workload, knobs, job.mode, job.seed)
+        result = evaluate_with_timeout(evaluator, task, timeout)
         search.report(proposal, latency_of(result))
         rows.append([index, knobs, result, "eval"])
         now = time.monotonic()

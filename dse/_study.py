@@ -236,6 +236,10 @@ def _workloads(items, src: str, ops: Mapping[str, Mapping[str, Any]]) -> tuple[W
                     if not isinstance(value, list):
                         raise StudyError(f"{where} {key} must be a list, got {value!r}")
                     params[key] = tuple(value)
+                elif isinstance(default, bool):
+                    if not isinstance(value, bool):
+                        raise StudyError(f"{where} {key} must be true or false, got {value!r}")
+                    params[key] = value
                 elif isinstance(value, str):
                     params[key] = value
                 else:

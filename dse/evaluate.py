@@ -27,8 +27,11 @@ OPS = {
     "dense": {"batch": 1, "in_features": REQUIRED, "out_features": REQUIRED},
     "conv2d": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
                "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0},
-    # every layer of ResNet-18 as VTA offloads it (or those named in ``layers``)
-    "resnet18": {"batch": 1, "layers": []},
+    # an ALU-only op of two int32 tensors (a residual add), upstream's schedule_alu_packed
+    "elementwise": {"batch": 1, "channels": REQUIRED, "height": REQUIRED, "width": REQUIRED, "op": "add"},
+    # every op of ResNet-18 VTA offloads: the 19 convs and, with ``residual_adds``, the 8 residual
+    # additions (or the layers named in ``layers``)
+    "resnet18": {"batch": 1, "layers": [], "residual_adds": True},
 }
 
 
@@ -56,8 +59,10 @@ def _layer(op: str, params: tuple):
         return workloads.Dense(**p)
     if op == "conv2d":
         return workloads.Conv2D(**p)
+    if op == "elementwise":
+        return workloads.Elementwise(**p)
     if op == "resnet18_layer":
-        return workloads.resnet18(batch=p["batch"])[p["layer"]]
+        return workloads.resnet18(batch=p["batch"], residual_adds=True)[p["layer"]]
     raise StudyError(f"unknown op {op!r}")
 
 
@@ -91,7 +96,7 @@ class SimulatorEvaluator:
                 out.append(w)
                 continue
             p = w.param_dict
-            net = _workloads_module().resnet18(batch=p["batch"])
+            net = _workloads_module().resnet18(batch=p["batch"], residual_adds=bool(p.get("residual_adds", True)))
             names = list(p.get("layers") or net)
             for name in names:
                 if name not in net:
@@ -107,6 +112,18 @@ class SimulatorEvaluator:
 
     def knob_space(self, workload, hw) -> dict:
         return dict(_workloads_module().knob_space(_layer(workload.op, workload.params), _env(hw)))
+
+    def seed_knobs(self, workload, hw) -> list[dict]:
+        """Knob sets every schedule search on ``hw`` starts from: upstream's TopHub schedules for
+        this layer and geometry (if TopHub tuned it), then AutoTVM's fallback."""
+        workloads = _workloads_module()
+        layer, env = _layer(workload.op, workload.params), _env(hw)
+        return [*workloads.tophub_knobs(layer, env), workloads.fallback_knobs(layer, env)]
+
+    def baseline_knobs(self, workload, hw) -> dict:
+        """The schedule upstream would run the layer with: TopHub's (the first record), else the
+        fallback."""
+        return self.seed_knobs(workload, hw)[0]
 
     def static_check(self, workload, hw, knobs) -> str | None:
         try:
