@@ -366,6 +366,7 @@ class Driver:
         study = self._open_study()
         self.study = study
         self.dists = distributions(self.spec)
+        self._enqueue_base(study)
         recovered = self._recover_orphans(study)
         self.cache = CandidateCache(self.out / "cache.jsonl", self.evaluator.name)
         self.journal = RowsJournal(self.out / "rows.jsonl", self.spec.name)
@@ -400,6 +401,9 @@ class Driver:
             t_verify = time.monotonic()
             self._verify(study)
             timing["verify"] = time.monotonic() - t_verify
+            t_base = time.monotonic()
+            self._baseline()
+            timing["baseline"] = time.monotonic() - t_base
         except KeyboardInterrupt:
             interrupted = True
             self._abandon_open_trials(study)
@@ -682,6 +686,66 @@ class Driver:
             return "none feasible yet"
         best = self.best_value
         return f"{name} {best * 1e3:.4g} ms" if name == "latency" else f"{name} {best:g}"
+
+    # ---- the stock baseline ---------------------------------------------------------------------
+    def _enqueue_base(self, study) -> None:
+        """A new study's first trial is its base hardware when the space holds it (the grid sampler
+        visits it anyway): the stock point is measured with the study's own schedule tables, whose
+        searches start from upstream's schedules, and the answer is never slower."""
+        base = {k.name: getattr(self.spec.base, k.name) for k in self.spec.hardware}
+        if not base or any(base[k.name] not in k.values for k in self.spec.hardware):
+            return
+        # The grid sampler visits every point, stock included, and would not count an enqueued one.
+        if self.spec.sampler == "grid" or study.get_trials(deepcopy=False):
+            return
+        study.enqueue_trial(base, user_attrs={"dse:stock": True})
+
+    def _baseline(self) -> None:
+        """Measure the base hardware with upstream's schedules (``evaluator.baseline_knobs``: TopHub's,
+        else the fallback) and write ``baseline.json``: the reference the chosen configuration's
+        speedup and resource change are given against."""
+        knobs_of = getattr(self.evaluator, "baseline_knobs", None)
+        if knobs_of is None:
+            return
+        hw = self.spec.base
+        check = static_check(self.spec, {})
+        own = self._stock_schedules()
+        jobs, layers = [], []
+        for workload in self.workloads:
+            try:
+                knobs, source = knobs_of(workload, hw), "upstream"
+                if knobs is None:     # upstream never tuned it: the stock hardware's best of our tables
+                    knobs, source = own.get(workload.name), "table"
+                if knobs is None:
+                    knobs, source = {}, "fallback"
+            except Exception as exc:
+                layers.append({"workload": workload.name, "count": workload.count, "knobs": None, "source": None,
+                               "status": "infeasible", "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            jobs.append((len(layers), make_task(hw, workload, knobs, "count", self.spec.seed)))
+            layers.append({"workload": workload.name, "count": workload.count, "knobs": knobs, "source": source})
+        for (position, _), (result, _) in zip(jobs, self._run_all([task for _, task in jobs])):
+            layers[position].update({k: result.get(k) for k in ("status", "error", "cycles", "latency_s", *COUNTERS)})
+        ok = all(layer.get("status") == "ok" for layer in layers)
+        baseline = {"hardware": hw.to_dict(),
+                    "schedules": "upstream's TopHub schedule where TopHub tuned the layer; elsewhere the best "
+                                 "schedule of the study's tables that fits the stock hardware",
+                    "feasible": ok and check.reason is None, "reason": check.reason or "",
+                    **{k: check.resources.get(k) for k in RESOURCES},
+                    "latency_s": sum(l["count"] * l["latency_s"] for l in layers) if ok else None,
+                    "cycles": sum(l["count"] * l["cycles"] for l in layers) if ok else None,
+                    "layers": layers}
+        (self.out / "baseline.json").write_text(json.dumps(baseline, indent=2, default=str) + "\n")
+
+    def _stock_schedules(self) -> dict:
+        """Workload -> the schedule the study chose for its stock hardware (the trial of the base
+        hardware), {} when the space does not hold it."""
+        base = {k.name: getattr(self.spec.base, k.name) for k in self.spec.hardware}
+        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if t.params == base and t.user_attrs.get("feasible"):
+                return {key.split(":", 1)[1]: value for key, value in t.user_attrs.items()
+                        if key.startswith("schedule:")}
+        return {}
 
     # ---- verification of the reported candidates ------------------------------------------------
     def _verify(self, study) -> None:

@@ -130,6 +130,11 @@ def render(spec, results, trials, best, front, storage_url) -> str:
                      f"DSP {_fmt(best['dsp'])}, LUT {_fmt(best['lut'])}, verified {best['verified']}</p>"
                      f"<pre>{html.escape(json.dumps(best['config'], indent=2))}</pre>"
                      f"<h3>schedules</h3><pre>{html.escape(json.dumps(best['schedules'], indent=1))}</pre>")
+    from ._tables import baseline_text
+    text = baseline_text((best or {}).get("baseline"))
+    if text:
+        best_html = (f"<p><strong>Against the stock configuration:</strong> {html.escape(text)}. The chosen one is "
+                     f"the fastest feasible configuration, ties broken by the next objectives.</p>") + best_html
     chosen = results[(results["chosen"] == True) & (results["mode"] != "full")] if len(results) else results  # noqa: E712
     if best and len(chosen):
         chosen = chosen[chosen["trial"] == best["trial"]]

@@ -34,6 +34,10 @@ def show(out, top: int = 10, stream=None) -> int:
         best = json.loads(best_path.read_text())
         w(f"\nchosen: trial {best['trial']}  latency {best['latency_s']:.6g} s  bram {best['bram']:g}  "
           f"dsp {best['dsp']:g}  lut {best['lut']:g}  verified {best['verified']}  -> {out / 'best_config.json'}\n")
+        from ._tables import baseline_text
+        text = baseline_text(best.get("baseline"))
+        if text:
+            w(f"vs stock: {text}\n")
     else:
         w("\nno feasible configuration found\n")
     with pd.option_context("display.width", 200, "display.max_columns", 40):

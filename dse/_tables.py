@@ -1,6 +1,7 @@
 """Results tables (pandas), the chosen configuration, the Pareto front and the written outputs.
 
-``results.parquet``/``results.csv``: one row per evaluated candidate (``_columns.row_columns``);
+``results.parquet``/``results.csv``: one row per evaluated candidate (``_columns.row_columns``;
+knob sets refused by the static check are in ``rejected.parquet``);
 ``trials.parquet``/``trials.csv``: one row per hardware trial; ``best_config.json``: the best
 feasible (and, with ``verify = "top"``, verified) hardware as a config file; ``best.json``: its
 figures and schedules; ``report.html``.
@@ -163,6 +164,33 @@ def choose(trials_df, spec):
     return ok[ok["trial"] == best].iloc[0], ok[ok["trial"].isin(front)].sort_values(cols[0])
 
 
+def against_baseline(best: dict, out: Path) -> dict | None:
+    """The chosen configuration against the study's stock baseline (``baseline.json``): its
+    latency, speedup and the change in each resource."""
+    path = Path(out) / "baseline.json"
+    if not path.is_file():
+        return None
+    base = json.loads(path.read_text())
+    speedup = None
+    if base.get("latency_s") and best.get("latency_s"):
+        speedup = base["latency_s"] / best["latency_s"]
+    change = {k: (best[k] - base[k]) if best.get(k) is not None and base.get(k) is not None else None
+              for k in RESOURCES}
+    return {"latency_s": base.get("latency_s"), "speedup": speedup, "feasible": base.get("feasible"),
+            **{k: base.get(k) for k in RESOURCES}, "resource_change": change,
+            "hardware": base.get("hardware"), "schedules": base.get("schedules")}
+
+
+def baseline_text(base: dict | None) -> str | None:
+    """One line: the chosen configuration against the stock baseline (None without one)."""
+    if not base or not base.get("speedup"):
+        return None
+    change = ", ".join(f"{k.upper()} {v:+g}" for k, v in base["resource_change"].items() if v is not None)
+    return (f"{base['speedup']:.4f}x the speed of the stock configuration ({base['hardware'].get('TARGET')} preset, "
+            f"upstream's schedules: {base['latency_s'] * 1e3:.4g} ms, BRAM {base['bram']:g}); latency "
+            f"{(1 / base['speedup'] - 1) * 100:+.2f}%, {change}")
+
+
 def write_outputs(out: Path, spec, study, journal, storage_url: str) -> dict:
     from . import _report
 
@@ -170,9 +198,15 @@ def write_outputs(out: Path, spec, study, journal, storage_url: str) -> dict:
     complete = {t.number for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
     trials, verifies = journal.load(complete)
     rows = collect_rows(trials, verifies)
-    results = results_frame(rows)
+    everything = results_frame(rows)
+    # Knob sets the static check refused (and hardware refused before any schedule) are not
+    # measurements: they go to rejected.*, the reasons an architect may look up, not the results.
+    refused = everything["mode"] == "static" if len(everything) else []
+    results = everything[~refused].reset_index(drop=True) if len(everything) else everything
     results.to_parquet(out / "results.parquet", index=False)
     results.to_csv(out / "results.csv", index=False)
+    rejected = everything[refused].reset_index(drop=True) if len(everything) else everything
+    rejected.to_parquet(out / "rejected.parquet", index=False)
     tdf = trials_frame(study, spec, trials, verifies)
     tdf.to_parquet(out / "trials.parquet", index=False)
     tdf.to_csv(out / "trials.csv", index=False)
@@ -189,6 +223,7 @@ def write_outputs(out: Path, spec, study, journal, storage_url: str) -> dict:
                      "latency_s": _num(best["latency_s"]), **{k: _num(best[k]) for k in RESOURCES},
                      "verified": None if _pd.isna(best["verified"]) else bool(best["verified"]),
                      "schedules": {l["workload"]: l["knobs"] for l in summary.get("layers", [])}}
+        best_info["baseline"] = against_baseline(best_info, out)
         (out / "best.json").write_text(json.dumps(best_info, indent=2, default=str) + "\n")
     else:
         for name in ("best_config.json", "best.json"):

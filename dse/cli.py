@@ -31,6 +31,7 @@ def _load_evaluator(spec: str):
 def _run(args) -> int:
     from dse import StudyError, load_study
     from dse._driver import RunOptions, run_study
+    from dse._tables import baseline_text
 
     study_path = Path(args.study) if args.study else DEFAULT_STUDY
     if args.workers is not None and args.workers < 1:
@@ -50,6 +51,9 @@ def _run(args) -> int:
         b = summary.best
         p(f"best: trial {b['trial']}  latency {b['latency_s']:.6g} s  bram {b['bram']:g}  dsp {b['dsp']:g}  "
           f"verified {b['verified']}  -> {out / 'best_config.json'}")
+        text = baseline_text(b.get("baseline"))
+        if text:
+            p(f"vs stock: {text}")
     else:
         p("no feasible configuration found (see results.csv for each candidate's status and error)")
     p(f"results: {out / 'results.parquet'}, {out / 'results.csv'}, {out / 'report.html'}")

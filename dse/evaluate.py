@@ -120,10 +120,11 @@ class SimulatorEvaluator:
         layer, env = _layer(workload.op, workload.params), _env(hw)
         return [*workloads.tophub_knobs(layer, env), workloads.fallback_knobs(layer, env)]
 
-    def baseline_knobs(self, workload, hw) -> dict:
-        """The schedule upstream would run the layer with: TopHub's (the first record), else the
-        fallback."""
-        return self.seed_knobs(workload, hw)[0]
+    def baseline_knobs(self, workload, hw) -> dict | None:
+        """Upstream's tuned schedule of the layer on ``hw``'s geometry: TopHub's (its first record),
+        or None where TopHub never tuned the layer."""
+        found = _workloads_module().tophub_knobs(_layer(workload.op, workload.params), _env(hw))
+        return found[0] if found else None
 
     def static_check(self, workload, hw, knobs) -> str | None:
         try:

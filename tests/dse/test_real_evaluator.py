@@ -78,9 +78,14 @@ def test_real_study_rows_equal_a_direct_simulation(ray_session, tmp_path):
         space[name] = sorted(workloads.knob_space(layer, hwconfigs.get_env()))
     for col in [*CONTRACT, *space["fc"], *space["conv"]]:
         assert col in df.columns, col
-    # every hardware point of the grid was a trial, each tuning both layers
-    assert sorted(map(tuple, df[["LOG_BLOCK", "LOG_ACC_BUFF_SIZE"]].drop_duplicates().values.tolist())) == \
+    # every hardware point of the grid was a trial; the one VTA cannot build has only refused rows
+    trials = pd.read_parquet(out / "trials.parquet")
+    assert sorted(map(tuple, trials[["LOG_BLOCK", "LOG_ACC_BUFF_SIZE"]].values.tolist())) == \
         [(4, 16), (4, 17), (5, 16), (5, 17)]
+    rejected = pd.read_parquet(out / "rejected.parquet")
+    assert set(rejected["status"]) == {"infeasible"} and (rejected["mode"] == "static").all()
+    assert sorted(map(tuple, df[["LOG_BLOCK", "LOG_ACC_BUFF_SIZE"]].drop_duplicates().values.tolist())) == \
+        sorted(map(tuple, trials[trials["feasible"] == True][["LOG_BLOCK", "LOG_ACC_BUFF_SIZE"]].values.tolist()))  # noqa: E712
     ok = df[df["status"] == "ok"]
     assert set(ok["workload"]) == {"fc", "conv"} and len(ok[ok["mode"] == "count"]) >= 4 * 2 * 2
 
@@ -108,3 +113,58 @@ def test_real_study_rows_equal_a_direct_simulation(ray_session, tmp_path):
     assert math.isclose((chosen["layer_count"] * chosen["latency_s"]).sum(), best["latency_s"], rel_tol=1e-12)
     assert hwconfigs.HwConfig.load(out / "best_config.json").LOG_BLOCK == \
         int(chosen["LOG_BLOCK"].iloc[0])
+
+
+BASELINE = """
+[study]
+name = "stock"
+base = "pynq"
+sampler = "tpe"
+n_trials = 4
+verify = "none"
+[objectives]
+latency = "minimize"
+bram = "minimize"
+[hardware]
+LOG_ACC_BUFF_SIZE = [16, 17]
+LOG_INP_BUFF_SIZE = [14, 15]
+[schedule]
+sampler = "random"
+trials_per_layer = 4
+[constraints]
+board = "pynq"
+[[workloads]]
+op = "resnet18"
+layers = ["C11", "R4"]
+"""
+
+
+def test_every_study_measures_its_stock_baseline_and_never_answers_slower(ray_session, tmp_path):
+    spec = load_study(write_study(tmp_path, BASELINE), SimulatorEvaluator.ops)
+    out = tmp_path / "out"
+    summary = run_study(spec, SimulatorEvaluator(), RunOptions(out=out, workers=2, progress=False))
+    base = json.loads((out / "baseline.json").read_text())
+    pynq = hwconfigs.get_env("pynq")
+    layers = workloads.resnet18(residual_adds=True)
+    c11, r4 = base["layers"]
+    # upstream's schedule where TopHub tuned the layer, measured exactly as the general path does
+    assert c11["source"] == "upstream" and c11["knobs"] == workloads.tophub_knobs(layers["C11"], pynq)[0]
+    res = simulator.run(workloads.build(layers["C11"], env=pynq, knobs=c11["knobs"]), count_only=True)
+    assert c11["cycles"] == res.cycles and c11["count"] == 3
+    assert r4["source"] == "table" and r4["count"] == 2
+    assert math.isclose(base["latency_s"], sum(l["count"] * l["latency_s"] for l in base["layers"]), rel_tol=1e-12)
+    assert base["hardware"]["LOG_ACC_BUFF_SIZE"] == 17 and base["feasible"]
+    # the stock hardware was the first trial, scored from the tables that hold TopHub's schedule
+    import optuna
+    st = optuna.load_study(study_name="stock", storage=f"sqlite:///{out / 'study.db'}")
+    assert st.trials[0].params == {"LOG_ACC_BUFF_SIZE": 17, "LOG_INP_BUFF_SIZE": 15}
+    best = summary.best
+    assert best["latency_s"] <= base["latency_s"] * (1 + 1e-12)
+    assert best["baseline"]["speedup"] == base["latency_s"] / best["latency_s"]
+    assert best["baseline"]["resource_change"]["bram"] == best["bram"] - base["bram"]
+    from dse._show import show
+    import io
+    text = io.StringIO()
+    show(out, stream=text)
+    assert "vs stock:" in text.getvalue() and "x the speed of the stock configuration" in text.getvalue()
+    assert "Against the stock configuration" in (out / "report.html").read_text()

@@ -119,6 +119,8 @@ def test_the_real_evaluator_seeds_with_tophub_then_the_fallback():
     assert seeds[0] == workloads.tophub_knobs(workloads.resnet18()["C8"], hwconfigs.get_env("pynq"))[0]
     assert seeds[-1] == workloads.fallback_knobs(workloads.resnet18()["C8"], hwconfigs.get_env("pynq"))
     assert ev.baseline_knobs(layer, hw) == seeds[0]
+    adds = ev.resolve([Workload("net", "resnet18", (("batch", 1), ("layers", ("R1",)), ("residual_adds", True)))])
+    assert ev.baseline_knobs(adds[0], hw) is None          # TopHub never tuned it
 
 
 def test_resnet18_workload_is_the_whole_offloaded_network():
