@@ -286,6 +286,7 @@ class MultiplierBinding:
 
     multiplies: int          # BATCH·BLOCK_IN·BLOCK_OUT
     hls_on_dsp: int          # bound to DSPs by HLS
+    paired: bool             # HLS paired products (a DSP adds the LUT product of its neighbour)
     spilled: int             # of those, moved to LUTs because the part has too few DSPs
     on_lut: int              # in LUTs in the end
     dsp_demand: int          # DSPs the design asks for (GEMM + index arithmetic)
@@ -309,7 +310,7 @@ def bind_multipliers(g: _Geometry) -> MultiplierBinding:
     # Vivado synthesis keeps the DSP count within the part (synth_design -max_dsp defaults to
     # it) and builds the rest of the multiplies in fabric.
     spilled = min(hls_dsp, math.ceil((demand - placed) * packs / per)) if demand > placed else 0
-    return MultiplierBinding(n, hls_dsp, spilled, n - hls_dsp + spilled, demand, placed,
+    return MultiplierBinding(n, hls_dsp, 0 < hls_dsp < n, spilled, n - hls_dsp + spilled, demand, placed,
                              LUT_PER_MUL_BIT2 * a * b)
 
 
@@ -392,7 +393,9 @@ def estimate_resources(config, *, wgt_uram_banks: int | str | None = None) -> Re
     bus_side = AXI_MASTERS * g.bus_bits
     logic = {
         "multiplies in LUTs": mul.on_lut * mul.luts_per_mul,
-        "adder trees": lanes * _tree_bits(g),
+        # a paired multiply-add DSP (mac_muladd) takes a first-level adder of the tree with it
+        "adder trees": lanes * _tree_bits(g) - (min(mul.hls_on_dsp - mul.spilled, lanes * (g.block // 2))
+                                                 * (g.inp_w + g.wgt_w + 1) if mul.paired else 0),
         "accumulators": lanes * g.acc_w * ACC_LUTS_PER_BIT,
         "ALU lanes": lanes * g.acc_w * ALU_LUTS_PER_BIT,
         "shell (fixed)": SHELL_LUTS,
