@@ -72,7 +72,9 @@ def test_host_arrays_of_four_bit_buffers_are_checked(env4):
 @pytest.mark.parametrize("layer", [
     workloads.Conv2D(batch=1, height=14, width=14, in_channels=32, out_channels=32, kernel=3, stride=1, pad=1),
     workloads.Dense(batch=1, in_features=64, out_features=32),
-], ids=["conv2d", "dense"])
+    workloads.Conv2D(batch=1, height=7, width=7, in_channels=32, out_channels=16, kernel=1, stride=1, pad=0,
+                     epilogue=(("bias",), ("shr", 2), ("clip", -8, 7))),
+], ids=["conv2d", "dense", "conv2d_bias_clip"])
 def test_op_library_layers_run_bit_exactly_on_four_bits(env4, layer):
     mod = workloads.build(layer, env=env4, knobs=None)
     inputs = workloads.random_inputs(layer, env4, 1)
@@ -81,3 +83,21 @@ def test_op_library_layers_run_bit_exactly_on_four_bits(env4, layer):
     out = workloads.empty_output(layer, env4)
     simulator.run(mod, *inputs, out)
     np.testing.assert_array_equal(out, workloads.reference(layer, *inputs, env=env4))
+
+
+def test_four_bit_knob_space_has_no_int8_bias_loads(env4):
+    layer = workloads.Conv2D(batch=1, height=14, width=14, in_channels=32, out_channels=32, kernel=3, stride=1, pad=1,
+                             epilogue=(("bias",), ("shr", 4), ("clip", -8, 7)))
+    assert workloads.knob_space(layer, env4)["bias_dtype"] == ["int32"]
+    assert workloads.knob_space(layer, hwconfigs.get_env())["bias_dtype"] == ["int32", "int8"]
+
+
+def test_four_bit_module_saves_and_loads(env4, tmp_path):
+    mod, a, b, a_packed, b_packed, (o, m) = _gemm(env4, seed=3)
+    mod.save(tmp_path / "g4.vta")
+    again = compiler.load(tmp_path / "g4.vta")
+    first, second = (np.zeros((o, m, env4.BATCH, env4.BLOCK_OUT), dtype=np.int8) for _ in range(2))
+    simulator.run(mod, a_packed, b_packed, first)
+    simulator.run(again, a_packed, b_packed, second)
+    assert [arg.dtype for arg in again.args] == ["int4"] * 3
+    np.testing.assert_array_equal(first, second)
