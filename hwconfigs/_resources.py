@@ -19,6 +19,7 @@ is checked against; every estimate carries a relative uncertainty per resource
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 from ._config import HwConfig
@@ -74,6 +75,7 @@ def _widest(aspects, depth: int) -> int:
     return max(fitting) if fitting else 0
 
 
+@functools.lru_cache(maxsize=4096)
 def block_ram_tiling(width: int, depth: int, *, parity: bool = True, sdp: bool = False) -> tuple[int, int]:
     """(RAMB36, RAMB18) primitives for a ``width``-bit × ``depth`` memory, fewest 18 Kb halves
     first, then fewest primitives: whole RAMB36 columns of the aspect chosen for the depth, and
@@ -378,8 +380,14 @@ def estimate_resources(config, *, wgt_uram_banks: int | str | None = None) -> Re
     """Resource estimate for a :class:`HwConfig` or an ``Env`` (anything with ``.cfg``).
 
     ``wgt_uram_banks``: how many 1024-bit weight banks go to URAM on a part that has it
-    (upstream's NUM_WGT_MEM_URAM; None or 0 as upstream's default, ``"all"`` for every bank)."""
+    (upstream's NUM_WGT_MEM_URAM; None or 0 as upstream's default, ``"all"`` for every bank).
+    Estimates are memoised per configuration: treat the result (and its dicts) as read-only."""
     cfg: HwConfig = getattr(config, "cfg", config)
+    return _estimate(cfg, wgt_uram_banks)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _estimate(cfg: HwConfig, wgt_uram_banks) -> Resources:
     g = _geometry(cfg)
     mems = _memories(cfg, g, wgt_uram_banks)
     mul = bind_multipliers(g)
