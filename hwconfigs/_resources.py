@@ -43,12 +43,12 @@ class Capacity:
 
 # Datasheet figures (Xilinx DS190 Zynq-7000, DS891 Zynq UltraScale+, Intel Cyclone V device
 # overview: 553 M10K blocks = 153.6 × 36 Kb, 112 variable-precision DSP blocks, 41,910 ALMs
-# with 4 registers each).
+# and 166,036 registers).
 CAPACITIES = {
     "xc7z020clg484-1": Capacity("xc7z020clg484-1", 140, 220, 53200, 106400, 0, "7series"),
     "xczu3eg-sbva484-1-e": Capacity("xczu3eg-sbva484-1-e", 216, 360, 70560, 141120, 0, "ultrascale+"),
     "xczu7ev-ffvc1156-2-e": Capacity("xczu7ev-ffvc1156-2-e", 312, 1728, 230400, 460800, 96, "ultrascale+"),
-    "5CSEBA6U23I7": Capacity("5CSEBA6U23I7", 153.6, 112, 41910, 167640, 0, "cyclonev"),
+    "5CSEBA6U23I7": Capacity("5CSEBA6U23I7", 153.6, 112, 41910, 166036, 0, "cyclonev"),
 }
 
 # ---- memory primitives --------------------------------------------------------------------------

@@ -88,6 +88,8 @@ def test_bigger_cores_and_buffers_cost_more():
         assert smaller.bram <= base.bram, key
         assert smaller.dsp == base.dsp and smaller.lut == base.lut
     assert hwconfigs.estimate_resources(hwconfigs.get_env("pynq", LOG_ACC_BUFF_SIZE=16)).bram < base.bram
+    # a true-dual-port weight bank is at most 36 b wide per RAMB36: 512 rows cost what 1024 do
+    assert hwconfigs.estimate_resources(hwconfigs.get_env("pynq", LOG_WGT_BUFF_SIZE=17)).bram == base.bram
     # the uop buffer alone: 8 → 4 RAMB36
     assert hwconfigs.estimate_resources(hwconfigs.get_env("pynq", LOG_UOP_BUFF_SIZE=14)).bram == base.bram - 4
     # a wider AXI bus costs shell LUTs, FFs and FIFO LUTRAM
