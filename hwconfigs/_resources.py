@@ -76,14 +76,22 @@ def _widest(aspects, depth: int) -> int:
 
 
 @functools.lru_cache(maxsize=4096)
-def block_ram_tiling(width: int, depth: int, *, parity: bool = True, sdp: bool = False) -> tuple[int, int]:
-    """(RAMB36, RAMB18) primitives for a ``width``-bit × ``depth`` memory, fewest 18 Kb halves
-    first, then fewest primitives: whole RAMB36 columns of the aspect chosen for the depth, and
-    the remaining bits in RAMB18s when they fit in fewer halves than another RAMB36."""
+def block_ram_tiling(width: int, depth: int, *, parity: bool = True, sdp: bool = False,
+                     uniform: bool = True) -> tuple[int, int]:
+    """(RAMB36, RAMB18) primitives of a ``width``-bit × ``depth`` memory.
+
+    ``uniform`` (what Vivado's block memory generator and RAM inference build): one RAMB18 if
+    the whole memory fits in one, otherwise one RAMB36 aspect replicated over width and depth,
+    the aspect that needs the fewest. Otherwise the arithmetic minimum: whole RAMB36 columns
+    and the leftover bits in RAMB18s when that takes fewer 18 Kb halves."""
     r36 = [a for a in (_RAMB36 if sdp else _RAMB36[:-1])]
     r18 = [a for a in (_RAMB18 if sdp else _RAMB18[:-1])]
     if not parity:
         r36, r18 = _data_only(r36), _data_only(r18)
+    if uniform:
+        if any(w >= width and d >= depth for w, d in r18):
+            return 0, 1
+        return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in r36), 0
     best = None
     for w36, d36 in r36:
         rows = math.ceil(depth / d36)
@@ -105,7 +113,7 @@ def block_ram_tiling(width: int, depth: int, *, parity: bool = True, sdp: bool =
 
 def bram18_for(width_bits: int, depth: int, *, sdp: bool = True) -> int:
     """Fewest 18 Kb halves that hold a ``width_bits`` × ``depth`` memory (parity bits used)."""
-    n36, n18 = block_ram_tiling(width_bits, depth, sdp=sdp)
+    n36, n18 = block_ram_tiling(width_bits, depth, sdp=sdp, uniform=False)
     return 2 * n36 + n18
 
 
@@ -120,7 +128,7 @@ class Memory:
     banks: int
     width_bits: int
     depth: int
-    kind: str            # "bram", "uram", "lutram" or "m10k"
+    kind: str            # "bram", "uram", "lutram", "srl" or "m10k"
     rule: str            # why it is bound the way it is
     ramb36: int = 0
     ramb18: int = 0
@@ -187,7 +195,20 @@ class _Geometry:
         return self.batch * self.block * self.block
 
 
-def _memories(cfg: HwConfig, g: _Geometry, wgt_uram_banks) -> tuple[Memory, ...]:
+COMMAND_QUEUES = ("load_queue", "gemm_queue", "store_queue")
+DEPENDENCY_QUEUES = ("l2g_queue", "g2l_queue", "g2s_queue", "s2g_queue")
+QUEUE_CHOICES = ("shallow", "upstream")
+SHALLOW_QUEUE_DEPTH = 16
+
+
+def _shallow_queues() -> list[Memory]:
+    """Shallow FIFOs in shift-register LUTs (SRL16E, two per LUT), as the published build has."""
+    return [Memory(q, 1, width, SHALLOW_QUEUE_DEPTH, "srl", "shallow FIFO in SRL16E",
+                   luts=math.ceil(width * math.ceil(SHALLOW_QUEUE_DEPTH / 16) / 2))
+            for q, width in [(q, 128) for q in COMMAND_QUEUES] + [(q, 8) for q in DEPENDENCY_QUEUES]]
+
+
+def _memories(cfg: HwConfig, g: _Geometry, wgt_uram_banks, queues: str) -> tuple[Memory, ...]:
     size = {"uop": 1 << cfg.LOG_UOP_BUFF_SIZE, "inp": 1 << cfg.LOG_INP_BUFF_SIZE,
             "wgt": 1 << cfg.LOG_WGT_BUFF_SIZE, "acc": 1 << cfg.LOG_ACC_BUFF_SIZE}
     size["out"] = max(1, size["acc"] * g.out_w // g.acc_w)
@@ -196,8 +217,11 @@ def _memories(cfg: HwConfig, g: _Geometry, wgt_uram_banks) -> tuple[Memory, ...]
     if g.part.family == "cyclonev":
         mems = [_m10k(n, math.ceil(elem[n] / MAX_PORT_BITS), min(elem[n], MAX_PORT_BITS),
                       max(1, size[n] * 8 // elem[n]), "M10K, fewest blocks") for n in elem]
-        mems += [_m10k(q, 1, 128, 512, "command FIFO") for q in ("load_queue", "gemm_queue", "store_queue")]
-        mems += [_m10k(q, 1, 8, 1024, "dependency FIFO") for q in ("l2g_queue", "g2l_queue", "g2s_queue", "s2g_queue")]
+        if queues == "upstream":
+            mems += [_m10k(q, 1, 128, 512, "command FIFO") for q in COMMAND_QUEUES]
+            mems += [_m10k(q, 1, 8, 1024, "dependency FIFO") for q in DEPENDENCY_QUEUES]
+        else:
+            mems += _shallow_queues()
         return tuple(mems)
 
     mems = []
@@ -229,12 +253,15 @@ def _memories(cfg: HwConfig, g: _Geometry, wgt_uram_banks) -> tuple[Memory, ...]
             if not banks:
                 continue
         mems.append(_bram(name, banks, width, depth, "blk_mem_gen, true dual port"))
-    # Block-design FIFOs (vivado.tcl): three 16-byte × 512 command queues, four 1-byte × 1024
-    # dependency queues; AXI-stream FIFO generator in block RAM, one write and one read port.
-    for q in ("load_queue", "gemm_queue", "store_queue"):
-        mems.append(_bram(q, 1, 128, 512, "AXI-stream FIFO, 16 B × 512", sdp=True))
-    for q in ("l2g_queue", "g2l_queue", "g2s_queue", "s2g_queue"):
-        mems.append(_bram(q, 1, 8, 1024, "AXI-stream FIFO, 1 B × 1024", sdp=True))
+    # The command (3 × 16 B) and dependency (4 × 1 B) queues between the modules.
+    if queues == "upstream":
+        # vivado.tcl: AXI-stream FIFO generators, 512 and 1024 deep, in block RAM
+        for q in COMMAND_QUEUES:
+            mems.append(_bram(q, 1, 128, 512, "AXI-stream FIFO, 16 B × 512 (vivado.tcl)", sdp=True))
+        for q in DEPENDENCY_QUEUES:
+            mems.append(_bram(q, 1, 8, 1024, "AXI-stream FIFO, 1 B × 1024 (vivado.tcl)", sdp=True))
+    else:
+        mems += _shallow_queues()
     return tuple(mems)
 
 
@@ -254,7 +281,7 @@ ACC_LUTS_PER_BIT = 2         # accumulate adder and the reset/write-back select
 AXI_MASTERS = 5
 SHELL_LUTS = 5200            # calibrated: control FSMs, decode, AXI-lite, interconnect, reset
 SHELL_LUTS_PER_BUS_BIT = 6   # per master and AXI data bit: register slices and width muxes
-SHELL_LUTRAM_PER_BUS_BIT = 6.5  # per master and data bit: 32-deep R/W data FIFOs (RAM32M/SRL)
+SHELL_LUTRAM_PER_BUS_BIT = 5.85  # calibrated, per master and data bit: 32-deep R/W data FIFOs (RAM32M)
 SHELL_FFS = 13500            # calibrated, as SHELL_LUTS
 SHELL_FFS_PER_BUS_BIT = 8    # per master and data bit: ~4 register stages of R and W data
 MUL_DELAY_NS = 3.0           # a registered-input DSP48 multiply (7-series -1, DS187)
@@ -376,20 +403,24 @@ def _geometry(cfg: HwConfig) -> _Geometry:
                      1 << cfg.LOG_ACC_WIDTH, timing.bus_bytes * 8, period, CAPACITIES[fpga.part])
 
 
-def estimate_resources(config, *, wgt_uram_banks: int | str | None = None) -> Resources:
+def estimate_resources(config, *, wgt_uram_banks: int | str | None = None, queues: str = "shallow") -> Resources:
     """Resource estimate for a :class:`HwConfig` or an ``Env`` (anything with ``.cfg``).
 
     ``wgt_uram_banks``: how many 1024-bit weight banks go to URAM on a part that has it
     (upstream's NUM_WGT_MEM_URAM; None or 0 as upstream's default, ``"all"`` for every bank).
+    ``queues``: ``"shallow"`` (16-deep shift-register FIFOs, what the published build has) or
+    ``"upstream"`` (``vivado.tcl``'s 512/1024-deep FIFOs in block RAM, 8 more BRAM tiles).
     Estimates are memoised per configuration: treat the result (and its dicts) as read-only."""
     cfg: HwConfig = getattr(config, "cfg", config)
-    return _estimate(cfg, wgt_uram_banks)
+    if queues not in QUEUE_CHOICES:
+        raise ValueError(f"queues = {queues!r} is not one of {', '.join(QUEUE_CHOICES)}")
+    return _estimate(cfg, wgt_uram_banks, queues)
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _estimate(cfg: HwConfig, wgt_uram_banks) -> Resources:
+def _estimate(cfg: HwConfig, wgt_uram_banks, queues: str) -> Resources:
     g = _geometry(cfg)
-    mems = _memories(cfg, g, wgt_uram_banks)
+    mems = _memories(cfg, g, wgt_uram_banks, queues)
     mul = bind_multipliers(g)
 
     ramb36 = sum(m.banks * m.ramb36 for m in mems)
@@ -409,8 +440,9 @@ def _estimate(cfg: HwConfig, wgt_uram_banks) -> Resources:
         "shell (fixed)": SHELL_LUTS,
         "shell (AXI data path)": SHELL_LUTS_PER_BUS_BIT * bus_side,
     }
-    memory = {"LUTRAM buffers": sum(m.banks * m.luts for m in mems),
-              "shell FIFOs (LUTRAM/SRL)": SHELL_LUTRAM_PER_BUS_BIT * bus_side}
+    memory = {"LUTRAM buffers": sum(m.banks * m.luts for m in mems if m.kind == "lutram"),
+              "queues (SRL)": sum(m.banks * m.luts for m in mems if m.kind == "srl"),
+              "shell FIFOs (LUTRAM)": SHELL_LUTRAM_PER_BUS_BIT * bus_side}
     # Registers: the operand tiles read each cycle (weights, inputs, accumulators), the
     # accumulator tile carried through the pipeline, products of LUT multipliers, one cut of
     # the adder tree per extra pipeline stage the HLS period forces, the ALU operands and result.

@@ -22,7 +22,7 @@ def test_bram18_tiling_picks_the_cheapest_aspect():
 
 def test_bigger_buffers_and_cores_cost_more():
     base = hwconfigs.estimate_resources(hwconfigs.get_env())
-    assert base.bram == sum(s.banks * s.bram18 for s in base.srams) / 2 == 120    # buffers 112 + FIFOs 8
+    assert base.bram == sum(s.banks * s.bram18 for s in base.srams) / 2 == 114    # the queues are shift registers
     wider = hwconfigs.estimate_resources(hwconfigs.get_env(LOG_INP_BUFF_SIZE=16, LOG_ACC_BUFF_SIZE=16))
     assert wider.bram > hwconfigs.estimate_resources(hwconfigs.get_env(LOG_ACC_BUFF_SIZE=16)).bram
     assert wider.dsp == base.dsp

@@ -40,22 +40,31 @@ def test_default_memories_follow_the_binding_rules():
     mem = {m.name: m for m in est.srams}
     # pkg_config banking: the 2048-bit weight row is two 1024-bit blk_mem_gen banks
     assert (mem["wgt"].banks, mem["wgt"].width_bits, mem["wgt"].depth) == (2, 1024, 1024)
-    assert (mem["wgt"].ramb36, mem["wgt"].ramb18) == (28, 1)             # 28 × 36 b + 1 × 18 b per bank
-    assert mem["inp"].bram_tiles == mem["out"].bram_tiles == 7.5        # 7 × 18 b + one 9 b half at 2048 words
+    assert (mem["wgt"].ramb36, mem["wgt"].ramb18) == (29, 0)             # 29 × 36 b × 1024 per bank
+    assert mem["inp"].ramb36 == mem["out"].ramb36 == 8                  # 8 × 18 b × 2048
     assert mem["uop"].ramb36 == 8                                       # 4 b × 8192 words per RAMB36
     # acc: 512-bit words written in 64-bit AXI columns, each 4 × 16 data bits (no parity)
     assert mem["acc"].ramb36 == 32 and mem["acc"].ramb18 == 0
+    assert (est.ramb36, est.ramb18) == (114, 0)
     queues = [m for m in est.srams if m.name.endswith("_queue")]
-    assert len(queues) == 7 and sum(m.bram_tiles for m in queues) == 8
-    assert all(m.kind == "bram" for m in est.srams) and est.uram == 0
+    assert len(queues) == 7 and all(m.kind == "srl" and m.bram_tiles == 0 for m in queues)
+    assert sum(m.luts for m in queues) == 3 * 64 + 4 * 4 == est.breakdown["lut"]["queues (SRL)"]
+    assert est.uram == 0
+    # upstream's block design: 512/1024-deep FIFOs in block RAM
+    upstream = hwconfigs.estimate_resources(hwconfigs.get_env("pynq"), queues="upstream")
+    assert upstream.bram == est.bram + 3 * 2 + 4 * 0.5 and upstream.lut == est.lut - 208
+    with pytest.raises(ValueError, match="queues = 'deep' is not one of shallow, upstream"):
+        hwconfigs.estimate_resources(hwconfigs.get_env("pynq"), queues="deep")
 
 
 def test_tiling_uses_parity_bits_only_without_byte_columns():
     assert R.block_ram_tiling(36, 1024) == (1, 0)
-    assert R.block_ram_tiling(36, 1024, parity=False) == (1, 1)         # 32 + 4 more bits
+    assert R.block_ram_tiling(36, 1024, parity=False) == (2, 0)         # 32 + 4 more bits
     assert R.block_ram_tiling(72, 512, sdp=True) == (1, 0)
     assert R.block_ram_tiling(72, 512) == (2, 0)                        # true dual port: 36 b at most
-    assert R.block_ram_tiling(8, 1024) == (0, 1)
+    assert R.block_ram_tiling(8, 1024) == (0, 1)                        # fits one RAMB18
+    assert R.block_ram_tiling(128, 2048) == (8, 0)                      # one aspect, replicated
+    assert R.block_ram_tiling(128, 2048, uniform=False) == (7, 1)       # the arithmetic minimum
     assert R.bram18_for(1, 32768) == 2
 
 
@@ -108,9 +117,9 @@ def test_uram_on_ultrascale_plus():
     plain = hwconfigs.estimate_resources(zcu)
     assert plain.uram == 0                                              # upstream default: no URAM
     uram = hwconfigs.estimate_resources(zcu, wgt_uram_banks="all")
-    assert uram.uram == 2 * 15 and uram.bram == plain.bram - 57          # 1024 b / 72 b per URAM288
+    assert uram.uram == 2 * 15 and uram.bram == plain.bram - 58          # 1024 b / 72 b per URAM288
     one = hwconfigs.estimate_resources(zcu, wgt_uram_banks=1)
-    assert one.uram == 15 and one.bram == plain.bram - 28.5
+    assert one.uram == 15 and one.bram == plain.bram - 29
     assert uram.uram <= hwconfigs.capacity_of(zcu).uram
     # the ZU3EG has no URAM: the request is moot
     assert hwconfigs.estimate_resources(hwconfigs.get_env("ultra96"), wgt_uram_banks="all").uram == 0
