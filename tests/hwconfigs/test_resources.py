@@ -165,3 +165,11 @@ def test_four_bit_operands_are_lut_multiplies():
     assert est.multipliers.luts_per_mul == pytest.approx(R.LUT_PER_MUL_BIT2 * 16)
     assert est.lut < base.lut + 256 * est.multipliers.luts_per_mul
     assert est.bram < base.bram and {m.name: m.banks for m in est.srams}["wgt"] == 1
+
+
+def test_widths_below_four_bits_are_refused():
+    with pytest.raises(hwconfigs.ConfigError, match=r"LOG_INP_WIDTH = 1 is out of range \[2, 5\]"):
+        hwconfigs.HwConfig(LOG_INP_WIDTH=1)
+    # 4-bit at the default byte sizes doubles the depths: the GEMM word names the keys to shrink
+    with pytest.raises(hwconfigs.ConfigError, match="LOG_WGT_BUFF_SIZE <= 16"):
+        hwconfigs.HwConfig(LOG_INP_WIDTH=2, LOG_WGT_WIDTH=2)
