@@ -2,9 +2,10 @@
 
 A model of upstream's HLS design (``hardware/xilinx``) as Vivado builds it, in three parts:
 
-* **Memories** are bound by rules (which buffer goes to BRAM, URAM or LUTRAM, and how its
-  words are cut into primitives) that follow from how upstream declares them; nothing about
-  them is fitted.
+* **Memories** are bound by rules (which buffer goes to BRAM, URAM, LUTRAM or shift registers,
+  and how its words are cut into primitives) that follow from how upstream declares them; no
+  constant is fitted, though the choice among candidate rules follows the published build's
+  primitive counts.
 * **Multipliers** go to DSPs or LUTs by a rule of the HLS clock target, the operand widths and
   the part's DSP count; the adder trees, accumulators and ALU lanes of the compute block are
   counted bit by bit.
