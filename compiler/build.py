@@ -2,11 +2,8 @@
 module holds the complete instruction stream (shapes are static)."""
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
 from .ir import CompileError
+from .isa import buffer_nbytes
 from .lower import lower
 from .lower.execute import Executor
 from .module import Module
@@ -26,7 +23,7 @@ def build(s, args, target=None, target_host=None, env=None, name: str = "default
     phys = {}
     # Argument arrays exist before the kernel runs, so they precede the runtime's staging buffers.
     for t, buf in zip(args, func.args):
-        nbytes = math.prod(t.shape) * np.dtype(t.dtype).itemsize
+        nbytes = buffer_nbytes(t.shape, t.dtype)
         phys[buf] = memory.alloc(nbytes)
     queue = CommandQueue(env, memory)
     try:

@@ -299,3 +299,55 @@ class Program:
 
     def __repr__(self) -> str:
         return f"Program({len(self.instructions)} instructions, {len(self.uops)} uops, {self.env!r})"
+
+
+# ---- scalars narrower than a byte -----------------------------------------------------------------
+# DRAM and SRAM pack 1-, 2- and 4-bit scalars little-endian within each byte (scalar 0 in the low
+# bits), as upstream's fsim BitPacker does. On the host such a tensor is an int8 array of the
+# unpacked values; only the device copy is packed.
+
+def dtype_bits(dtype) -> int:
+    """Bits of one scalar of ``dtype`` ('int4', 'int8', 'int32', a numpy dtype...)."""
+    text = str(dtype)
+    for prefix in ("uint", "int"):
+        if text.startswith(prefix) and text[len(prefix):].isdigit():
+            bits = int(text[len(prefix):])
+            if bits < 8:
+                if bits not in (1, 2, 4):
+                    raise ValueError(f"{text}: sub-byte scalars must be 1, 2 or 4 bits wide")
+                return bits
+    return np.dtype(dtype).itemsize * 8
+
+
+def host_dtype(dtype) -> np.dtype:
+    """The numpy dtype a host array of ``dtype`` uses: itself, or int8/uint8 below 8 bits."""
+    if dtype_bits(dtype) < 8:
+        return np.dtype(np.uint8 if str(dtype).startswith("uint") else np.int8)
+    return np.dtype(dtype)
+
+
+def buffer_nbytes(shape, dtype) -> int:
+    """Device bytes of a ``shape`` tensor of ``dtype`` (packed when narrower than a byte)."""
+    count = int(np.prod(tuple(shape), dtype=np.int64))
+    return -(-count * dtype_bits(dtype) // 8)
+
+
+def pack_scalars(values: np.ndarray, bits: int) -> np.ndarray:
+    """uint8 bytes of ``values`` (..., n) packed ``8 // bits`` to a byte; n must fill whole bytes."""
+    per = 8 // bits
+    v = (np.asarray(values).astype(np.int64) & ((1 << bits) - 1)).astype(np.uint8)
+    v = v.reshape(*v.shape[:-1], v.shape[-1] // per, per)
+    shifts = (np.arange(per, dtype=np.uint8) * bits).astype(np.uint8)
+    return np.bitwise_or.reduce(v << shifts, axis=-1).astype(np.uint8)
+
+
+def unpack_scalars(raw: np.ndarray, bits: int, signed: bool = True) -> np.ndarray:
+    """int8 (or uint8) scalars of packed bytes ``raw`` (..., n): shape (..., n · 8 // bits)."""
+    per = 8 // bits
+    shifts = (np.arange(per, dtype=np.uint8) * bits).astype(np.uint8)
+    v = (np.asarray(raw, dtype=np.uint8)[..., None] >> shifts) & np.uint8((1 << bits) - 1)
+    v = v.reshape(*v.shape[:-2], v.shape[-2] * per)
+    if not signed:
+        return v
+    sign = np.int16(1 << (bits - 1))
+    return ((v.astype(np.int16) ^ sign) - sign).astype(np.int8)

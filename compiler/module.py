@@ -9,7 +9,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .isa import MEM_OUT, STORE, MemInsn, Program
+from .isa import MEM_OUT, STORE, MemInsn, Program, buffer_nbytes, dtype_bits
 from ._runtime.command_queue import CommandQueue
 from ._runtime.memory import PAGE_BYTES
 
@@ -93,13 +93,14 @@ class Module:
         args = []
         for arg_name, shape, dtype, phys in buffers:
             shape = tuple(int(s) for s in shape)
-            nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+            nbytes = buffer_nbytes(shape, dtype)
             block = queue.memory.allocation(phys)
             if nbytes > block.num_pages * PAGE_BYTES:
                 raise ValueError(f"argument {arg_name!r}: {nbytes} B of {shape} {dtype} does not fit its "
                                  f"{block.num_pages * PAGE_BYTES} B device allocation at {phys:#x}")
             written = any(start < phys + nbytes and end > phys for start, end in stores)
-            args.append(ArgBuffer(arg_name, shape, str(np.dtype(dtype)), int(phys), nbytes, written))
+            dtype = str(dtype) if dtype_bits(dtype) < 8 else str(np.dtype(dtype))   # numpy has no int4
+            args.append(ArgBuffer(arg_name, shape, dtype, int(phys), nbytes, written))
         return cls(env, name, queue.programs, args, required_dram(queue, args), lowered_ir)
 
     # ---- persistence ----------------------------------------------------------------------

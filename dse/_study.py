@@ -166,8 +166,23 @@ def _table(data: Mapping, key: str, where: str) -> dict:
 STUDY_KEYS = ("name", "base", "sampler", "seed", "n_trials", "timeout", "candidate_timeout", "verify",
               "verify_top_k")
 SCHEDULE_KEYS = ("sampler", "trials_per_layer")
-CONSTRAINT_KEYS = ("board", *RESOURCES)
+CONSTRAINT_KEYS = ("board", "margin", *RESOURCES)
 TOP_KEYS = ("study", "objectives", "hardware", "schedule", "constraints", "workloads")
+
+
+def _margins(value, where: str) -> dict[str, float]:
+    """``margin = 0.1`` (every resource) or ``margin = {lut = 0.1, ...}``: the fraction of the
+    board's budget to keep free for the rest of the design, in [0, 1)."""
+    def fraction(v, at):
+        f = _number(v, at, positive=False)
+        if not 0 <= f < 1:
+            raise StudyError(f"{at} = {v!r} must be a fraction of the budget in [0, 1)")
+        return f
+
+    if isinstance(value, Mapping):
+        _check_keys(value, RESOURCES, where)
+        return {k: fraction(value[k], f"{where}.{k}") if k in value else 0.0 for k in RESOURCES}
+    return dict.fromkeys(RESOURCES, fraction(value, where))
 
 
 def _hardware(table: Mapping, src: str) -> tuple[HwKnob, ...]:
@@ -307,7 +322,11 @@ def parse_study(data: Mapping, path: str, ops: Mapping[str, Mapping[str, Any]],
         targets = list(hwconfigs.FPGA_TARGETS)
         _choice(board, f"{src} [constraints] board", targets)
         cap = hwconfigs.CAPACITIES[hwconfigs.FPGA_TARGETS[board].part]
-        limits.update(bram=cap.bram, dsp=cap.dsp, lut=cap.lut)
+        margin = _margins(constraints_table.get("margin", 0.0), f"{src} [constraints] margin")
+        limits.update({k: getattr(cap, k) * (1 - margin[k]) for k in RESOURCES})
+    elif "margin" in constraints_table:
+        raise StudyError(f"{src} [constraints] margin is a fraction of a board's budget: set "
+                         f"[constraints] board too (one of {', '.join(hwconfigs.FPGA_TARGETS)})")
     for key in RESOURCES:
         if key in constraints_table:
             limits[key] = _number(constraints_table[key], f"{src} [constraints] {key}")

@@ -21,8 +21,8 @@ TARGETS = ("sim", "tsim", "pynq", "ultra96", "zcu104", "de10nano", "intelfocl")
 FIELDS: dict[str, tuple[type, int | None, int | None]] = {
     "TARGET": (str, None, None),
     "HW_VER": (str, None, None),
-    "LOG_INP_WIDTH": (int, 3, 5),
-    "LOG_WGT_WIDTH": (int, 3, 5),
+    "LOG_INP_WIDTH": (int, 2, 5),
+    "LOG_WGT_WIDTH": (int, 2, 5),
     "LOG_ACC_WIDTH": (int, 3, 5),
     "LOG_BATCH": (int, 0, 8),
     "LOG_BLOCK": (int, 0, 8),

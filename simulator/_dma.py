@@ -31,6 +31,10 @@ def _padded_block(sram: np.ndarray, args) -> np.ndarray:
     return block
 
 
+def _scalar_bits(env, mtype) -> int:
+    return {isa.MEM_INP: env.INP_WIDTH, isa.MEM_WGT: env.WGT_WIDTH}.get(mtype, 8)
+
+
 def load(m, step) -> None:
     sram_base, dram_base, y, x, stride, yp0, _, xp0, _ = step.args
     mtype = step.memory_type
@@ -40,6 +44,13 @@ def load(m, step) -> None:
         block = _padded_block(m.acc, step.args)
         src = _dram_rows(m.dram, dram_base * e, y, x * e, stride * e).view(np.int8)
         block[yp0:yp0 + y, xp0:xp0 + x] = src.reshape(y, x, -1)
+        return
+    bits = _scalar_bits(m.env, mtype)
+    if bits < 8:
+        # packed scalars in DRAM, one sign-extended scalar per SRAM lane
+        block = _padded_block(m.lanes(mtype), step.args)
+        raw = _dram_rows(m.dram, dram_base * e, y, x * e, stride * e).reshape(y, x, e)
+        block[yp0:yp0 + y, xp0:xp0 + x] = isa.unpack_scalars(raw, bits)
         return
     block = _padded_block(m.sram_rows(mtype), step.args)
     block[yp0:yp0 + y, xp0:xp0 + x] = _dram_rows(m.dram, dram_base * e, y, x * e, stride * e).reshape(y, x, e)
@@ -52,7 +63,10 @@ def store(m, step) -> None:
     sram_base, dram_base, y, x, stride = step.args[:5]
     e = m.env.OUT_ELEM_BYTES
     # Narrowing is truncation to the low OUT_WIDTH bits, not saturation (vta-spec §3.6).
-    data = m.acc[sram_base:sram_base + x * y].astype(m.out_dtype).view(np.uint8).reshape(y, x * e)
+    if m.env.OUT_WIDTH < 8:
+        data = isa.pack_scalars(m.acc[sram_base:sram_base + x * y], m.env.OUT_WIDTH).reshape(y, x * e)
+    else:
+        data = m.acc[sram_base:sram_base + x * y].astype(m.out_dtype).view(np.uint8).reshape(y, x * e)
     dst = _dram_rows(m.dram, dram_base * e, y, x * e, stride * e)
     if stride >= x or y == 1:
         dst[...] = data

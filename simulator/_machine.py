@@ -12,14 +12,16 @@ from compiler import isa
 
 from ._errors import SimulationError
 
-SUPPORTED_WIDTHS = (8, 16, 32)
+SUPPORTED_WIDTHS = (4, 8, 16, 32)
 
 
 def scalar_dtype(width: int, what: str) -> np.dtype:
+    """The SRAM lane dtype of ``width``-bit scalars; 4-bit lanes are held sign-extended in int8
+    (DRAM keeps them packed two to a byte, the DMA unpacks and packs)."""
     if width not in SUPPORTED_WIDTHS:
         raise SimulationError(f"{what} of {width} bits is not supported by the simulator "
                               f"(only {', '.join(map(str, SUPPORTED_WIDTHS))}-bit scalars)")
-    return np.dtype(f"int{width}")
+    return np.dtype(f"int{max(width, 8)}")
 
 
 _ARRAYS = frozenset(("dram", "uop", "uop_dst", "uop_src", "uop_wgt", "inp", "wgt", "acc", "_rows"))
@@ -67,6 +69,10 @@ class Machine:
         self._rows = {mtype: arr.view(np.uint8).reshape(arr.shape[0], -1) for mtype, arr in
                       ((isa.MEM_UOP, self.uop), (isa.MEM_INP, self.inp), (isa.MEM_WGT, self.wgt),
                        (isa.MEM_ACC, self.acc))}
+
+    def lanes(self, memory_type: int) -> np.ndarray:
+        """The SRAM of ``memory_type`` as (depth, lanes) scalars."""
+        return {isa.MEM_INP: self.inp, isa.MEM_WGT: self.wgt, isa.MEM_ACC: self.acc}[memory_type]
 
     def sram_rows(self, memory_type: int) -> np.ndarray:
         """The SRAM of ``memory_type`` as (depth, element bytes) uint8 rows."""

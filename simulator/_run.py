@@ -16,6 +16,8 @@ import dataclasses
 
 import numpy as np
 
+from compiler import isa
+
 
 @dataclasses.dataclass
 class RunResult:
@@ -38,14 +40,32 @@ def _check_binding(mod, arrays) -> list[np.ndarray]:
         what = f"argument {index} ({arg.name!r}) of module {mod.name!r}"
         if not isinstance(array, np.ndarray):
             raise TypeError(f"{what}: expected a numpy array, got {type(array).__name__}")
-        if array.dtype != np.dtype(arg.dtype):
-            raise ValueError(f"{what}: dtype {array.dtype}, the buffer holds {arg.dtype}")
+        if array.dtype != isa.host_dtype(arg.dtype):
+            held = f" (as {isa.host_dtype(arg.dtype)} values)" if isa.dtype_bits(arg.dtype) < 8 else ""
+            raise ValueError(f"{what}: dtype {array.dtype}, the buffer holds {arg.dtype}{held}")
         if tuple(array.shape) != tuple(arg.shape):
             raise ValueError(f"{what}: shape {tuple(array.shape)}, the buffer has shape {tuple(arg.shape)}")
         if arg.is_output and not array.flags.writeable:
             raise ValueError(f"{what}: the result is written into it in place, but the array is read-only")
         bound.append(array)
     return bound
+
+
+def _device_bytes(arg, array) -> np.ndarray:
+    """The DRAM image of one argument: its bytes, or its scalars packed when narrower than a byte."""
+    bits = isa.dtype_bits(arg.dtype)
+    flat = np.ascontiguousarray(array).reshape(-1)
+    if bits >= 8:
+        return flat.view(np.uint8)
+    signed = not arg.dtype.startswith("uint")
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    if flat.size and (flat.min() < low or flat.max() > high):
+        raise ValueError(f"argument {arg.name!r} holds {arg.dtype} values, so in [{low}, {high}]; "
+                         f"got [{flat.min()}, {flat.max()}]")
+    per = 8 // bits
+    padded = np.zeros(-(-flat.size // per) * per, dtype=flat.dtype)
+    padded[:flat.size] = flat
+    return isa.pack_scalars(padded, bits)
 
 
 def _new_simulator(mod, sim):
@@ -72,7 +92,7 @@ def run(mod, *arrays, count_only: bool = False, sim=None, timing_params=None) ->
     private = sim is None
     sim = _new_simulator(mod, sim)
     for arg, array in zip(mod.args, bound):
-        sim.dram[arg.phys_addr:arg.phys_addr + arg.nbytes] = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        sim.dram[arg.phys_addr:arg.phys_addr + arg.nbytes] = _device_bytes(arg, array)
     totals: dict = {}
     per_program, reports = [], []
     for program in mod.programs:
@@ -85,8 +105,13 @@ def run(mod, *arrays, count_only: bool = False, sim=None, timing_params=None) ->
     if not count_only:
         for arg, array in zip(mod.args, bound):
             if arg.is_output:
-                raw = sim.dram[arg.phys_addr:arg.phys_addr + arg.nbytes].tobytes()
-                array[...] = np.frombuffer(raw, dtype=array.dtype).reshape(array.shape)
+                raw = sim.dram[arg.phys_addr:arg.phys_addr + arg.nbytes]
+                bits = isa.dtype_bits(arg.dtype)
+                if bits < 8:
+                    signed = not arg.dtype.startswith("uint")
+                    array[...] = isa.unpack_scalars(raw, bits, signed)[:array.size].reshape(array.shape)
+                else:
+                    array[...] = np.frombuffer(raw.tobytes(), dtype=array.dtype).reshape(array.shape)
     cycles = sum(report.cycles for report in reports)
     return RunResult(stats=totals, cycles=cycles, seconds=cycles / (model.params.clock_mhz * 1e6),
                      program_stats=per_program, timing=reports)

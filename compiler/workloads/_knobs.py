@@ -64,6 +64,8 @@ def knob_space(layer, env) -> dict[str, list]:
     for name in thread_knobs(layer):
         space[name] = [1, 2]
     space.update(extra_knobs(layer))
+    if "bias_dtype" in space and (env.INP_WIDTH != 8 or env.ACC_WIDTH != 32):
+        space["bias_dtype"] = ["int32"]   # ACC_8BIT loads exist only for int8 into int32 (vta-spec §2.1)
     return space
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..isa import dtype_bits, host_dtype
 from ._layers import Conv2D, Elementwise
 
 
@@ -53,16 +54,28 @@ def random_inputs(layer, env, seed: int = 0, knobs=None) -> list[np.ndarray]:
         if name in ("lhs", "rhs"):   # int32 operands with headroom, as after a conv's shift
             arrays.append(rng.integers(-(1 << 20), 1 << 20, size=shape).astype(dtype))
         elif name == "bias":
-            info = np.iinfo(env.inp_dtype)
-            arrays.append(rng.integers(info.min, info.max + 1, size=shape).astype(dtype))
+            low, high = _range(env.inp_dtype)
+            arrays.append(rng.integers(low, high + 1, size=shape).astype(host_dtype(dtype)))
         else:
-            info = np.iinfo(dtype)
-            arrays.append(rng.integers(info.min, info.max + 1, size=shape).astype(dtype))
+            low, high = _range(dtype)
+            arrays.append(rng.integers(low, high + 1, size=shape).astype(host_dtype(dtype)))
     return arrays
 
 
+def _range(dtype) -> tuple[int, int]:
+    """Smallest and largest value of a signed ``dtype`` (int4 included: host arrays are int8)."""
+    bits = dtype_bits(dtype)
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def _truncate(values: np.ndarray, bits: int, dtype) -> np.ndarray:
+    """The low ``bits`` of ``values`` sign-extended, as a STORE of ``bits``-wide scalars keeps them."""
+    sign = 1 << (bits - 1)
+    return (((values.astype(np.int64) & ((1 << bits) - 1)) ^ sign) - sign).astype(dtype)
+
+
 def empty_output(layer, env) -> np.ndarray:
-    return np.zeros(output_shape(layer, env), dtype=env.out_dtype)
+    return np.zeros(output_shape(layer, env), dtype=host_dtype(env.out_dtype))
 
 
 def _apply_epilogue(acc: np.ndarray, epilogue, bias) -> np.ndarray:
@@ -85,13 +98,16 @@ def _apply_epilogue(acc: np.ndarray, epilogue, bias) -> np.ndarray:
     return acc
 
 
-def reference(layer, *inputs) -> np.ndarray:
+def reference(layer, *inputs, env=None) -> np.ndarray:
     """The layer's answer in the packed output layout, as VTA computes it: int32 wrapping
-    accumulation, the epilogue, then truncation to the output width (STORE keeps low bits)."""
+    accumulation, the epilogue, then truncation to the output width (STORE keeps low bits).
+    Without ``env`` the output width is the data's (8 bits for elementwise layers)."""
+    out_bits = env.OUT_WIDTH if env is not None else None
     if isinstance(layer, Elementwise):
         lhs, rhs = (x.astype(np.int64) for x in inputs)
         combined = _wrap32(lhs + rhs if layer.op == "add" else lhs * rhs)
-        return _apply_epilogue(combined, layer.epilogue, None).astype(np.int8)   # OUT_WIDTH 8
+        bits = out_bits or 8
+        return _truncate(_apply_epilogue(combined, layer.epilogue, None), bits, host_dtype(f"int{bits}"))
     data, weight = inputs[0], inputs[1]
     bias = inputs[2] if len(inputs) > 2 else None
     if isinstance(layer, Conv2D):
@@ -121,4 +137,6 @@ def reference(layer, *inputs) -> np.ndarray:
         if bias is not None:
             bias = np.broadcast_to(bias, packed.shape)
     result = _apply_epilogue(packed, layer.epilogue, bias)
-    return result.astype(data.dtype)   # OUT_WIDTH = INP_WIDTH; numpy's cast keeps the low bits
+    if out_bits is None or out_bits >= 8:
+        return result.astype(data.dtype)   # OUT_WIDTH = INP_WIDTH; numpy's cast keeps the low bits
+    return _truncate(result, out_bits, data.dtype)

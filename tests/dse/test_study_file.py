@@ -94,3 +94,27 @@ def test_shipped_studies_parse():
     for f in files:
         spec = load_study(f, REAL_OPS)
         assert spec.workloads
+
+
+def test_board_margin_keeps_part_of_the_budget_free(tmp_path):
+    spec = load(tmp_path, GOOD.replace("dsp = 200", "margin = 0.1"))
+    assert dict(spec.constraints) == pytest.approx({"bram": 126, "dsp": 198, "lut": 47880})
+    spec = load(tmp_path, GOOD.replace("dsp = 200", "margin = { lut = 0.25 }\nbram = 100"))
+    assert dict(spec.constraints) == pytest.approx({"bram": 100, "dsp": 220, "lut": 39900})
+
+
+@pytest.mark.parametrize("new, message", [
+    ("margin = 1.0", r"margin = 1.0 must be a fraction of the budget in \[0, 1\)"),
+    ("margin = -0.1", r"margin = -0.1 must be a fraction"),
+    ("margin = \"ten\"", r"margin must be a number, got 'ten'"),
+    ("margin = { lutt = 0.1 }", r"unknown key 'lutt' in .*margin.*did you mean 'lut'"),
+    ("margin = { lut = 2 }", r"margin.lut = 2 must be a fraction"),
+])
+def test_bad_margin_is_refused(tmp_path, new, message):
+    with pytest.raises(StudyError, match=message):
+        load(tmp_path, GOOD.replace("dsp = 200", new))
+
+
+def test_margin_needs_a_board(tmp_path):
+    with pytest.raises(StudyError, match=r"margin is a fraction of a board's budget: set \[constraints\] board"):
+        load(tmp_path, GOOD.replace('board = "pynq"', "margin = 0.1"))
