@@ -145,7 +145,7 @@ class SimulatorEvaluator:
         try:
             if task.mode == "full":
                 inputs = workloads.random_inputs(layer, env, task.seed, knobs)
-                expected = workloads.reference(layer, *inputs)
+                expected = workloads.reference(layer, *inputs, env=env)
                 out = workloads.empty_output(layer, env)
                 res = simulator.run(mod, *inputs, out)
                 correct = bool(np.array_equal(out, expected))

@@ -6,6 +6,8 @@ of every knob: each split ``[-1, 1]`` and one thread (vta-spec §6.10).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..ir import CompileError
 from ._layers import Conv2D, Dense, Elementwise, check_packing
 
@@ -78,6 +80,9 @@ def fallback_knobs(layer, env) -> dict:
 def normalize_knobs(layer, env, knobs) -> dict:
     """Fill missing knobs from the fallback, resolve ``-1`` outers, validate every split."""
     merged = fallback_knobs(layer, env)
+    if knobs is not None and not isinstance(knobs, Mapping):
+        raise CompileError(f"knobs must be a mapping of knob name to value (or None), got a "
+                           f"{type(knobs).__name__}: {knobs!r:.200}")
     if knobs:
         unknown = [k for k in knobs if k not in merged]
         if unknown:
@@ -87,7 +92,8 @@ def normalize_knobs(layer, env, knobs) -> dict:
     axes = split_axes(layer, env)
     for name, extent in axes.items():
         value = merged[name]
-        if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value)):
+        if not (isinstance(value, (list, tuple)) and len(value) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
             raise CompileError(f"knob {name} = {value!r}: expected [outer, inner] integers")
         outer, inner = value
         if inner < 1 or extent % inner:
@@ -96,7 +102,7 @@ def normalize_knobs(layer, env, knobs) -> dict:
             raise CompileError(f"knob {name} = {list(value)}: outer x inner must equal the axis extent {extent}")
         merged[name] = [extent // inner, inner]
     for name in thread_knobs(layer):
-        if merged[name] not in (1, 2):
+        if isinstance(merged[name], bool) or merged[name] not in (1, 2):
             raise CompileError(f"knob {name} = {merged[name]!r}: must be 1 or 2")
     for name, values in extra_knobs(layer).items():
         if merged[name] not in values:

@@ -15,9 +15,17 @@ from ..ir import CompileError
 # Every epilogue ends with the cast to the int8 output (the STORE truncates).
 TUTORIAL_EPILOGUE = (("shr", 8), ("max", 0), ("min", 127))
 STEP_ARITY = {"bias": 0, "relu": 0, "add": 1, "shr": 1, "max": 1, "min": 1, "clip": 2}
+# Every constant becomes the ALU's immediate, a 16-bit two's-complement field (vta-spec §2.1,
+# §2.5); a wider value would be truncated to something else than the layer says. Shift counts
+# of 32 or more (or negative) are host-dependent in upstream's fsim (vta-spec §3.5).
+IMM_MIN, IMM_MAX = -(1 << 15), (1 << 15) - 1
+STEP_RANGE = {"add": (IMM_MIN, IMM_MAX), "max": (IMM_MIN, IMM_MAX), "min": (IMM_MIN, IMM_MAX),
+              "clip": (IMM_MIN, IMM_MAX), "shr": (0, 31)}
 
 
 def check_epilogue(epilogue) -> tuple:
+    if isinstance(epilogue, (str, bytes)) or not isinstance(epilogue, (tuple, list)):
+        raise CompileError(f"epilogue {epilogue!r}: expected a sequence of steps such as (('shr', 8), ('relu',))")
     steps = tuple(tuple(step) if isinstance(step, (tuple, list)) else (step,) for step in epilogue)
     for step in steps:
         name = step[0] if step else None
@@ -26,8 +34,14 @@ def check_epilogue(epilogue) -> tuple:
                                f"known: {', '.join(STEP_ARITY)}")
         if len(step) - 1 != STEP_ARITY[name]:
             raise CompileError(f"epilogue step {step!r}: {name} takes {STEP_ARITY[name]} argument(s)")
-        if any(not isinstance(v, int) for v in step[1:]):
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in step[1:]):
             raise CompileError(f"epilogue step {step!r}: arguments must be integers")
+        if name in STEP_RANGE:
+            low, high = STEP_RANGE[name]
+            for v in step[1:]:
+                if not low <= v <= high:
+                    what = "shift count" if name == "shr" else "constant (the ALU's 16-bit signed immediate)"
+                    raise CompileError(f"epilogue step {step!r}: {name} {what} {v} is out of range [{low}, {high}]")
     if sum(step[0] == "bias" for step in steps) > 1:
         raise CompileError("epilogue: at most one bias step")
     return steps

@@ -6,8 +6,9 @@ import numpy as np
 from ._layers import Conv2D, Elementwise
 
 
-def _wrap32(x: np.ndarray) -> np.ndarray:
-    return x.astype(np.int64).astype(np.uint32).view(np.int32) if x.dtype != np.int32 else x
+def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
+    """``x`` modulo 2^bits as signed values (int64): the accumulator's wrap-around."""
+    return x.astype(np.int64).astype(f"int{bits}").astype(np.int64)
 
 
 def input_shapes(layer, env, knobs=None) -> list[tuple[str, tuple, str]]:
@@ -65,7 +66,7 @@ def empty_output(layer, env) -> np.ndarray:
     return np.zeros(output_shape(layer, env), dtype=env.out_dtype)
 
 
-def _apply_epilogue(acc: np.ndarray, epilogue, bias) -> np.ndarray:
+def _apply_epilogue(acc: np.ndarray, epilogue, bias, acc_bits: int) -> np.ndarray:
     acc = acc.astype(np.int64)
     for step in epilogue:
         name = step[0]
@@ -81,17 +82,23 @@ def _apply_epilogue(acc: np.ndarray, epilogue, bias) -> np.ndarray:
             acc = np.minimum(acc, step[1])
         elif name == "clip":
             acc = np.maximum(np.minimum(acc, step[2]), step[1])
-        acc = _wrap32(acc).astype(np.int64)    # every ALU op wraps at 32 bits
+        acc = _wrap(acc, acc_bits)    # every ALU op keeps the accumulator's low ACC_WIDTH bits
     return acc
 
 
-def reference(layer, *inputs) -> np.ndarray:
-    """The layer's answer in the packed output layout, as VTA computes it: int32 wrapping
-    accumulation, the epilogue, then truncation to the output width (STORE keeps low bits)."""
+def reference(layer, *inputs, env=None) -> np.ndarray:
+    """The layer's answer in the packed output layout, as VTA computes it: accumulation wrapping
+    at ACC_WIDTH, the epilogue, then truncation to the output width (STORE keeps low bits).
+
+    ``env`` gives the widths; without it ACC_WIDTH is 32 (an Elementwise's inputs' width) and
+    the output is as wide as the data (int8 for an Elementwise)."""
     if isinstance(layer, Elementwise):
         lhs, rhs = (x.astype(np.int64) for x in inputs)
-        combined = _wrap32(lhs + rhs if layer.op == "add" else lhs * rhs)
-        return _apply_epilogue(combined, layer.epilogue, None).astype(np.int8)   # OUT_WIDTH 8
+        acc_bits = env.ACC_WIDTH if env is not None else inputs[0].dtype.itemsize * 8
+        combined = _wrap(lhs + rhs if layer.op == "add" else lhs * rhs, acc_bits)
+        out_dtype = env.out_dtype if env is not None else np.int8
+        return _apply_epilogue(combined, layer.epilogue, None, acc_bits).astype(out_dtype)
+    acc_bits = env.ACC_WIDTH if env is not None else 32
     data, weight = inputs[0], inputs[1]
     bias = inputs[2] if len(inputs) > 2 else None
     if isinstance(layer, Conv2D):
@@ -107,7 +114,7 @@ def reference(layer, *inputs) -> np.ndarray:
             for dx in range(kw):
                 patch = x[:, :, dy:dy + s * (oh - 1) + 1:s, dx:dx + s * (ow - 1) + 1:s]
                 out += np.einsum("nchw,oc->nohw", patch, k[:, :, dy, dx], optimize=True)
-        out = _wrap32(out)
+        out = _wrap(out, acc_bits)
         packed = out.reshape(n, bn, o, bo, oh, ow).transpose(0, 2, 4, 5, 1, 3)
         if bias is not None:
             bias = np.broadcast_to(bias, packed.shape)
@@ -116,9 +123,9 @@ def reference(layer, *inputs) -> np.ndarray:
         o = weight.shape[0]
         x = data.astype(np.int64).transpose(0, 2, 1, 3).reshape(n * bn, c * bc)
         wt = weight.astype(np.int64).transpose(0, 2, 1, 3).reshape(o * weight.shape[2], c * bc)
-        out = _wrap32(x @ wt.T)
+        out = _wrap(x @ wt.T, acc_bits)
         packed = out.reshape(n, bn, o, weight.shape[2]).transpose(0, 2, 1, 3)
         if bias is not None:
             bias = np.broadcast_to(bias, packed.shape)
-    result = _apply_epilogue(packed, layer.epilogue, bias)
-    return result.astype(data.dtype)   # OUT_WIDTH = INP_WIDTH; numpy's cast keeps the low bits
+    result = _apply_epilogue(packed, layer.epilogue, bias, acc_bits)
+    return result.astype(env.out_dtype if env is not None else data.dtype)   # OUT_WIDTH = INP_WIDTH; numpy's cast keeps the low bits
