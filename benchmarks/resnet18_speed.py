@@ -72,7 +72,7 @@ def main(argv=None) -> None:
         inputs[name] = workloads.random_inputs(layer, env, 1)
         out = workloads.empty_output(layer, env)
         simulator.run(mods[name], *inputs[name], out)
-        if not np.array_equal(out, workloads.reference(layer, *inputs[name])):
+        if not np.array_equal(out, workloads.reference(layer, *inputs[name], env=env)):
             sys.exit(f"{name}: simulator output differs from workloads.reference")
 
     for name, layer in layers.items():

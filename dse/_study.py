@@ -30,6 +30,13 @@ OBJECTIVES = ("latency", *RESOURCES)
 DIRECTIONS = ("minimize", "maximize")
 VERIFY = ("all", "top", "none")
 REQUIRED = object()
+# Upper bounds of numeric study keys: far beyond any real study, small enough for every consumer
+# (numpy and Optuna seeds are 32-bit, timeouts go to timers and sleeps).
+MAX_SEED = 2 ** 31 - 1
+MAX_TRIALS = 10 ** 6
+MAX_TIMEOUT_S = 366 * 24 * 3600.0
+MAX_STUDY_BYTES = 1 << 20
+MAX_NAME_CHARS = 200
 # Spaces up to this many hardware points are enumerated when the file is loaded, to refuse a
 # space without a single valid configuration.
 ENUMERATE_LIMIT = 50_000
@@ -129,22 +136,42 @@ def _check_keys(table: Mapping, valid, where: str) -> None:
                              f"valid keys: {', '.join(valid)}")
 
 
+def _show(value) -> str:
+    """``repr(value)`` cut short (a fuzzed 400-digit integer or a 10 kB string stays readable)."""
+    try:
+        text = repr(value)
+    except ValueError:   # an integer beyond Python's str-conversion digit limit
+        return f"<integer of about {value.bit_length() * 30103 // 100000} digits>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _int(value, where: str, low: int | None = None, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise StudyError(f"{where} must be an integer, got {value!r}")
+        raise StudyError(f"{where} must be an integer, got {_show(value)}")
     if low is not None and value < low:
-        raise StudyError(f"{where} = {value} must be >= {low}")
+        raise StudyError(f"{where} = {_show(value)} must be >= {low}")
     if high is not None and value > high:
-        raise StudyError(f"{where} = {value} must be <= {high}")
+        raise StudyError(f"{where} = {_show(value)} must be <= {high}")
     return value
 
 
-def _number(value, where: str, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise StudyError(f"{where} must be a number, got {value!r}")
+def _number(value, where: str, positive: bool = True, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise StudyError(f"{where} must be a number, got {_show(value)}")
+    if high is not None and value > high:   # compared before float(): an int may exceed float's range
+        raise StudyError(f"{where} = {_show(value)} must be <= {high:g}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise StudyError(f"{where} = {value} must be a finite number")
     if positive and value <= 0:
-        raise StudyError(f"{where} = {value} must be > 0")
+        raise StudyError(f"{where} = {_show(value)} must be > 0")
     return float(value)
+
+
+def _name(value, where: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS or not value.isprintable():
+        raise StudyError(f"{where} must be a non-empty printable string of at most {MAX_NAME_CHARS} "
+                         f"characters, got {_show(value)}")
+    return value
 
 
 def _choice(value, where: str, valid) -> str:
@@ -210,7 +237,7 @@ def _hardware(table: Mapping, src: str) -> tuple[HwKnob, ...]:
                 raise StudyError(f"{where}: empty range, low = {low} > high = {high}")
             knobs.append(HwKnob(key, tuple(range(low, high + 1)), True))
         else:
-            raise StudyError(f"{where} must be a list of values or a {{low, high}} range, got {spec!r}")
+            raise StudyError(f"{where} must be a list of values or a {{low, high}} range, got {_show(spec)}")
     return tuple(knobs)
 
 
@@ -249,24 +276,24 @@ def _workloads(items, src: str, ops: Mapping[str, Mapping[str, Any]]) -> tuple[W
                 value = item[key]
                 if isinstance(default, list) or (default is REQUIRED and isinstance(value, list)):
                     if not isinstance(value, list):
-                        raise StudyError(f"{where} {key} must be a list, got {value!r}")
+                        raise StudyError(f"{where} {key} must be a list, got {_show(value)}")
                     params[key] = tuple(value)
                 elif isinstance(default, bool):
                     if not isinstance(value, bool):
-                        raise StudyError(f"{where} {key} must be true or false, got {value!r}")
+                        raise StudyError(f"{where} {key} must be true or false, got {_show(value)}")
                     params[key] = value
-                elif isinstance(value, str):
+                elif isinstance(default, str) or (default is REQUIRED and isinstance(value, str)):
+                    if not isinstance(value, str):
+                        raise StudyError(f"{where} {key} must be a string, got {_show(value)}")
                     params[key] = value
-                else:
+                else:   # an integer parameter (its default is one, or it is required)
                     params[key] = _int(value, f"{where} {key}", 0)
             elif default is REQUIRED:
                 raise StudyError(f"{where} ({op}): missing key {key!r}")
             elif default is not None:
                 params[key] = tuple(default) if isinstance(default, list) else default
-        count = _int(item.get("count", 1), f"{where} count", 1)
-        name = item.get("name", f"{op}{index + 1}")
-        if not isinstance(name, str) or not name:
-            raise StudyError(f"{where} name must be a non-empty string")
+        count = _int(item.get("count", 1), f"{where} count", 1, MAX_TRIALS)
+        name = _name(item.get("name", f"{op}{index + 1}"), f"{where} name")
         out.append(Workload(name, op, tuple(sorted(params.items())), count))
     names = [w.name for w in out]
     dup = {n for n in names if names.count(n) > 1}
@@ -284,22 +311,30 @@ def parse_study(data: Mapping, path: str, ops: Mapping[str, Mapping[str, Any]],
     study = _table(data, "study", src)
     _check_keys(study, STUDY_KEYS, f"{src} [study]")
     base_spec = study.get("base", "default")
+    if not isinstance(base_spec, str) or not base_spec or len(base_spec) > 4096 or "\0" in base_spec:
+        raise StudyError(f"{src} [study] base = {_show(base_spec)}: expected a preset name "
+                         f"({', '.join(hwconfigs.preset_names())}) or a JSON config file")
     try:
-        if isinstance(base_spec, str) and base_spec.endswith(".json") and not Path(base_spec).is_absolute():
+        if base_spec.endswith(".json") and not Path(base_spec).is_absolute():
             candidate = Path(path).parent / base_spec
-            base_spec = str(candidate) if candidate.is_file() else base_spec
+            try:
+                base_spec = str(candidate) if candidate.is_file() else base_spec
+            except (OSError, ValueError):   # a name the file system refuses (too long...)
+                pass
         base = hwconfigs.resolve_config(base_spec)
     except hwconfigs.ConfigError as exc:
-        raise StudyError(f"{src} [study] base: {exc}") from None
+        raise StudyError(f"{src} [study] base = {_show(base_spec)}: {exc}") from None
     sampler = _choice(study.get("sampler", "tpe"), f"{src} [study] sampler", SAMPLERS)
-    seed = _int(study.get("seed", 0), f"{src} [study] seed", 0)
-    n_trials = _int(study.get("n_trials", 20), f"{src} [study] n_trials", 1)
+    seed = _int(study.get("seed", 0), f"{src} [study] seed", 0, MAX_SEED)
+    n_trials = _int(study.get("n_trials", 20), f"{src} [study] n_trials", 1, MAX_TRIALS)
     if trials is not None:
-        n_trials = _int(trials, "--trials", 1)
-    timeout = _number(study["timeout"], f"{src} [study] timeout") if "timeout" in study else None
-    candidate_timeout = _number(study.get("candidate_timeout", 300), f"{src} [study] candidate_timeout")
+        n_trials = _int(trials, "--trials", 1, MAX_TRIALS)
+    timeout = (_number(study["timeout"], f"{src} [study] timeout", high=MAX_TIMEOUT_S)
+               if "timeout" in study else None)
+    candidate_timeout = _number(study.get("candidate_timeout", 300), f"{src} [study] candidate_timeout",
+                                high=MAX_TIMEOUT_S)
     verify = _choice(study.get("verify", "top"), f"{src} [study] verify", VERIFY)
-    verify_top_k = _int(study.get("verify_top_k", 3), f"{src} [study] verify_top_k", 1)
+    verify_top_k = _int(study.get("verify_top_k", 3), f"{src} [study] verify_top_k", 1, MAX_TRIALS)
 
     objectives_table = _table(data, "objectives", src) or {"latency": "minimize"}
     _check_keys(objectives_table, OBJECTIVES, f"{src} [objectives]")
@@ -312,7 +347,7 @@ def parse_study(data: Mapping, path: str, ops: Mapping[str, Mapping[str, Any]],
     schedule = _table(data, "schedule", src)
     _check_keys(schedule, SCHEDULE_KEYS, f"{src} [schedule]")
     schedule_sampler = _choice(schedule.get("sampler", "tpe"), f"{src} [schedule] sampler", INNER_SAMPLERS)
-    trials_per_layer = _int(schedule.get("trials_per_layer", 16), f"{src} [schedule] trials_per_layer", 1)
+    trials_per_layer = _int(schedule.get("trials_per_layer", 16), f"{src} [schedule] trials_per_layer", 1, MAX_TRIALS)
 
     constraints_table = _table(data, "constraints", src)
     _check_keys(constraints_table, CONSTRAINT_KEYS, f"{src} [constraints]")
@@ -329,7 +364,7 @@ def parse_study(data: Mapping, path: str, ops: Mapping[str, Mapping[str, Any]],
                          f"[constraints] board too (one of {', '.join(hwconfigs.FPGA_TARGETS)})")
     for key in RESOURCES:
         if key in constraints_table:
-            limits[key] = _number(constraints_table[key], f"{src} [constraints] {key}")
+            limits[key] = _number(constraints_table[key], f"{src} [constraints] {key}", high=1e12)
     constraints = tuple((k, limits[k]) for k in RESOURCES if k in limits)
 
     if sampler == "grid":
@@ -347,9 +382,7 @@ def parse_study(data: Mapping, path: str, ops: Mapping[str, Mapping[str, Any]],
                              f"not installed (pip install torch), or choose 'tpe'") from None
 
     workloads = _workloads(data.get("workloads"), src, ops)
-    name = study.get("name", Path(path).stem)
-    if not isinstance(name, str) or not name:
-        raise StudyError(f"{src} [study] name must be a non-empty string")
+    name = _name(study.get("name", Path(path).stem), f"{src} [study] name")
     return StudySpec(path=src, name=name, base=base, sampler=sampler, seed=seed, n_trials=n_trials,
                      timeout=timeout, candidate_timeout=candidate_timeout, verify=verify,
                      verify_top_k=verify_top_k, objectives=objectives, hardware=hardware,
@@ -357,15 +390,70 @@ def parse_study(data: Mapping, path: str, ops: Mapping[str, Mapping[str, Any]],
                      constraints=constraints, workloads=workloads, raw=json.loads(json.dumps(data, default=str)))
 
 
-def load_study(path, ops: Mapping[str, Mapping[str, Any]], trials: int | None = None) -> StudySpec:
-    """Read and validate a study file; every problem raises :class:`StudyError`."""
-    path = Path(path)
+def load_study(path, ops: Mapping[str, Mapping[str, Any]], trials: int | None = None,
+               resolve=None) -> StudySpec:
+    """Read and validate a study file; every problem raises :class:`StudyError`.
+
+    ``resolve`` (the evaluator's ``resolve``) is called on the workloads, so that a value the
+    schema accepts but the operator library refuses (``batch = 0``, a kernel larger than the
+    input) is refused here too, naming the workload."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise StudyError(f"cannot read study file {str(path)!r}: {exc.strerror}") from None
+        path = Path(path)
+        raw = path.read_bytes()
+    except (OSError, ValueError, TypeError) as exc:
+        raise StudyError(f"cannot read study file {_show(str(path))}: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
+    if len(raw) > MAX_STUDY_BYTES:
+        raise StudyError(f"{path}: {len(raw)} bytes is too large for a study file (at most {MAX_STUDY_BYTES})")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise StudyError(f"{path}: not UTF-8 text: byte {raw[exc.start:exc.start + 1]!r} at line {line} "
+                         f"(TOML files are UTF-8)") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StudyError(f"{path}: malformed TOML: {exc}") from None
-    return parse_study(data, str(path), ops, trials=trials)
+    except (RecursionError, ValueError) as exc:   # nesting too deep, an integer beyond the digit limit
+        raise StudyError(f"{path}: malformed TOML: {type(exc).__name__}: {str(exc)[:200]}") from None
+    spec = parse_study(data, str(path), ops, trials=trials)
+    if resolve is not None:
+        check_workloads(spec, resolve)
+    return spec
+
+
+def check_workloads(spec: StudySpec, resolve) -> None:
+    """Resolve the workloads with the evaluator; what it refuses is a StudyError naming them."""
+    for index, workload in enumerate(spec.workloads):
+        where = f"{spec.path} [[workloads]] #{index + 1} ({workload.name!r}, {workload.op})"
+        try:
+            resolve([workload])
+        except StudyError as exc:
+            raise StudyError(f"{where}: {exc}") from None
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
+            # The operator library's own error (compiler.CompileError is a ValueError).
+            raise StudyError(f"{where}: {exc}") from None
+
+
+def check_out_dir(out) -> Path:
+    """The output folder of a run: an existing folder or one that can be created; raises
+    StudyError for a file, a path under a file, or a folder that cannot be created or written."""
+    out = Path(out)
+    try:
+        if out.exists() and not out.is_dir():
+            raise StudyError(f"--out {_show(str(out))} is a file, not a folder")
+        probe = out
+        while not probe.exists():
+            parent = probe.parent
+            if parent == probe:
+                break
+            probe = parent
+        if not probe.is_dir():
+            raise StudyError(f"--out {_show(str(out))}: {str(probe)!r} is a file, a folder cannot be created under it")
+        import os
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise StudyError(f"--out {_show(str(out))}: folder {str(probe)!r} is not writable")
+    except (OSError, ValueError) as exc:   # a name too long, a NUL byte
+        raise StudyError(f"--out {_show(str(out))}: {getattr(exc, 'strerror', None) or exc}") from None
+    return out

@@ -31,6 +31,7 @@ def _load_evaluator(spec: str):
 def _run(args) -> int:
     from dse import StudyError, load_study
     from dse._driver import RunOptions, run_study
+    from dse._study import check_out_dir
     from dse._tables import baseline_text
 
     study_path = Path(args.study) if args.study else DEFAULT_STUDY
@@ -39,8 +40,8 @@ def _run(args) -> int:
     if args.workers is not None and args.ray_address:
         raise StudyError("--workers starts a local Ray; with --ray-address the cluster's CPUs are used, give one")
     evaluator = _load_evaluator(args.evaluator)
-    spec = load_study(study_path, evaluator.ops, trials=args.trials)
-    out = Path(args.out) if args.out else Path("vta-dse-runs") / spec.name
+    spec = load_study(study_path, evaluator.ops, trials=args.trials, resolve=getattr(evaluator, "resolve", None))
+    out = check_out_dir(Path(args.out) if args.out else Path("vta-dse-runs") / spec.name)
     options = RunOptions(out=out, workers=args.workers or (None if args.ray_address else os.cpu_count()),
                          ray_address=args.ray_address, storage=args.storage, progress=not args.quiet)
     summary = run_study(spec, evaluator, options)

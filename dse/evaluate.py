@@ -99,6 +99,9 @@ class SimulatorEvaluator:
             net = _workloads_module().resnet18(batch=p["batch"], residual_adds=bool(p.get("residual_adds", True)))
             names = list(p.get("layers") or net)
             for name in names:
+                if not isinstance(name, str):
+                    raise StudyError(f"workload {w.name!r}: resnet18 layers are named by strings "
+                                     f"({', '.join(net)}), got {name!r}")
                 if name not in net:
                     import difflib
                     close = difflib.get_close_matches(name, list(net), n=1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -33,13 +34,23 @@ FIELDS: dict[str, tuple[type, int | None, int | None]] = {
 }
 
 
-from ._timing import TIMING_KEYS
+from ._timing import TIMING_KEYS, TIMING_MAX
 
 ALL_KEYS = tuple(FIELDS) + tuple(TIMING_KEYS)
+MAX_CONFIG_BYTES = 1 << 20
 
 
 class ConfigError(ValueError):
     """A hardware configuration that VTA cannot be built with (names the key and the range)."""
+
+
+def _short(value) -> str:
+    """``repr(value)``, cut short: a fuzzed 4300-digit number or a huge string stays readable."""
+    try:
+        text = repr(value)
+    except ValueError:   # an int beyond Python's str-conversion digit limit
+        return f"<integer of about {value.bit_length() * 30103 // 100000} digits>"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _closest(key: str, valid) -> str:
@@ -79,20 +90,24 @@ class HwConfig:
             value = getattr(self, key)
             if kind is int:
                 if isinstance(value, bool) or not isinstance(value, int):
-                    raise ConfigError(f"{key} must be an integer, got {value!r}")
+                    raise ConfigError(f"{key} must be an integer, got {_short(value)}")
                 if not low <= value <= high:
-                    raise ConfigError(f"{key} = {value} is out of range [{low}, {high}]")
+                    raise ConfigError(f"{key} = {_short(value)} is out of range [{low}, {high}]")
             elif not isinstance(value, str):
-                raise ConfigError(f"{key} must be a string, got {value!r}")
+                raise ConfigError(f"{key} must be a string, got {_short(value)}")
         for key, (_, kind, low) in TIMING_KEYS.items():
             value = getattr(self, key)
             if value is None:
                 continue
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
             if not numeric or (kind is int and not isinstance(value, int)):
-                raise ConfigError(f"{key} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
-            if value < low:
-                raise ConfigError(f"{key} = {value} is out of range: at least {low}")
+                raise ConfigError(f"{key} must be {'an integer' if kind is int else 'a number'}, got {_short(value)}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{key} = {value} must be a finite number")
+            if not low <= value <= TIMING_MAX[key]:
+                raise ConfigError(f"{key} = {value:.6g} is out of range [{low}, {TIMING_MAX[key]}]"
+                                  if isinstance(value, float) else
+                                  f"{key} = {_short(value)} is out of range [{low}, {TIMING_MAX[key]}]")
         if self.TARGET not in TARGETS:
             raise ConfigError(f"TARGET = {self.TARGET!r} is not one of {', '.join(TARGETS)}"
                               + _closest(self.TARGET, TARGETS))
@@ -108,36 +123,54 @@ class HwConfig:
         unknown = [k for k in data if k not in ALL_KEYS]
         if unknown:
             key = unknown[0]
-            raise ConfigError(f"{source}: unknown key {key!r}{_closest(key, ALL_KEYS)}; "
+            hint = _closest(key, ALL_KEYS) if isinstance(key, str) else ""
+            raise ConfigError(f"{source}: unknown key {_short(key)}{hint}; "
                               f"valid keys: {', '.join(ALL_KEYS)}")
+        # Upstream's files always carry every key; a missing one is a truncated or hand-edited
+        # file, not a request for our defaults.
+        missing = [k for k in FIELDS if k not in data]
+        if missing:
+            raise ConfigError(f"{source}: missing key(s) {', '.join(missing)}; a hardware config has all of "
+                              f"{', '.join(FIELDS)} (the TIMING_* keys are optional)")
         return cls(**dict(data))
 
     @classmethod
     def load(cls, path: str | Path) -> "HwConfig":
-        path = Path(path)
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read hardware config {str(path)!r}: {exc.strerror}") from None
+            path = Path(path)
+            raw = path.read_bytes()
+        except (OSError, ValueError, TypeError) as exc:   # ValueError: a NUL byte in the name
+            raise ConfigError(f"cannot read hardware config {_short(str(path))}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {len(raw)} bytes is not a hardware config (at most {MAX_CONFIG_BYTES})")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: JSON nested too deeply to be a hardware config") from None
+        except ValueError as exc:   # e.g. an integer beyond Python's digit limit
+            raise ConfigError(f"{path}: unreadable JSON value: {exc}") from None
         return cls.from_dict(data, source=str(path))
 
     @classmethod
     def preset(cls, name: str) -> "HwConfig":
+        names = preset_names()
+        if name not in names:
+            raise ConfigError(f"unknown preset {_short(name)}{_closest(str(name), names)}; presets: {', '.join(names)}")
         path = PRESET_DIR / f"{name}.json"
-        if not path.is_file():
-            names = preset_names()
-            raise ConfigError(f"unknown preset {name!r}{_closest(name, names)}; presets: {', '.join(names)}")
         return cls.load(path)
 
     def replace(self, **overrides) -> "HwConfig":
         unknown = [k for k in overrides if k not in ALL_KEYS]
         if unknown:
             key = unknown[0]
-            raise ConfigError(f"unknown key {key!r}{_closest(key, ALL_KEYS)}; valid keys: {', '.join(ALL_KEYS)}")
+            raise ConfigError(f"unknown key {_short(key)}{_closest(key, ALL_KEYS)}; valid keys: {', '.join(ALL_KEYS)}")
         return dataclasses.replace(self, **overrides)
 
     # ---- output -------------------------------------------------------------------------
@@ -163,10 +196,19 @@ def resolve_config(spec: "str | Path | HwConfig | Mapping | None" = None, **over
         cfg = spec
     elif isinstance(spec, Mapping):
         cfg = HwConfig.from_dict(spec)
-    else:
+    elif isinstance(spec, (str, Path)):
         text = str(spec)
-        if text.endswith(".json") or "/" in text or Path(text).is_file():
+        if "\0" in text:
+            raise ConfigError(f"hardware config name {_short(text)} contains a NUL byte")
+        try:
+            is_file = Path(text).is_file()
+        except (OSError, ValueError):   # e.g. a name too long for the file system
+            is_file = False
+        if text.endswith(".json") or "/" in text or is_file:
             cfg = HwConfig.load(text)
         else:
             cfg = HwConfig.preset(text)
+    else:
+        raise ConfigError(f"a hardware config is a preset name, a JSON path, a mapping or a HwConfig, "
+                          f"not {type(spec).__name__}")
     return cfg.replace(**overrides) if overrides else cfg

@@ -34,6 +34,21 @@ TIMING_KEYS = {
     "TIMING_FETCH_CYCLES": ("fetch_cycles_per_insn", int, 0),
     "TIMING_CMD_QUEUE_DEPTH": ("cmd_queue_depth", int, 1),
 }
+# Highest legal value of each key: generous for any FPGA (a 100 GHz clock, a 4 KiB bus, a
+# million-cycle latency), and small enough that the cycle model's sums stay exact in float64
+# and its arrays in int64 (an unbounded latency overflowed them).
+TIMING_MAX = {
+    "TIMING_CLOCK_MHZ": 1e5,
+    "TIMING_BUS_BYTES": 4096,
+    "TIMING_DRAM_EFFICIENCY": 1.0,
+    "TIMING_DMA_LATENCY": 1 << 20,
+    "TIMING_GEMM_II": 1024,
+    "TIMING_ALU_II": 1024,
+    "TIMING_ALU_II_IMM": 1024,
+    "TIMING_PIPELINE_FILL": 1 << 20,
+    "TIMING_FETCH_CYCLES": 1 << 10,
+    "TIMING_CMD_QUEUE_DEPTH": 1 << 20,
+}
 
 
 @dataclasses.dataclass(frozen=True)

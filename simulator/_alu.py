@@ -14,6 +14,7 @@ import numpy as np
 
 from compiler import isa
 
+from ._errors import SimulationError
 from ._index import PlanCache, check_range, distinct, group_sum, loop_indices, rows_or_slice
 
 
@@ -50,14 +51,20 @@ def _apply(m, f, dst, src, imm) -> None:
     m.acc[dst] = _wrap(f(a, b), m.acc_dtype)
 
 
-def waves(dst: np.ndarray, src: np.ndarray | None) -> list[int]:
-    """Start offsets of consecutive hazard-free waves (greedy, in execution order)."""
+def waves(dst: np.ndarray, src: np.ndarray | None, limit: int | None = None) -> list[int]:
+    """Start offsets of consecutive hazard-free waves (greedy, in execution order); raises
+    SimulationError as soon as there are more than ``limit`` (each wave is one numpy pass)."""
     starts, written = [0], set()
     srcs = src.tolist() if src is not None else None
     for n, d in enumerate(dst.tolist()):
         if d in written or (srcs is not None and srcs[n] in written):
             starts.append(n)
             written = set()
+            if limit is not None and len(starts) > limit:
+                raise SimulationError(
+                    f"ALU iterations re-read or re-write accumulator rows written earlier in the instruction "
+                    f"more than {limit} times in sequence (after {n} of {dst.size} iterations), beyond the "
+                    f"simulator's work limit (WorkLimit.alu_waves)")
         written.add(d)
     return starts
 
@@ -96,7 +103,7 @@ def _plan(m, args):
         return ("wave", rows_or_slice(dst), None if operand is None else rows_or_slice(operand))
     if operand is not None and opcode in _REDUCIBLE and not np.isin(src, dst).any():
         return ("fold", dst, src)
-    return ("waves", dst, operand, waves(dst, operand) + [dst.size])
+    return ("waves", dst, operand, waves(dst, operand, m.work_limit.alu_waves) + [dst.size])
 
 
 def alu(m, step) -> None:

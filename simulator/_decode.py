@@ -23,6 +23,7 @@ from compiler.isa import AluInsn, FinishInsn, GemmInsn, MemInsn
 
 from . import _counters as C
 from ._errors import SimulationError
+from ._limits import DEFAULT_WORK_LIMIT, cells_per_iteration
 
 LOAD_MODULE, COMPUTE_MODULE, STORE_MODULE = 0, 1, 2
 MODULE_NAMES = ("load", "compute", "store")
@@ -253,16 +254,17 @@ class Stream:
         return [(i, Step(i, COMPUTE_MODULE, K_LOAD, isa.MEM_UOP, a, self)) for i, a in zip(idx.tolist(), args)]
 
 
-def decode(program, env, dram_size: int) -> Stream:
+def decode(program, env, dram_size: int, limit=DEFAULT_WORK_LIMIT) -> Stream:
     """The ``Stream`` of a Program or raw bytes; raises SimulationError for anything statically
-    wrong (the first offending instruction, in program order)."""
+    wrong (the first offending instruction, in program order) or more work than ``limit``."""
     if isinstance(program, isa.Program):
+        _check_program(program)
         if program.env != env:
             raise SimulationError(f"program built for {program.env!r}, simulator is {env!r}")
         insns = program.instructions
         raw, well_formed = columns_from_objects(insns) if insns else (None, False)
         if raw is None or not well_formed:
-            return decode(program.to_bytes(), env, dram_size)
+            return decode(_program_bytes(program), env, dram_size, limit)
         stream = Stream(env, encoded_columns(raw, env), None, insns, timing_table=raw)
     elif isinstance(program, (bytes, bytearray, memoryview)):
         data = bytes(program)
@@ -274,9 +276,60 @@ def decode(program, env, dram_size: int) -> Stream:
             raise SimulationError("empty instruction stream: no FINISH")
         stream = Stream(env, columns_from_bytes(data, env), data, None)
     else:
-        raise TypeError(f"execute() takes a compiler.isa.Program or bytes, not {type(program).__name__}")
+        raise SimulationError(f"execute() takes a compiler.isa.Program or bytes, not {type(program).__name__}")
     _check(stream, env, dram_size)
+    _check_work(stream, env, limit)
     return stream
+
+
+_INSN_CLASSES = tuple(_OBJECT_FIELDS)
+
+
+def _check_program(program) -> None:
+    """A Program whose fields were replaced by something else (None, a number...) is refused
+    by name, before anything reads them."""
+    insns = program.instructions
+    if not isinstance(insns, (list, tuple)):
+        raise SimulationError(f"Program.instructions must be a list of instructions, got {type(insns).__name__}")
+    for i, insn in enumerate(insns):
+        if not isinstance(insn, _INSN_CLASSES):
+            raise SimulationError(f"Program.instructions[{i}] is a {type(insn).__name__}, not an instruction "
+                                  f"({', '.join(c.__name__ for c in _INSN_CLASSES)})")
+    uops = program.uops
+    if not isinstance(uops, np.ndarray) or uops.ndim != 1 or uops.dtype != np.uint32:
+        raise SimulationError(f"Program.uops must be a 1-D uint32 numpy array, got "
+                              f"{type(uops).__name__}{getattr(uops, 'shape', '')}")
+    base = program.uop_base
+    if isinstance(base, bool) or not isinstance(base, (int, np.integer)):
+        raise SimulationError(f"Program.uop_base must be an integer byte address, got {base!r}")
+
+
+def _program_bytes(program) -> bytes:
+    try:
+        return program.to_bytes()
+    except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+        raise SimulationError(f"Program cannot be encoded: {exc}") from None
+
+
+def _check_work(stream: "Stream", env, limit) -> None:
+    """Refuse, before anything runs, GEMM/ALU instructions or programs beyond ``limit``."""
+    c = stream.cols
+    loop = (c["opcode"] == isa.GEMM) | (c["opcode"] == isa.ALU)
+    if not loop.any():
+        return
+    per = cells_per_iteration(env)
+    # Python ints: 14 + 14 + 13 bits of iterations times the cells cannot overflow int64, but stay exact.
+    iterations = c["iter_out"] * c["iter_in"] * (c["uop_end"] - c["uop_bgn"])
+    cells = np.where(loop, iterations, 0) * per
+    worst = int(np.argmax(cells))
+    if int(cells[worst]) > limit.per_instruction:
+        raise SimulationError(
+            f"{stream.describe(worst)}: {int(iterations[worst])} uop-iterations ({int(cells[worst])} cells of work) "
+            f"exceed the simulator's per-instruction work limit of {limit.per_instruction} cells")
+    total = int(cells.sum())
+    if total > limit.per_program:
+        raise SimulationError(f"program of {stream.n} instructions asks for {total} cells of GEMM/ALU work, "
+                              f"beyond the simulator's per-program work limit of {limit.per_program} cells")
 
 
 def sram_depth(env, memory_type: int) -> int:

@@ -22,7 +22,8 @@ def _padded_block(sram: np.ndarray, args) -> np.ndarray:
     """The (ytotal, xtotal, lanes) SRAM block a LOAD writes, with its pad rows/columns zeroed."""
     sram_base, _, y, x, _, yp0, yp1, xp0, xp1 = args
     xt, yt = xp0 + x + xp1, yp0 + y + yp1
-    block = sram[sram_base:sram_base + xt * yt].reshape(yt, xt, -1)
+    # The lane count is explicit: a LOAD of y_size 0 (pad rows only) has an empty block.
+    block = sram[sram_base:sram_base + xt * yt].reshape(yt, xt, sram.shape[1])
     if yp0 or yp1 or xp0 or xp1:
         block[:yp0] = 0
         block[yp0 + y:] = 0
@@ -43,7 +44,7 @@ def load(m, step) -> None:
         # int8 lanes in DRAM, sign-extended into the accumulator lanes.
         block = _padded_block(m.acc, step.args)
         src = _dram_rows(m.dram, dram_base * e, y, x * e, stride * e).view(np.int8)
-        block[yp0:yp0 + y, xp0:xp0 + x] = src.reshape(y, x, -1)
+        block[yp0:yp0 + y, xp0:xp0 + x] = src.reshape(y, x, block.shape[2])
         return
     bits = _scalar_bits(m.env, mtype)
     if bits < 8:
@@ -68,6 +69,7 @@ def store(m, step) -> None:
     else:
         data = m.acc[sram_base:sram_base + x * y].astype(m.out_dtype).view(np.uint8).reshape(y, x * e)
     dst = _dram_rows(m.dram, dram_base * e, y, x * e, stride * e)
+    m.log_dram(dst)
     if stride >= x or y == 1:
         dst[...] = data
     else:  # rows overlap in DRAM: later rows win, as in upstream's sequential loop

@@ -20,6 +20,7 @@ import numpy as np
 from ._index import PlanCache, check_range, distinct, group_sum, loop_indices, rows_or_slice
 
 _PLANS = PlanCache()
+_CHUNK_VALUES = 1 << 22   # gathered values per chunk of a generic GEMM (32 MiB of float64)
 
 
 def _exact_dtype(env, terms: int):
@@ -88,11 +89,17 @@ class _Generic:
         self.dst, self.src, self.wgt, self.unique_dst = dst, src, wgt, unique_dst
 
     def run(self, m) -> None:
-        prods = _products(m, self.src, self.wgt, self.dst.size)
-        dst = self.dst
-        if not self.unique_dst:
-            dst, prods = group_sum(dst, prods)
-        m.acc[dst] = (m.acc[dst].astype(np.int64) + prods.astype(np.int64)).astype(m.acc_dtype)
+        # In chunks: the gathered weight rows of one iteration are BLOCK_OUT x BLOCK_IN values,
+        # and additions modulo 2^ACC_WIDTH commute, so the chunking changes nothing but memory.
+        env = m.env
+        chunk = max(1, _CHUNK_VALUES // (env.BLOCK_OUT * env.BLOCK_IN + env.BATCH * (env.BLOCK_IN + env.BLOCK_OUT)))
+        for lo in range(0, self.dst.size, chunk):
+            hi = min(lo + chunk, self.dst.size)
+            prods = _products(m, self.src[lo:hi], self.wgt[lo:hi], hi - lo)
+            dst = self.dst[lo:hi]
+            if not self.unique_dst:
+                dst, prods = group_sum(dst, prods)
+            m.acc[dst] = (m.acc[dst].astype(np.int64) + prods.astype(np.int64)).astype(m.acc_dtype)
 
 
 def _products(m, src, wgt, n):

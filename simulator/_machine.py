@@ -11,6 +11,7 @@ import numpy as np
 from compiler import isa
 
 from ._errors import SimulationError
+from ._limits import DEFAULT_WORK_LIMIT
 
 SUPPORTED_WIDTHS = (4, 8, 16, 32)
 
@@ -86,3 +87,42 @@ class Machine:
         for arr in (self.uop, self.uop_dst, self.uop_src, self.uop_wgt, self.inp, self.wgt, self.acc):
             arr[...] = 0
         self.tokens[:] = [0, 0, 0, 0]
+
+    # ---- all-or-nothing runs -------------------------------------------------------------
+    # A run that raises (a data-dependent index error, the work limit, Ctrl-C, out of memory)
+    # must leave the machine exactly as it found it: leftover tokens or half-written SRAMs would
+    # silently corrupt the next, correct run. The SRAMs a run can write are copied before it
+    # (they are small next to the work of a run); DRAM writes (STOREs, uop placement) are
+    # undone from a log of the bytes they overwrote.
+    undo = None
+    work_limit = DEFAULT_WORK_LIMIT
+
+    def checkpoint(self, srams) -> tuple:
+        """State to ``restore`` after a failed run that may write ``srams`` (names of arrays)."""
+        self.undo = []
+        if "acc" not in self.__dict__:   # not allocated yet: all zeros, which a restore re-creates
+            return list(self.tokens), None
+        copies = {name: self.__dict__[name].copy() for name in srams}
+        return list(self.tokens), copies
+
+    def log_dram(self, view: np.ndarray) -> None:
+        """Record the bytes a DRAM write through ``view`` is about to overwrite."""
+        if self.undo is not None:
+            self.undo.append((view, view.copy()))
+
+    def restore(self, saved: tuple) -> None:
+        tokens, copies = saved
+        self.tokens[:] = tokens
+        if copies is None:
+            for name in _ARRAYS:
+                self.__dict__.pop(name, None)
+            self.undo = None
+            return
+        for name, copy in copies.items():
+            self.__dict__[name][...] = copy
+        for view, old in reversed(self.undo or ()):
+            view[...] = old
+        self.undo = None
+
+    def commit(self) -> None:
+        self.undo = None

@@ -18,6 +18,8 @@ import numpy as np
 
 from compiler import isa
 
+from ._errors import SimulationError
+
 
 @dataclasses.dataclass
 class RunResult:
@@ -34,19 +36,19 @@ class RunResult:
 def _check_binding(mod, arrays) -> list[np.ndarray]:
     if len(arrays) != len(mod.args):
         names = ", ".join(a.name for a in mod.args)
-        raise ValueError(f"module {mod.name!r} takes {len(mod.args)} arrays ({names}), got {len(arrays)}")
+        raise SimulationError(f"module {mod.name!r} takes {len(mod.args)} arrays ({names}), got {len(arrays)}")
     bound = []
     for index, (arg, array) in enumerate(zip(mod.args, arrays)):
         what = f"argument {index} ({arg.name!r}) of module {mod.name!r}"
         if not isinstance(array, np.ndarray):
-            raise TypeError(f"{what}: expected a numpy array, got {type(array).__name__}")
+            raise SimulationError(f"{what}: expected a numpy array, got {type(array).__name__}")
         if array.dtype != isa.host_dtype(arg.dtype):
             held = f" (as {isa.host_dtype(arg.dtype)} values)" if isa.dtype_bits(arg.dtype) < 8 else ""
-            raise ValueError(f"{what}: dtype {array.dtype}, the buffer holds {arg.dtype}{held}")
+            raise SimulationError(f"{what}: dtype {array.dtype}, the buffer holds {arg.dtype}{held}")
         if tuple(array.shape) != tuple(arg.shape):
-            raise ValueError(f"{what}: shape {tuple(array.shape)}, the buffer has shape {tuple(arg.shape)}")
+            raise SimulationError(f"{what}: shape {tuple(array.shape)}, the buffer has shape {tuple(arg.shape)}")
         if arg.is_output and not array.flags.writeable:
-            raise ValueError(f"{what}: the result is written into it in place, but the array is read-only")
+            raise SimulationError(f"{what}: the result is written into it in place, but the array is read-only")
         bound.append(array)
     return bound
 
@@ -60,7 +62,7 @@ def _device_bytes(arg, array) -> np.ndarray:
     signed = not arg.dtype.startswith("uint")
     low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     if flat.size and (flat.min() < low or flat.max() > high):
-        raise ValueError(f"argument {arg.name!r} holds {arg.dtype} values, so in [{low}, {high}]; "
+        raise SimulationError(f"argument {arg.name!r} holds {arg.dtype} values, so in [{low}, {high}]; "
                          f"got [{flat.min()}, {flat.max()}]")
     per = 8 // bits
     padded = np.zeros(-(-flat.size // per) * per, dtype=flat.dtype)
@@ -68,29 +70,39 @@ def _device_bytes(arg, array) -> np.ndarray:
     return isa.pack_scalars(padded, bits)
 
 
-def _new_simulator(mod, sim):
+def _new_simulator(mod, sim, work_limit=None):
     if sim is None:
         from simulator import Simulator   # late: simulator/__init__ re-exports this module
-        return Simulator(mod.env, dram_size=mod.dram_size)
+        return Simulator(mod.env, dram_size=mod.dram_size, work_limit=work_limit)
+    from simulator import Simulator
+    if not isinstance(sim, Simulator):
+        raise SimulationError(f"sim must be a simulator.Simulator, got {type(sim).__name__}")
+    if sim.env != mod.env:
+        raise SimulationError(f"module {mod.name!r} was built for {mod.env!r}, the simulator is {sim.env!r}")
     if sim.dram_size < mod.dram_size:
-        raise ValueError(f"simulator DRAM of {sim.dram_size} B is smaller than the {mod.dram_size} B "
+        raise SimulationError(f"simulator DRAM of {sim.dram_size} B is smaller than the {mod.dram_size} B "
                          f"module {mod.name!r} needs")
     return sim
 
 
-def run(mod, *arrays, count_only: bool = False, sim=None, timing_params=None) -> RunResult:
+def run(mod, *arrays, count_only: bool = False, sim=None, timing_params=None, work_limit=None) -> RunResult:
     """Run ``mod`` on a fresh simulator (or ``sim``); arrays bind to ``mod.args`` in order.
 
     With ``count_only`` the data are not computed and the arrays may be omitted. Each program
     (one per synchronize) is also timed by the cycle model, starting from the tokens the
-    previous programs left in the queues, as on the device.
+    previous programs left in the queues, as on the device. ``work_limit`` (a
+    ``simulator.WorkLimit``) bounds the work of each program of a fresh simulator.
     """
+    from compiler.module import Module
     from simulator.timing import TimingModel
+
+    if not isinstance(mod, Module):
+        raise SimulationError(f"simulator.run takes a compiler.Module, got {type(mod).__name__}")
 
     model = TimingModel(mod.env, timing_params)
     bound = [] if (count_only and not arrays) else _check_binding(mod, arrays)
     private = sim is None
-    sim = _new_simulator(mod, sim)
+    sim = _new_simulator(mod, sim, work_limit)
     for arg, array in zip(mod.args, bound):
         sim.dram[arg.phys_addr:arg.phys_addr + arg.nbytes] = _device_bytes(arg, array)
     totals: dict = {}

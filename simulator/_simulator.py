@@ -8,6 +8,7 @@ from compiler import isa
 from . import _counters, _decode, _scheduler
 from ._decode import QUEUE_NAMES
 from ._errors import SimulationError
+from ._limits import DEFAULT_WORK_LIMIT, WorkLimit
 from ._machine import Machine
 
 
@@ -16,11 +17,25 @@ class Simulator:
 
     ``dram`` is a flat, writable uint8 array indexed by upstream physical byte address. SRAMs
     and token queues start at zero and persist across ``execute`` calls, as on the device.
+
+    A call that raises — a program refused before it runs, an error found while it runs, the
+    ``work_limit`` (:class:`WorkLimit`), Ctrl-C — leaves the machine exactly as before the call:
+    SRAMs, token queues and DRAM.
     """
 
-    def __init__(self, env, dram_size: int = 1 << 24):
+    def __init__(self, env, dram_size: int = 1 << 24, work_limit: WorkLimit | None = None):
+        import hwconfigs   # late: only to name the type in the error
+        if not isinstance(env, hwconfigs.Env):
+            raise SimulationError(f"Simulator needs a hwconfigs.Env, got {type(env).__name__}")
+        if isinstance(dram_size, bool) or not isinstance(dram_size, (int, np.integer)):
+            raise SimulationError(f"dram_size must be an integer number of bytes, got {dram_size!r}")
+        work_limit = DEFAULT_WORK_LIMIT if work_limit is None else work_limit
+        if not isinstance(work_limit, WorkLimit):
+            raise SimulationError(f"work_limit must be a simulator.WorkLimit, got {type(work_limit).__name__}")
         self.env = env
+        self.work_limit = work_limit
         self._m = Machine(env, dram_size)
+        self._m.work_limit = work_limit
 
     # ---- state, as views a user or test can inspect or poke ------------------------------
     @property
@@ -74,7 +89,7 @@ class Simulator:
 
     def _decode(self, program) -> _decode.Stream:
         """The statically checked ``Stream`` of a Program or raw bytes (raises SimulationError)."""
-        return _decode.decode(program, self.env, self.dram_size)
+        return _decode.decode(program, self.env, self.dram_size, self.work_limit)
 
     def _run_stream(self, stream: _decode.Stream, program=None, count_only: bool = False,
                    private: bool = False) -> dict[str, int]:
@@ -82,15 +97,21 @@ class Simulator:
         caller discards this machine after a count-only run, so its uop SRAM is never looked
         at and even the UOP loads (and uop placement) are skipped."""
         skip_uops = count_only and private
-        if isinstance(program, isa.Program) and len(program.uops):
-            self._place_uops(program, write=not skip_uops)
-        saved_tokens = list(self._m.tokens)
+        m = self._m
+        # A private count-only run touches nothing anybody will look at; otherwise keep what the
+        # run may write, to put it back if it raises.
+        saved = m.checkpoint(() if skip_uops else
+                             ("uop", "uop_dst", "uop_src", "uop_wgt") if count_only else
+                             ("uop", "uop_dst", "uop_src", "uop_wgt", "inp", "wgt", "acc"))
         try:
-            _scheduler.run(self._m, stream, count_only, load_uops=not skip_uops)
-        except SimulationError:
-            # Leftover tokens of a failed run would desynchronise the next, correct one.
-            self._m.tokens[:] = saved_tokens
+            if isinstance(program, isa.Program) and len(program.uops):
+                self._place_uops(program, write=not skip_uops)
+            _scheduler.run(m, stream, count_only, load_uops=not skip_uops)
+        except BaseException:
+            # Leftover tokens or half-written SRAMs of a failed run would corrupt the next one.
+            m.restore(saved)
             raise
+        m.commit()
         return _counters.as_dict(stream.counters)
 
     def _place_uops(self, program, write: bool = True) -> None:
@@ -99,4 +120,6 @@ class Simulator:
             raise SimulationError(f"program uops at DRAM bytes [{lo:#x}, {hi:#x}) lie outside the simulated "
                                   f"DRAM of {self.dram_size:#x} bytes")
         if write:
-            self._m.dram[lo:hi] = program.uops.astype("<u4").view(np.uint8)
+            view = self._m.dram[lo:hi]
+            self._m.log_dram(view)
+            view[...] = program.uops.astype("<u4").view(np.uint8)

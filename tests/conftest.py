@@ -1,10 +1,12 @@
 """Shared fixtures: where the published reference figures live."""
+import os
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_DIR = REPO_ROOT.parent / "shared" / "reference"
+# A git worktree outside /work/main points at the figures with VTA_REFERENCE_DIR.
+REFERENCE_DIR = Path(os.environ.get("VTA_REFERENCE_DIR") or REPO_ROOT.parent / "shared" / "reference")
 
 
 def reference_file(name: str) -> Path:

@@ -6,6 +6,8 @@ of every knob: each split ``[-1, 1]`` and one thread (vta-spec §6.10).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..ir import CompileError
 from ._layers import Conv2D, Dense, Elementwise, check_packing
 
@@ -80,6 +82,9 @@ def fallback_knobs(layer, env) -> dict:
 def normalize_knobs(layer, env, knobs) -> dict:
     """Fill missing knobs from the fallback, resolve ``-1`` outers, validate every split."""
     merged = fallback_knobs(layer, env)
+    if knobs is not None and not isinstance(knobs, Mapping):
+        raise CompileError(f"knobs must be a mapping of knob name to value (or None), got a "
+                           f"{type(knobs).__name__}: {knobs!r:.200}")
     if knobs:
         unknown = [k for k in knobs if k not in merged]
         if unknown:
@@ -89,7 +94,8 @@ def normalize_knobs(layer, env, knobs) -> dict:
     axes = split_axes(layer, env)
     for name, extent in axes.items():
         value = merged[name]
-        if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value)):
+        if not (isinstance(value, (list, tuple)) and len(value) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
             raise CompileError(f"knob {name} = {value!r}: expected [outer, inner] integers")
         outer, inner = value
         if inner < 1 or extent % inner:
@@ -98,7 +104,7 @@ def normalize_knobs(layer, env, knobs) -> dict:
             raise CompileError(f"knob {name} = {list(value)}: outer x inner must equal the axis extent {extent}")
         merged[name] = [extent // inner, inner]
     for name in thread_knobs(layer):
-        if merged[name] not in (1, 2):
+        if isinstance(merged[name], bool) or merged[name] not in (1, 2):
             raise CompileError(f"knob {name} = {merged[name]!r}: must be 1 or 2")
     for name, values in extra_knobs(layer).items():
         if merged[name] not in values:
@@ -183,10 +189,69 @@ def tile_footprint(layer, env, knobs) -> dict[str, int]:
     return {"inp": b * ci, "wgt": co * ci, "acc": b * co + (b * co if bias else 0)}
 
 
+def _check_bias(layer, env, k) -> None:
+    if not any(step[0] == "bias" for step in layer.epilogue):
+        return
+    if isinstance(layer, Dense) and env.BATCH > 1:
+        # Dense's bias (1, O/c, 1, c) is shared by the BATCH rows of an accumulator element; the
+        # DMA copies whole elements (BATCH x BLOCK_OUT lanes) and cannot repeat a row into them.
+        raise CompileError(f"a dense bias of (1, O/{env.BLOCK_OUT}, 1, {env.BLOCK_OUT}) cannot be loaded into "
+                           f"accumulator elements of BATCH {env.BATCH} x {env.BLOCK_OUT} lanes "
+                           f"(the DMA does not broadcast over the batch); use a geometry with LOG_BATCH 0")
+    if k.get("bias_dtype") == "int8" and (env.ACC_WIDTH != 32 or env.INP_WIDTH != 8):
+        # An int8 bias is widened by an ACC_8BIT load, which exists only for int8 inputs and
+        # int32 accumulators (vta-spec §3.3 step 5); the simulator refuses it elsewhere.
+        raise CompileError(f"bias_dtype 'int8' loads the bias with ACC_8BIT, which needs INP_WIDTH 8 and "
+                           f"ACC_WIDTH 32 (this geometry: {env.INP_WIDTH}, {env.ACC_WIDTH}); use bias_dtype 'int32'")
+
+
+def _check_padded_single_line(layer, k) -> None:
+    """A padded input tile of one row (or column) — a 1x1 kernel with tile_h (tile_w) inner 1 —
+    has no copy loop along that axis: the padding condition then bounds only the tile loop, so
+    no per-load pad field expresses it (and some such tiles are padding only)."""
+    if not (isinstance(layer, Conv2D) and layer.pad and layer.kernel == 1):
+        return
+    for knob in ("tile_h", "tile_w"):
+        if k[knob][1] == 1:
+            raise CompileError(f"{knob} {k[knob]}: a padded 1x1 convolution loads input tiles of one "
+                               f"{'row' if knob == 'tile_h' else 'column'}, whose padding VTA's 2-D DMA cannot "
+                               f"express (use {knob} inner > 1)")
+
+
+def _check_uop_kernels(layer, env, k) -> None:
+    """The runtime keys a uop kernel by at most one host loop variable (its signature). A
+    virtual thread's SRAM offset is one; with more than one batch tile the batch loop outside
+    the kernel can be a second, depending on how the loops fold into the GEMM instruction. That
+    is decided on the lowered IR, exactly as ``build`` decides it, without running the host
+    code: only for the knob sets where it can happen (threads and batch tiles), as lowering
+    costs ~10 ms."""
+    from ..ir import Allocate, Attr, For, Seq, free_vars
+    from ..lower import lower
+    from ._templates import alu_packed, conv2d_packed, dense_packed
+
+    template = {Conv2D: conv2d_packed, Dense: dense_packed, Elementwise: alu_packed}[type(layer)]
+    s, args = template(layer, env, k)
+    stack = [lower(s, args, env=env).body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Attr) and node.key == "coproc_uop_scope":
+            names = sorted(v.name for v in free_vars(node.body))
+            if len(names) > 1:
+                raise CompileError(f"a uop kernel depends on {len(names)} host variables ({', '.join(names)}); "
+                                   f"the runtime signature holds one (knobs tile_b {k.get('tile_b')}, "
+                                   f"oc_nthread {k.get('oc_nthread', 1)}, h_nthread {k.get('h_nthread', 1)})")
+        elif isinstance(node, Seq):
+            stack.extend(node.stmts)
+        elif isinstance(node, (For, Attr, Allocate)):
+            stack.append(node.body)
+
+
 def check_knobs(layer, env, knobs) -> dict:
     """Static feasibility: raises CompileError naming the knob or buffer; returns the knobs
-    normalized. Cheap enough to reject candidates before anything is compiled."""
+    normalized. Cheap enough to reject candidates before anything is compiled: it refuses
+    exactly the knob sets ``build`` refuses (tests/workloads/test_knob_agreement.py)."""
     k = normalize_knobs(layer, env, knobs)
+    _check_bias(layer, env, k)
     threads = 1
     if k.get("oc_nthread", 1) > 1:
         if k["tile_co"][0] % k["oc_nthread"]:
@@ -216,10 +281,13 @@ def check_knobs(layer, env, knobs) -> dict:
     if isinstance(layer, Dense) and k["gemm_order"] == "upstream" and k["tile_co"][1] > 1:
         raise CompileError(f"tile_co {k['tile_co']}: upstream's dense order keeps the co loop inside the GEMM "
                            f"intrinsic, which needs it to be 1 (use gemm_order 'co_outer')")
+    _check_padded_single_line(layer, k)
     depth = {"inp": env.INP_DEPTH, "wgt": env.WGT_DEPTH, "acc": env.ACC_DEPTH}
     elem = {"inp": env.INP_ELEM_BYTES, "wgt": env.WGT_ELEM_BYTES, "acc": env.ACC_ELEM_BYTES}
     for buf, elems in tile_footprint(layer, env, k).items():
         if elems * threads > depth[buf]:
             raise CompileError(f"{buf} buffer needs {elems * threads * elem[buf]} B for {threads} thread(s) of "
                                f"{elems} tiles, has {depth[buf] * elem[buf]} B (knobs {k})")
+    if threads > 1 and layer.batch // env.BATCH > 1:
+        _check_uop_kernels(layer, env, k)
     return k

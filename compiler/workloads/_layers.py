@@ -14,10 +14,33 @@ from ..ir import CompileError
 #   ("clip", lo, hi)   Relay's clip as VTA lowers it: min(x, hi) then max(x, lo)
 # Every epilogue ends with the cast to the int8 output (the STORE truncates).
 TUTORIAL_EPILOGUE = (("shr", 8), ("max", 0), ("min", 127))
+# Largest value of each layer dimension: far beyond any network VTA runs, small enough that the
+# knob spaces (every divisor of every axis) and the compiler's tables stay finite.
+MAX_DIM = {"batch": 1 << 12, "height": 1 << 14, "width": 1 << 14, "in_channels": 1 << 16,
+           "out_channels": 1 << 16, "in_features": 1 << 20, "out_features": 1 << 20, "channels": 1 << 16,
+           "kernel": 64, "stride": 64, "pad": 64, "count": 1 << 20}
+
+
+def _check_dims(layer, fields, low: int = 1) -> None:
+    for field in fields:
+        value = getattr(layer, field)
+        low_here = 0 if field == "pad" else low
+        if isinstance(value, bool) or not isinstance(value, int) or not low_here <= value <= MAX_DIM[field]:
+            shown = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "a huge integer"
+            raise CompileError(f"{type(layer).__name__}.{field} = {shown}: must be an integer in "
+                               f"[{low_here}, {MAX_DIM[field]}]")
 STEP_ARITY = {"bias": 0, "relu": 0, "add": 1, "shr": 1, "max": 1, "min": 1, "clip": 2}
+# Every constant becomes the ALU's immediate, a 16-bit two's-complement field (vta-spec §2.1,
+# §2.5); a wider value would be truncated to something else than the layer says. Shift counts
+# of 32 or more (or negative) are host-dependent in upstream's fsim (vta-spec §3.5).
+IMM_MIN, IMM_MAX = -(1 << 15), (1 << 15) - 1
+STEP_RANGE = {"add": (IMM_MIN, IMM_MAX), "max": (IMM_MIN, IMM_MAX), "min": (IMM_MIN, IMM_MAX),
+              "clip": (IMM_MIN, IMM_MAX), "shr": (0, 31)}
 
 
 def check_epilogue(epilogue) -> tuple:
+    if isinstance(epilogue, (str, bytes)) or not isinstance(epilogue, (tuple, list)):
+        raise CompileError(f"epilogue {epilogue!r}: expected a sequence of steps such as (('shr', 8), ('relu',))")
     steps = tuple(tuple(step) if isinstance(step, (tuple, list)) else (step,) for step in epilogue)
     for step in steps:
         name = step[0] if step else None
@@ -26,8 +49,14 @@ def check_epilogue(epilogue) -> tuple:
                                f"known: {', '.join(STEP_ARITY)}")
         if len(step) - 1 != STEP_ARITY[name]:
             raise CompileError(f"epilogue step {step!r}: {name} takes {STEP_ARITY[name]} argument(s)")
-        if any(not isinstance(v, int) for v in step[1:]):
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in step[1:]):
             raise CompileError(f"epilogue step {step!r}: arguments must be integers")
+        if name in STEP_RANGE:
+            low, high = STEP_RANGE[name]
+            for v in step[1:]:
+                if not low <= v <= high:
+                    what = "shift count" if name == "shr" else "constant (the ALU's 16-bit signed immediate)"
+                    raise CompileError(f"epilogue step {step!r}: {name} {what} {v} is out of range [{low}, {high}]")
     if sum(step[0] == "bias" for step in steps) > 1:
         raise CompileError("epilogue: at most one bias step")
     return steps
@@ -50,12 +79,8 @@ class Conv2D:
     name: str = ""
 
     def __post_init__(self):
-        for field in ("batch", "height", "width", "in_channels", "out_channels", "kernel", "stride", "count"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or value < 1:
-                raise CompileError(f"Conv2D.{field} = {value!r}: must be a positive integer")
-        if not isinstance(self.pad, int) or self.pad < 0:
-            raise CompileError(f"Conv2D.pad = {self.pad!r}: must be a non-negative integer")
+        _check_dims(self, ("batch", "height", "width", "in_channels", "out_channels", "kernel", "stride",
+                           "pad", "count"))
         if self.kernel > self.height + 2 * self.pad or self.kernel > self.width + 2 * self.pad:
             raise CompileError(f"Conv2D: kernel {self.kernel} larger than the padded input "
                                f"{self.height + 2 * self.pad}x{self.width + 2 * self.pad}")
@@ -91,10 +116,7 @@ class Dense:
     name: str = ""
 
     def __post_init__(self):
-        for field in ("batch", "in_features", "out_features", "count"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or value < 1:
-                raise CompileError(f"Dense.{field} = {value!r}: must be a positive integer")
+        _check_dims(self, ("batch", "in_features", "out_features", "count"))
         object.__setattr__(self, "epilogue", check_epilogue(self.epilogue))
 
     @property
@@ -139,10 +161,7 @@ class Elementwise:
     name: str = ""
 
     def __post_init__(self):
-        for field in ("batch", "channels", "height", "width", "count"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or value < 1:
-                raise CompileError(f"Elementwise.{field} = {value!r}: must be a positive integer")
+        _check_dims(self, ("batch", "channels", "height", "width", "count"))
         if self.op not in ELEMENTWISE_OPS:
             raise CompileError(f"Elementwise.op = {self.op!r}: one of {', '.join(ELEMENTWISE_OPS)}")
         object.__setattr__(self, "epilogue", check_epilogue(self.epilogue))

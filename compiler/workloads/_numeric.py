@@ -7,8 +7,9 @@ from ..isa import dtype_bits, host_dtype
 from ._layers import Conv2D, Elementwise
 
 
-def _wrap32(x: np.ndarray) -> np.ndarray:
-    return x.astype(np.int64).astype(np.uint32).view(np.int32) if x.dtype != np.int32 else x
+def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
+    """``x`` modulo 2^bits as signed values (int64): the accumulator's wrap-around."""
+    return x.astype(np.int64).astype(f"int{bits}").astype(np.int64)
 
 
 def input_shapes(layer, env, knobs=None) -> list[tuple[str, tuple, str]]:
@@ -78,7 +79,7 @@ def empty_output(layer, env) -> np.ndarray:
     return np.zeros(output_shape(layer, env), dtype=host_dtype(env.out_dtype))
 
 
-def _apply_epilogue(acc: np.ndarray, epilogue, bias) -> np.ndarray:
+def _apply_epilogue(acc: np.ndarray, epilogue, bias, acc_bits: int) -> np.ndarray:
     acc = acc.astype(np.int64)
     for step in epilogue:
         name = step[0]
@@ -94,20 +95,24 @@ def _apply_epilogue(acc: np.ndarray, epilogue, bias) -> np.ndarray:
             acc = np.minimum(acc, step[1])
         elif name == "clip":
             acc = np.maximum(np.minimum(acc, step[2]), step[1])
-        acc = _wrap32(acc).astype(np.int64)    # every ALU op wraps at 32 bits
+        acc = _wrap(acc, acc_bits)    # every ALU op keeps the accumulator's low ACC_WIDTH bits
     return acc
 
 
 def reference(layer, *inputs, env=None) -> np.ndarray:
-    """The layer's answer in the packed output layout, as VTA computes it: int32 wrapping
-    accumulation, the epilogue, then truncation to the output width (STORE keeps low bits).
-    Without ``env`` the output width is the data's (8 bits for elementwise layers)."""
+    """The layer's answer in the packed output layout, as VTA computes it: accumulation wrapping
+    at ACC_WIDTH, the epilogue, then truncation to the output width (STORE keeps low bits).
+
+    ``env`` gives the widths; without it ACC_WIDTH is 32 (an Elementwise's inputs' width) and
+    the output is as wide as the data (8 bits for an Elementwise)."""
     out_bits = env.OUT_WIDTH if env is not None else None
     if isinstance(layer, Elementwise):
         lhs, rhs = (x.astype(np.int64) for x in inputs)
-        combined = _wrap32(lhs + rhs if layer.op == "add" else lhs * rhs)
+        acc_bits = env.ACC_WIDTH if env is not None else inputs[0].dtype.itemsize * 8
+        combined = _wrap(lhs + rhs if layer.op == "add" else lhs * rhs, acc_bits)
         bits = out_bits or 8
-        return _truncate(_apply_epilogue(combined, layer.epilogue, None), bits, host_dtype(f"int{bits}"))
+        return _truncate(_apply_epilogue(combined, layer.epilogue, None, acc_bits), bits, host_dtype(f"int{bits}"))
+    acc_bits = env.ACC_WIDTH if env is not None else 32
     data, weight = inputs[0], inputs[1]
     bias = inputs[2] if len(inputs) > 2 else None
     if isinstance(layer, Conv2D):
@@ -123,7 +128,7 @@ def reference(layer, *inputs, env=None) -> np.ndarray:
             for dx in range(kw):
                 patch = x[:, :, dy:dy + s * (oh - 1) + 1:s, dx:dx + s * (ow - 1) + 1:s]
                 out += np.einsum("nchw,oc->nohw", patch, k[:, :, dy, dx], optimize=True)
-        out = _wrap32(out)
+        out = _wrap(out, acc_bits)
         packed = out.reshape(n, bn, o, bo, oh, ow).transpose(0, 2, 4, 5, 1, 3)
         if bias is not None:
             bias = np.broadcast_to(bias, packed.shape)
@@ -132,11 +137,11 @@ def reference(layer, *inputs, env=None) -> np.ndarray:
         o = weight.shape[0]
         x = data.astype(np.int64).transpose(0, 2, 1, 3).reshape(n * bn, c * bc)
         wt = weight.astype(np.int64).transpose(0, 2, 1, 3).reshape(o * weight.shape[2], c * bc)
-        out = _wrap32(x @ wt.T)
+        out = _wrap(x @ wt.T, acc_bits)
         packed = out.reshape(n, bn, o, weight.shape[2]).transpose(0, 2, 1, 3)
         if bias is not None:
             bias = np.broadcast_to(bias, packed.shape)
-    result = _apply_epilogue(packed, layer.epilogue, bias)
-    if out_bits is None or out_bits >= 8:
+    result = _apply_epilogue(packed, layer.epilogue, bias, acc_bits)
+    if out_bits is None:
         return result.astype(data.dtype)   # OUT_WIDTH = INP_WIDTH; numpy's cast keeps the low bits
-    return _truncate(result, out_bits, data.dtype)
+    return _truncate(result, out_bits, host_dtype(env.out_dtype))

@@ -118,3 +118,93 @@ def test_bad_margin_is_refused(tmp_path, new, message):
 def test_margin_needs_a_board(tmp_path):
     with pytest.raises(StudyError, match=r"margin is a fraction of a board's budget: set \[constraints\] board"):
         load(tmp_path, GOOD.replace('board = "pynq"', "margin = 0.1"))
+
+
+# ---- issue #16: fuzzed study files end in a StudyError naming the key, never a traceback -----
+
+from dse.evaluate import SimulatorEvaluator  # noqa: E402
+
+REAL = """
+[study]
+n_trials = 2
+[[workloads]]
+op = "dense"
+in_features = 256
+out_features = 64
+"""
+
+
+def load_real(tmp_path, body):
+    evaluator = SimulatorEvaluator()
+    return load_study(write_study(tmp_path, body), evaluator.ops, resolve=evaluator.resolve)
+
+
+def test_real_evaluator_file_loads(tmp_path):
+    assert load_real(tmp_path, REAL).workloads[0].param_dict["in_features"] == 256
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("in_features = 256", "in_features = 256\nbatch = 0", "batch = 0"),
+    ("in_features = 256", 'in_features = "256"', "in_features"),
+    ("in_features = 256", "in_features = 1" + "0" * 30, "in_features"),
+    ('op = "dense"\nin_features = 256\nout_features = 64',
+     'op = "conv2d"\nheight = 8\nwidth = 8\nin_channels = 16\nout_channels = 16\nkernel = 3\nstride = 0', "stride"),
+    ('op = "dense"\nin_features = 256\nout_features = 64',
+     'op = "conv2d"\nheight = 8\nwidth = 8\nin_channels = 16\nout_channels = 16\nkernel = 100', "kernel = 100"),
+    ('op = "dense"\nin_features = 256\nout_features = 64',
+     'op = "conv2d"\nheight = 8\nwidth = 8\nin_channels = 16\nout_channels = 16\nkernel = 30', "kernel 30 larger"),
+    ('op = "dense"\nin_features = 256\nout_features = 64', 'op = "resnet18"\nlayers = [5]', "layers"),
+    ('op = "dense"\nin_features = 256\nout_features = 64', 'op = "resnet18"\nlayers = ["C99"]', "C99"),
+    ("n_trials = 2", 'n_trials = 2\nbase = "de\\u0000fault"', "base"),
+    ("n_trials = 2", 'n_trials = 2\nbase = "' + "x" * 300 + '"', "base"),
+    ("n_trials = 2", 'n_trials = 2\nbase = "' + "x" * 300 + '.json"', "base"),
+    ("n_trials = 2", "n_trials = 2\nbase = 5", "base"),
+    ("n_trials = 2", "n_trials = 2\nbase = { LOG_BLOCK = 4 }", "base"),
+    ("n_trials = 2", "n_trials = 2\ntimeout = 1" + "0" * 400, "timeout"),
+    ("n_trials = 2", "n_trials = 2\ntimeout = inf", "timeout"),
+    ("n_trials = 2", "n_trials = 2\ncandidate_timeout = inf", "candidate_timeout"),
+    ("n_trials = 2", "n_trials = 2\ncandidate_timeout = nan", "candidate_timeout"),
+    ("n_trials = 2", "n_trials = 2\nseed = " + str(2 ** 40), "seed"),
+    ("n_trials = 2", "n_trials = " + str(10 ** 30), "n_trials"),
+    ("n_trials = 2", 'n_trials = 2\nname = "a\\u0000b"', "name"),
+])
+def test_values_the_op_library_or_the_run_would_refuse_are_refused_at_load(tmp_path, old, new, message):
+    assert old in REAL
+    with pytest.raises(StudyError, match=message):
+        load_real(tmp_path, REAL.replace(old, new))
+
+
+@pytest.mark.parametrize("content", [
+    b"# caf\xe9\n" + REAL.encode(), REAL.encode() + b"\xff", b"a = " + b"[" * 5000 + b"]" * 5000,
+    b"x = 1" + b"0" * 5000,
+])
+def test_unreadable_bytes_are_study_errors(tmp_path, content):
+    path = tmp_path / "s.toml"
+    path.write_bytes(content)
+    with pytest.raises(StudyError):
+        load_study(path, SimulatorEvaluator.ops)
+
+
+@pytest.mark.parametrize("setup", ["file", "under_file", "not_creatable"])
+def test_out_that_cannot_be_a_folder_is_refused(tmp_path, setup):
+    from dse._study import check_out_dir
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    out = {"file": blocker, "under_file": blocker / "sub" / "dir", "not_creatable": tmp_path / ("x" * 300)}[setup]
+    with pytest.raises(StudyError, match="--out"):
+        check_out_dir(out)
+
+
+def test_cli_prints_one_error_line_for_a_bad_study(tmp_path, capsys):
+    from dse.cli import main
+
+    path = tmp_path / "s.toml"
+    path.write_bytes(b"# \xff\n" + REAL.encode())
+    code = main(["run", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("vta-dse: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    path.write_text(REAL.replace("in_features = 256", "in_features = 256\nbatch = 0"))
+    code = main(["run", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("vta-dse: error: ") and "batch" in err

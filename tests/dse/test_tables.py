@@ -223,3 +223,38 @@ def test_where_the_largest_buffers_cannot_be_built_together_a_table_spans_the_ma
         except hwconfigs.ConfigError:
             continue
         assert any(all(x >= y for x, y in zip(s, values)) for s in sizes), values
+
+
+ONE_GEOMETRY = """
+[study]
+name = "resume"
+seed = 5
+n_trials = 3
+verify = "none"
+[objectives]
+latency = "minimize"
+bram = "minimize"
+[hardware]
+LOG_ACC_BUFF_SIZE = { low = 14, high = 17 }
+LOG_INP_BUFF_SIZE = [13, 14, 15]
+[schedule]
+trials_per_layer = 6
+[[workloads]]
+name = "a"
+op = "toy_gemm"
+m = 4
+n = 128
+k = 256
+"""
+
+
+def test_a_resumed_study_reuses_its_tables(ray_session, tmp_path):
+    spec = load_study(write_study(tmp_path, ONE_GEOMETRY), ToyEvaluator.ops)
+    out = tmp_path / "out"
+    first = run_study(spec, ToyEvaluator(), RunOptions(out=out, workers=2, progress=False))
+    assert first.complete == 3 and first.candidates > 0
+    more = load_study(write_study(tmp_path, ONE_GEOMETRY), ToyEvaluator.ops, trials=7)
+    second = run_study(more, ToyEvaluator(), RunOptions(out=out, workers=2, progress=False))
+    assert second.complete == 7 and second.candidates == 0       # every schedule answered by the table
+    trials = pd.read_parquet(out / "trials.parquet")
+    assert trials.groupby(["LOG_ACC_BUFF_SIZE", "LOG_INP_BUFF_SIZE"])["latency_s"].nunique().max() <= 1

@@ -9,8 +9,10 @@ import pytest
 import hwconfigs
 import simulator
 
+from ..conftest import REFERENCE_DIR
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CORPUS = REPO_ROOT.parent / "shared" / "reference" / "fsim_raw_corpus_dev.jsonl"
+CORPUS = REFERENCE_DIR / "fsim_raw_corpus_dev.jsonl"
 
 
 def _cases() -> list[dict]:
