@@ -7,7 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-DEFAULT_STUDY = Path(__file__).resolve().parents[1] / "studies" / "default.toml"
+from ._paths import STUDIES_DIR
+
+DEFAULT_STUDY = STUDIES_DIR / "default.toml"
 DEFAULT_EVALUATOR = "dse.evaluate:SimulatorEvaluator"
 
 
