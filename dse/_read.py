@@ -59,12 +59,13 @@ def read_trials(path):
     return frame
 
 
-def row_knobs(row, knob_names) -> dict:
-    """The knobs of one results row (a Series or dict), without the knobs its op does not have."""
+def row_knobs(row, knob_names=None) -> dict:
+    """The knobs of one row of :func:`read_results` (a Series or a dict; by default its every
+    non-fixed column), without those its op does not have (empty cells)."""
     import pandas as pd
 
     out = {}
-    for name in knob_names:
+    for name in (knob_names if knob_names is not None else [k for k in row.keys() if k not in FIXED_COLUMNS]):
         value = row[name]
         if isinstance(value, (list, dict)) or not pd.isna(value):
             out[name] = value.item() if hasattr(value, "item") else value

@@ -172,7 +172,8 @@ def test_knobs_read_back_go_straight_into_workloads_build(tmp_path):
     expected = simulator.run(workloads.build(layer, env=env, knobs=knobs), count_only=True).cycles
     for path in (tmp_path, tmp_path / "results.csv"):
         table = read_results(path)
-        back = row_knobs(table.iloc[0], knob_columns(table))
+        assert row_knobs(table.iloc[0]) == row_knobs(table.iloc[0], knob_columns(table))
+        back = row_knobs(table.iloc[0])
         assert back == knobs and isinstance(back["tile_h"], list)
         assert simulator.run(workloads.build(layer, env=env, knobs=back), count_only=True).cycles == expected
         assert row_knobs(table.iloc[1], knob_columns(table)) == {}
