@@ -18,9 +18,9 @@ DEFAULT_EVALUATOR = "dse.evaluate:SimulatorEvaluator"
 # Exit statuses of `vta-dse run` (the parser's epilog lists them).
 EXIT_OK, EXIT_USAGE, EXIT_NONE_FEASIBLE = 0, 2, 3
 EXIT_STATUS = f"""exit status of `vta-dse run`:
-  {EXIT_OK}    the budget is spent and a feasible configuration was found (best_config.json)
+  {EXIT_OK}    the study ended and a feasible configuration was found (best_config.json)
   {EXIT_USAGE}    bad input: study file, option, output folder or storage (nothing was run)
-  {EXIT_NONE_FEASIBLE}    the budget is spent but no configuration was feasible (no best_config.json)
+  {EXIT_NONE_FEASIBLE}    the study ended but no configuration was feasible (no best_config.json)
   130  interrupted by Ctrl-C (SIGINT), 143 by SIGTERM: outputs written; rerun the command to resume"""
 
 
@@ -152,7 +152,8 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vta-dse", description=__doc__, epilog=EXIT_STATUS,
+    parser = argparse.ArgumentParser(prog="vta-dse", description="Design-space exploration and autotuning for the "
+                                     "VTA deep-learning accelerator.", epilog=EXIT_STATUS,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
     demo = sub.add_parser("demo", help="compile the upstream tutorials with our compiler, run them on our "
