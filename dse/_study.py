@@ -214,7 +214,10 @@ def _on_board(base: hwconfigs.HwConfig, constraints, src: str) -> hwconfigs.HwCo
         raise StudyError(f"{src}: [constraints] board = {board!r} but [study] base targets "
                          f"TARGET = {base.TARGET!r}; use a base for {board!r} (or a simulator base such as "
                          f"'default') or drop the board")
-    return base.replace(TARGET=board)
+    try:
+        return base.replace(TARGET=board)
+    except hwconfigs.ConfigError as exc:
+        raise StudyError(f"{src}: [constraints] board = {board!r}: the base cannot be built for it: {exc}") from None
 
 
 def _check_space_has_valid_point(base: hwconfigs.HwConfig, knobs, src: str) -> None:
