@@ -22,7 +22,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -31,7 +30,7 @@ import simulator  # noqa: E402
 from compiler import workloads  # noqa: E402
 from simulator import _alu, _gemm  # noqa: E402
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "resnet18_pynq_1x16.json"
+REFERENCE = simulator.reference_path("resnet18_pynq_1x16.json")
 
 
 def _clear_plans() -> None:

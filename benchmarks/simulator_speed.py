@@ -21,7 +21,7 @@ import numpy as np
 import hwconfigs
 from compiler import isa
 from compiler.isa import AluInsn, FinishInsn, GemmInsn, MemInsn, Program, Uop
-from simulator import Simulator
+from simulator import Simulator, reference_path
 
 H = W = 56
 IC_BLOCKS = OC_BLOCKS = 4
@@ -140,7 +140,7 @@ def main() -> None:
     t_prog, _ = _time(lambda: sim.execute(program))
     print(f"  execute(Program) (read from the instruction objects): {t_prog * 1e3:.1f} ms")
 
-    corpus = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "fsim_raw_corpus_dev.jsonl"
+    corpus = reference_path("fsim_raw_corpus_dev.jsonl")
     if corpus.is_file():
         case = next((c for c in map(json.loads, corpus.read_text().splitlines()) if c["name"].startswith("conv_default")),
                     None)

@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 
 import hwconfigs
+import simulator
 from simulator.calibration import compare_resnet18
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "resnet18_pynq_1x16.json"
+REFERENCE = simulator.reference_path("resnet18_pynq_1x16.json")
 
 
 def main(argv=None) -> int:

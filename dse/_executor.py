@@ -14,6 +14,8 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
+import threading
 import time
 import uuid
 from typing import Any
@@ -77,15 +79,19 @@ class RayPool:
 
         self._ray = ray
         self.started_ray = False
+        self._watchdog = None
         if not ray.is_initialized():
             kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
             if runtime_env:
                 kwargs["runtime_env"] = runtime_env
-            if address:
-                ray.init(address=address, **kwargs)
-            else:
-                with quiet_auth_banner():
-                    ray.init(address="local", num_cpus=workers or os.cpu_count(), **kwargs)
+            with _keep_sigterm_handler():
+                if address:
+                    ray.init(address=address, **kwargs)
+                else:
+                    from ._watchdog import Watchdog
+                    self._watchdog = Watchdog()     # a local Ray dies with this driver, even by SIGKILL
+                    with quiet_auth_banner():
+                        ray.init(address="local", num_cpus=workers or os.cpu_count(), **kwargs)
             self.started_ray = True
         self.capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))
         if workers and not address and not self.started_ray:
@@ -218,6 +224,23 @@ class RayPool:
         self.cancel_all()
         if self.started_ray:
             self._ray.shutdown()
+        if self._watchdog is not None:
+            self._watchdog.done()
+            self._watchdog = None
+
+
+@contextlib.contextmanager
+def _keep_sigterm_handler():
+    """``ray.init`` replaces the process's SIGTERM handler (a Python one calling sys.exit, then
+    its core worker's, which prints a native stack dump and dies); a handler the caller installed
+    (``vta-dse run``: SIGTERM as Ctrl-C) is put back."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and callable(previous):
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _candidate(flight):

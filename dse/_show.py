@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ._read import read_results, read_trials
 from ._study import StudyError
 
 
@@ -17,10 +18,10 @@ def show(out, top: int = 10, stream=None) -> int:
     trials_path = out / "trials.parquet"
     if not trials_path.is_file():
         raise StudyError(f"{out} holds no study results (no trials.parquet); run `vta-dse run STUDY.toml --out {out}`")
-    trials = pd.read_parquet(trials_path)
+    trials = read_trials(trials_path)
     meta_path = out / "study.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {"objectives": []}
-    results = pd.read_parquet(out / "results.parquet")
+    results = read_results(out)
     values = [c for c in trials.columns if c.startswith("value_")]
     hw = [c for c in trials.columns if c.startswith("LOG_")]
     cols = ["trial", *hw, *values, "bram", "dsp", "lut", "feasible", "verified"]

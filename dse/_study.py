@@ -241,6 +241,27 @@ def _hardware(table: Mapping, src: str) -> tuple[HwKnob, ...]:
     return tuple(knobs)
 
 
+# TARGETs that are simulators, not boards: a base preset on one of them may be built for any board.
+SIMULATED_TARGETS = ("sim", "tsim")
+
+
+def _on_board(base: hwconfigs.HwConfig, constraints, src: str) -> hwconfigs.HwConfig:
+    """The base hardware built for ``[constraints] board``: its TARGET (which also sets the clock
+    and bus width the latencies are modelled at) becomes the board, so every trial and
+    ``best_config.json`` name it. A base preset already naming another board is a contradiction."""
+    board = constraints.get("board") if isinstance(constraints, Mapping) else None
+    if not isinstance(board, str) or board not in hwconfigs.FPGA_TARGETS or board in SIMULATED_TARGETS:
+        return base          # no board, or a bad value: refused with the rest of [constraints]
+    if base.TARGET not in SIMULATED_TARGETS and base.TARGET != board:
+        raise StudyError(f"{src}: [constraints] board = {board!r} but [study] base targets "
+                         f"TARGET = {base.TARGET!r}; use a base for {board!r} (or a simulator base such as "
+                         f"'default') or drop the board")
+    try:
+        return base.replace(TARGET=board)
+    except hwconfigs.ConfigError as exc:
+        raise StudyError(f"{src}: [constraints] board = {board!r}: the base cannot be built for it: {exc}") from None
+
+
 def _check_space_has_valid_point(base: hwconfigs.HwConfig, knobs, src: str) -> None:
     size = math.prod(len(k.values) for k in knobs)
     if not knobs or size > ENUMERATE_LIMIT:
@@ -324,6 +345,7 @@ def parse_study(data: Mapping, path: str, ops: Mapping[str, Mapping[str, Any]],
         base = hwconfigs.resolve_config(base_spec)
     except hwconfigs.ConfigError as exc:
         raise StudyError(f"{src} [study] base = {_show(base_spec)}: {exc}") from None
+    base = _on_board(base, data.get("constraints"), src)
     sampler = _choice(study.get("sampler", "tpe"), f"{src} [study] sampler", SAMPLERS)
     seed = _int(study.get("seed", 0), f"{src} [study] seed", 0, MAX_SEED)
     n_trials = _int(study.get("n_trials", 20), f"{src} [study] n_trials", 1, MAX_TRIALS)

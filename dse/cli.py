@@ -2,13 +2,26 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import json
 import os
+import signal
 import sys
 from pathlib import Path
 
-DEFAULT_STUDY = Path(__file__).resolve().parents[1] / "studies" / "default.toml"
+from ._paths import STUDIES_DIR
+
+DEFAULT_STUDY = STUDIES_DIR / "default.toml"
 DEFAULT_EVALUATOR = "dse.evaluate:SimulatorEvaluator"
+
+# Exit statuses of `vta-dse run` (the parser's epilog lists them).
+EXIT_OK, EXIT_USAGE, EXIT_NONE_FEASIBLE = 0, 2, 3
+EXIT_STATUS = f"""exit status of `vta-dse run`:
+  {EXIT_OK}    the study ended and a feasible configuration was found (best_config.json)
+  {EXIT_USAGE}    bad input: study file, option, output folder or storage (nothing was run)
+  {EXIT_NONE_FEASIBLE}    the study ended but no configuration was feasible (no best_config.json)
+  130  interrupted by Ctrl-C (SIGINT), 143 by SIGTERM: outputs written; rerun the command to resume"""
 
 
 def _demo(args) -> int:
@@ -42,6 +55,7 @@ def _run(args) -> int:
     evaluator = _load_evaluator(args.evaluator)
     spec = load_study(study_path, evaluator.ops, trials=args.trials, resolve=getattr(evaluator, "resolve", None))
     out = check_out_dir(Path(args.out) if args.out else Path("vta-dse-runs") / spec.name)
+    check_out_folder(out, spec.name)
     options = RunOptions(out=out, workers=args.workers or (None if args.ray_address else os.cpu_count()),
                          ray_address=args.ray_address, storage=args.storage, progress=not args.quiet)
     summary = run_study(spec, evaluator, options)
@@ -60,8 +74,70 @@ def _run(args) -> int:
     p(f"results: {out / 'results.parquet'}, {out / 'results.csv'}, {out / 'report.html'}")
     if summary.interrupted:
         p("interrupted: run the same command again to resume")
-        return 130
-    return 0
+        return _interrupted_status(args)
+    return EXIT_OK if summary.best else EXIT_NONE_FEASIBLE
+
+
+# Files `vta-dse run` writes into its output folder (any of them marks a folder as one of ours).
+RUN_FILES = ("study.json", "rows.jsonl", "cache.jsonl", "study.db", "results.parquet", "trials.parquet")
+
+
+def _studies_in(out: Path) -> set[str]:
+    """Names of the studies whose results ``out`` holds (study.json; the journal of a run killed
+    before it wrote its tables)."""
+    names = set()
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        names.add(json.loads((out / "study.json").read_text())["study"])
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        with (out / "rows.jsonl").open() as fh:
+            names.add(json.loads(fh.readline())["study"])
+    return {n for n in names if isinstance(n, str)}
+
+
+def check_out_folder(out: Path, study_name: str) -> None:
+    """Refuse an output folder holding another study's results, or files that are not a run's
+    (its tables and report would be overwritten); the same study's folder is resumed."""
+    from dse import StudyError
+
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise StudyError(f"--out {out} is a file, not a folder")
+    if not any(out.iterdir()):
+        return
+    names = _studies_in(out)
+    if names and study_name not in names:
+        raise StudyError(f"--out {out} holds the results of study {', '.join(map(repr, sorted(names)))}, not "
+                         f"{study_name!r}; choose another --out (or remove that folder)")
+    if not names and not any((out / name).exists() for name in RUN_FILES):
+        raise StudyError(f"--out {out} is not empty and holds no vta-dse results; choose a new or empty folder")
+
+
+def _interrupted_status(args) -> int:
+    received = getattr(args, "signals", None)
+    return 128 + (received[0] if received else signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a scheduler's or `kill`'s stop) ends the run as Ctrl-C does: open trials are given
+    back, the outputs are written and the study resumes; the list names the signal received."""
+    received: list[int] = []
+
+    def stop(signum, frame):
+        if not received:
+            received.append(signum)
+            raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:            # not the main thread: leave SIGTERM alone
+        yield received
+        return
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _show(args) -> int:
@@ -70,21 +146,35 @@ def _show(args) -> int:
     return show(args.dir, top=args.top)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vta-dse", description=__doc__)
+    parser = argparse.ArgumentParser(prog="vta-dse", description="Design-space exploration and autotuning for the "
+                                     "VTA deep-learning accelerator.", epilog=EXIT_STATUS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
     demo = sub.add_parser("demo", help="compile the upstream tutorials with our compiler, run them on our "
                                        "simulator and compare the counters with the published ones")
     demo.set_defaults(func=_demo)
 
     run = sub.add_parser("run", help="run (or resume) a design-space study",
-                         description="Run a study to its trial budget; rerunning the same command resumes it.")
+                         description="Run a study to its trial budget; rerunning the same command resumes it.",
+                         epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("study", nargs="?", help=f"study file (default: {DEFAULT_STUDY})")
     run.add_argument("--trials", type=int, help="hardware-trial budget (overrides [study] n_trials)")
     run.add_argument("--workers", type=int, help="local Ray with this many CPUs (default: all cores)")
     run.add_argument("--ray-address", help="join a running Ray cluster (e.g. 10.0.0.1:6379 or auto)")
     run.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/study.db)")
-    run.add_argument("--out", help="output folder (default: vta-dse-runs/STUDY_NAME)")
+    run.add_argument("--out", help="output folder (default: vta-dse-runs/STUDY_NAME); new, empty, or the "
+                                   "same study's (resumed)")
     run.add_argument("--evaluator", default=DEFAULT_EVALUATOR,
                      help="module:Class of the candidate evaluator (default: %(default)s)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -92,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="print the top candidates and the Pareto front of a finished run")
     show.add_argument("dir", help="output folder of `vta-dse run`")
-    show.add_argument("--top", type=int, default=10)
+    show.add_argument("--top", type=_positive_int, default=10, help="how many trials to list (default: 10)")
     show.set_defaults(func=_show)
     return parser
 
@@ -101,15 +191,20 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        args = parser.parse_args(["demo"])
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     if args.command in ("run", "show"):
         from dse import StudyError
 
         try:
-            return args.func(args)
+            with _sigterm_as_interrupt() as args.signals:
+                return args.func(args)
         except StudyError as exc:
             print(f"vta-dse: error: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
+        except KeyboardInterrupt:     # before the search loop took over (e.g. while Ray starts)
+            print("vta-dse: interrupted", file=sys.stderr)
+            return _interrupted_status(args)
         except BrokenPipeError:
             if args.command != "show":
                 raise

@@ -21,17 +21,15 @@ def _published(reference_dir: Path) -> dict:
     return {entry["name"]: entry["per_call_counters"] for entry in json.loads(path.read_text())}
 
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
-
-
 def _load_example(name: str):
-    """The ported tutorial ``examples/<name>.py`` of this checkout (run from a source tree)."""
+    """The ported tutorial ``examples/<name>.py`` (of the source tree, or installed with dse)."""
     import importlib.util
+
+    from ._paths import EXAMPLES_DIR
 
     path = EXAMPLES_DIR / f"{name}.py"
     if not path.is_file():
-        raise SystemExit(f"vta-dse demo: {path} not found; the demo runs the tutorials of a source checkout "
-                         f"(pip install -e .)")
+        raise SystemExit(f"vta-dse demo: {path} not found (a broken installation: reinstall vta-dse)")
     spec = importlib.util.spec_from_file_location(f"vta_dse_examples.{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -39,9 +37,9 @@ def _load_example(name: str):
 
 
 def run_demo(out, reference_dir: Path | None = None) -> int:
-    from simulator import COUNTER_NAMES
+    from simulator import COUNTER_NAMES, REFERENCE_DIR
 
-    reference_dir = reference_dir or Path(__file__).resolve().parents[2] / "shared" / "reference"
+    reference_dir = reference_dir or REFERENCE_DIR
     published = _published(reference_dir)
     failures = 0
     print("vta-dse demo: upstream VTA tutorials, compiled by compiler.build, run on simulator.run", file=out)

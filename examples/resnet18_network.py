@@ -13,7 +13,7 @@ import hwconfigs
 import simulator
 from compiler import workloads
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "resnet18_pynq_1x16.json"
+REFERENCE = simulator.reference_path("resnet18_pynq_1x16.json")
 
 
 def network_counters(env, tophub: dict, out=None):

@@ -1,5 +1,5 @@
 """Compare the cycle model with board measurements: the predicted and measured seconds of
-every layer of a reference file such as ``reference/resnet18_pynq_1x16.json``."""
+every layer of a reference file such as ``simulator/reference/resnet18_pynq_1x16.json``."""
 from __future__ import annotations
 
 import dataclasses

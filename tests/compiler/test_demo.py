@@ -2,7 +2,8 @@
 import io
 
 from dse.demo import run_demo
-from tests.conftest import REFERENCE_DIR, reference_file
+from simulator import REFERENCE_DIR
+from tests.conftest import reference_file
 
 
 def test_demo_reproduces_every_published_tutorial_counter():

@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 import hwconfigs
 import simulator
 
-from ..conftest import REFERENCE_DIR
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CORPUS = REFERENCE_DIR / "fsim_raw_corpus_dev.jsonl"
+CORPUS = simulator.reference_path("fsim_raw_corpus_dev.jsonl")
 
 
 def _cases() -> list[dict]:
