@@ -771,13 +771,15 @@ class Driver:
             results = self._run_all([job[2] for job in jobs])
             per_trial: dict[int, list] = {}
             for (number, layer, task), (result, attempts) in zip(jobs, results):
-                count_ok = all(result.get(c) == layer[c] for c in COUNTERS)
+                # the full run re-measures on the general path what the search counted (its count
+                # path is a verified shortcut): every counter and the cycles must agree
+                count_ok = all(result.get(c) == layer[c] for c in COUNTERS) and result.get("cycles") == layer["cycles"]
                 row = dict(next(r for r in trials[number]["rows"] if r["workload"] == layer["workload"]
                                 and r["candidate"] == layer["candidate"] and r.get("chosen")))
                 row.update(result)
                 row.update(mode="full", attempt=attempts, cached=False, chosen=True)
                 if result["status"] == "ok" and not count_ok:
-                    row.update(status="mismatch", error="counters of the full run differ from the count-only run")
+                    row.update(status="mismatch", error="counters or cycles of the full run differ from the count-only run")
                 row["verified"] = row["status"] == "ok" and bool(row.get("correct"))
                 per_trial.setdefault(number, []).append(row)
             for number, rows in per_trial.items():

@@ -71,6 +71,16 @@ def _env(hw) -> "hwconfigs.Env":
     return hwconfigs.get_env(cfg)
 
 
+@functools.lru_cache(maxsize=1)
+def _fast_count():
+    """``dse.fastcount.count_candidate`` (the count path of the search), or None without it."""
+    try:
+        from .fastcount import count_candidate
+    except ImportError:
+        return None
+    return count_candidate
+
+
 def _compile_error_types():
     import compiler
 
@@ -154,6 +164,19 @@ class SimulatorEvaluator:
             workloads.check_knobs(layer, env, knobs)
         except compile_errors as exc:
             return measurement("infeasible", str(exc))
+        count_candidate = _fast_count()
+        if task.mode == "count" and count_candidate is not None:
+            # The search's count path: counters, cycles and footprint equal to build + a count-only
+            # run (tests/dse/test_fastcount.py); verify re-runs reported candidates on the general path.
+            try:
+                res = count_candidate(layer, env, knobs)
+            except compile_errors as exc:
+                return measurement("compile_error", str(exc), compile_s=time.perf_counter() - t0)
+            except Exception as exc:
+                return measurement("run_error", f"{type(exc).__name__}: {exc}", compile_s=time.perf_counter() - t0)
+            return measurement("ok", "", **{c: int(res.stats[c]) for c in COUNTERS}, cycles=int(res.cycles),
+                               latency_s=float(res.seconds), correct=None, compile_s=time.perf_counter() - t0,
+                               sim_s=0.0)
         try:
             mod = workloads.build(layer, env=env, knobs=knobs)
         except compile_errors as exc:
