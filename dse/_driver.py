@@ -35,6 +35,7 @@ import hwconfigs
 from . import _storage, _tables
 from ._columns import COUNTERS, RESOURCES, objective_attr
 from ._executor import KILL_GRACE_S, RayPool
+from ._identity import shared_cache_dir
 from ._layer_job import LayerJob, latency_of
 from ._progress import Progress
 from ._protocol import make_task, measurement
@@ -368,7 +369,8 @@ class Driver:
         self.dists = distributions(self.spec)
         self._enqueue_base(study)
         recovered = self._recover_orphans(study)
-        self.cache = CandidateCache(self.out / "cache.jsonl", self.evaluator.name)
+        shared = shared_cache_dir() if getattr(self.evaluator, "shares_cache", False) else None
+        self.cache = CandidateCache(self.out / "cache.jsonl", self.evaluator.name, shared)
         self.journal = RowsJournal(self.out / "rows.jsonl", self.spec.name)
         done = self._complete_count(study)
         self.best_value = None

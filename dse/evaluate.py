@@ -92,7 +92,16 @@ class SimulatorEvaluator:
     gives the latency (``res.cycles``; the timing model of ``simulator.timing`` when the run
     result does not carry cycles)."""
 
-    name = "simulator-v1"
+    # Cache keys carry the evaluator's name: it names the code that measures (dse._identity), and
+    # measurements are shared between studies through the user's cache folder.
+    shares_cache = True
+
+    @property
+    def name(self) -> str:
+        from ._identity import code_identity
+
+        return "simulator-" + code_identity("compiler", "simulator", "hwconfigs", "dse.evaluate",
+                                            "dse.fastcount")[:16]
     ops = OPS
 
     # ---- driver side ---------------------------------------------------------------------

@@ -258,3 +258,46 @@ def test_a_resumed_study_reuses_its_tables(ray_session, tmp_path):
     assert second.complete == 7 and second.candidates == 0       # every schedule answered by the table
     trials = pd.read_parquet(out / "trials.parquet")
     assert trials.groupby(["LOG_ACC_BUFF_SIZE", "LOG_INP_BUFF_SIZE"])["latency_s"].nunique().max() <= 1
+
+
+# ---- tables shared between studies, keyed by the code's identity --------------------------------
+
+class _SharingToy(ToyEvaluator):
+    shares_cache = True
+
+
+def test_a_second_study_reuses_the_first_ones_measurements(ray_session, tmp_path, monkeypatch):
+    monkeypatch.setenv("VTA_DSE_CACHE_DIR", str(tmp_path / "cache"))
+    body = ONE_GEOMETRY
+    first = run_study(load_study(write_study(tmp_path, body, "a.toml"), ToyEvaluator.ops), _SharingToy(),
+                      RunOptions(out=tmp_path / "a", workers=2, progress=False))
+    other = body.replace('name = "resume"', 'name = "another"').replace("n_trials = 3", "n_trials = 4")
+    second = run_study(load_study(write_study(tmp_path, other, "b.toml"), ToyEvaluator.ops), _SharingToy(),
+                       RunOptions(out=tmp_path / "b", workers=2, progress=False))
+    assert first.candidates > 0 and second.candidates == 0
+    assert (tmp_path / "cache" / f"{ToyEvaluator.name}.jsonl").is_file()
+
+
+def test_the_code_identity_changes_with_any_source_file(tmp_path, monkeypatch):
+    from dse._identity import code_identity
+
+    package = tmp_path / "pkg_identity_probe"
+    package.mkdir()
+    (package / "__init__.py").write_text("X = 1\n")
+    (package / "data.json").write_text("{}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = code_identity("pkg_identity_probe")
+    code_identity.cache_clear()
+    (package / "data.json").write_text('{"a": 1}\n')
+    assert code_identity("pkg_identity_probe") != before
+    code_identity.cache_clear()
+    assert code_identity("no_such_module_here") != code_identity("another_missing_one")
+
+
+def test_the_simulator_evaluator_is_named_by_its_code():
+    from dse._identity import code_identity
+    from dse.evaluate import SimulatorEvaluator
+
+    name = SimulatorEvaluator().name
+    assert name.startswith("simulator-") and name[10:] == code_identity(
+        "compiler", "simulator", "hwconfigs", "dse.evaluate", "dse.fastcount")[:16]
