@@ -1,0 +1,261 @@
+"""The runtime's instruction-stream bookkeeping (``compiler._runtime``: InsnQueue token
+insertion, uop-kernel residency) as one compiled loop over a small op program.
+
+``_streams`` turns a template's host loop nest into an op program (loops, DMA calls, GEMM/ALU
+kernel pushes, token pushes/pops); :func:`emit` runs it and writes the instruction stream as
+int64 columns, exactly as executing the lowered host code against the command queue would,
+except ``dram_base`` (left 0: no counter, cycle or buffer footprint depends on it).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+try:   # numba compiles the loop; without it the same code runs (slowly) as Python
+    from numba import njit
+except ImportError:   # pragma: no cover
+    def njit(*args, **kwargs):
+        if args and callable(args[0]):
+            return args[0]
+        return lambda f: f
+
+# Column order of the stream table: simulator._decode.COLUMNS (tests check they agree).
+COLUMNS = ("opcode", "pop_prev", "pop_next", "push_prev", "push_next", "memory_type", "sram_base",
+           "dram_base", "y_size", "x_size", "x_stride", "y_pad_0", "y_pad_1", "x_pad_0", "x_pad_1",
+           "reset_reg", "uop_bgn", "uop_end", "iter_out", "iter_in", "dst_factor_out", "dst_factor_in",
+           "src_factor_out", "src_factor_in", "wgt_factor_out", "wgt_factor_in", "alu_opcode", "use_imm", "imm")
+NCOL = len(COLUMNS)
+
+# op kinds (one row of the op program each)
+OP_LOOP, OP_END, OP_DMA, OP_GEMM, OP_ALU, OP_PUSH, OP_POP, OP_SYNC = range(8)
+OP_WIDTH = 12
+# OP_LOOP: extent, slot | OP_END: slot | OP_DMA: opcode, memory_type, stage, x_size, y_size, x_stride,
+# sram affine row, pad row (-1: none) | OP_GEMM/OP_ALU: site, thread slot (-1: no signature) |
+# OP_PUSH/OP_POP: from stage, to stage
+# kernel table (site * nsig + signature): uops, reset, nloops, ext0, dst0, src0, wgt0, ext1, dst1,
+# src1, wgt1, alu_opcode, use_imm, imm
+K_WIDTH = 14
+# pad table: row affine, col affine, rows, cols, height, width, row step, col step, pad
+PAD_WIDTH = 9
+
+# status codes
+OK, FAIL_WRAP, FAIL_PENDING, FAIL_UOP_DEPTH, FAIL_OVERFLOW = 0, 1, 2, 3, 4
+
+LOAD, STORE, GEMM, FINISH, ALU = 0, 1, 2, 3, 4
+MEM_UOP, MEM_INP = 0, 2
+NO_STAGE, LOAD_STAGE, COMPUTE_STAGE, STORE_STAGE = 0, 1, 2, 3
+MAX_INSNS = (1 << 25) // 16 - 6   # the instruction staging buffer (upstream VTA_MAX_XFER)
+
+
+@njit(cache=True)
+def _grow(out, n):
+    if n < out.shape[0]:
+        return out
+    bigger = np.zeros((out.shape[0] * 2, out.shape[1]), dtype=np.int64)
+    bigger[:out.shape[0]] = out
+    return bigger
+
+
+@njit(cache=True)
+def _new(out, n, st, stage):
+    """Append a zeroed instruction for ``stage``, taking over its pending pops (InsnQueue.create)."""
+    out = _grow(out, n)
+    out[n, 1] = st[4 + stage]       # pending_prev
+    out[n, 2] = st[8 + stage]       # pending_next
+    st[4 + stage] = 0
+    st[8 + stage] = 0
+    return out
+
+
+@njit(cache=True)
+def _nop(out, n, st, stage, push_prev, push_next, pop_prev, pop_next):
+    out = _grow(out, n)
+    out[n, 0] = STORE if stage == STORE_STAGE else LOAD
+    out[n, 5] = MEM_INP if stage == LOAD_STAGE else MEM_UOP
+    out[n, 1] = pop_prev
+    out[n, 2] = pop_next
+    out[n, 3] = push_prev
+    out[n, 4] = push_next
+    st[0] = STORE_STAGE if stage == STORE_STAGE else NO_STAGE   # a LOAD NOP belongs to no stage
+    return out
+
+
+@njit(cache=True)
+def _commit(out, n, st, stage):
+    if st[4 + stage] or st[8 + stage]:
+        out = _nop(out, n, st, stage, 0, 0, st[4 + stage], st[8 + stage])
+        st[4 + stage] = 0
+        st[8 + stage] = 0
+        return out, n + 1
+    return out, n
+
+
+@njit(cache=True)
+def _dep_push(out, n, st, f, t):
+    out, n = _commit(out, n, st, f)
+    forward = f < t
+    if n > 0 and st[0] == f:
+        if forward and out[n - 1, 4] == 0:
+            out[n - 1, 4] = 1
+            return out, n
+        if not forward and out[n - 1, 3] == 0:
+            out[n - 1, 3] = 1
+            return out, n
+    out = _nop(out, n, st, f, 0 if forward else 1, 1 if forward else 0, 0, 0)
+    return out, n + 1
+
+
+@njit(cache=True)
+def _dep_pop(out, n, st, f, t):
+    base = 4 if f < t else 8
+    if st[base + t]:
+        out, n = _commit(out, n, st, t)
+    st[base + t] = 1
+    return out, n
+
+
+@njit(cache=True)
+def _affine(aff, row, idx):
+    v = aff[row, 0]
+    for k in range(idx.shape[0]):
+        v += aff[row, 1 + k] * idx[k]
+    return v
+
+
+@njit(cache=True)
+def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, capacity):
+    """Run the op program; returns (status, n, rows) with rows[:n] the stream (row-major)."""
+    out = np.zeros((max(capacity, 16), 29), dtype=np.int64)
+    # st: last stage, -, -, -, pending_prev[4], pending_next[4]
+    st = np.zeros(12, dtype=np.int64)
+    idx = np.zeros(max(nslots, 1), dtype=np.int64)
+    starts = np.zeros(64, dtype=np.int64)
+    depth = 0
+    nker = kernels.shape[0]
+    kbegin = np.zeros(nker, dtype=np.int64)
+    kend = np.zeros(nker, dtype=np.int64)
+    sram_end = 0
+    n = 0
+    pc = 0
+    nops = ops.shape[0]
+    while pc < nops:
+        kind = ops[pc, 0]
+        if kind == OP_LOOP:
+            idx[ops[pc, 2]] = 0
+            starts[depth] = pc
+            depth += 1
+        elif kind == OP_END:
+            begin = starts[depth - 1]
+            slot = ops[begin, 2]
+            idx[slot] += 1
+            if idx[slot] < ops[begin, 1]:
+                pc = begin + 1
+                continue
+            depth -= 1
+        elif kind == OP_DMA:
+            stage = ops[pc, 3]
+            out = _new(out, n, st, stage)
+            out[n, 0] = ops[pc, 1]
+            out[n, 5] = ops[pc, 2]
+            out[n, 6] = _affine(aff, ops[pc, 7], idx)
+            x, y = ops[pc, 4], ops[pc, 5]
+            out[n, 10] = ops[pc, 6]
+            p = ops[pc, 8]
+            if p >= 0:
+                r0 = _affine(aff, pads[p, 0], idx) * pads[p, 6] - pads[p, 8]
+                c0 = _affine(aff, pads[p, 1], idx) * pads[p, 7] - pads[p, 8]
+                yp0 = max(-r0, 0)
+                yp1 = max(r0 + pads[p, 2] - pads[p, 4], 0)
+                xp0 = max(-c0, 0)
+                xp1 = max(c0 + pads[p, 3] - pads[p, 5], 0)
+                y = pads[p, 2] - yp0 - yp1
+                x = pads[p, 3] - xp0 - xp1
+                out[n, 11] = yp0
+                out[n, 12] = yp1
+                out[n, 13] = xp0
+                out[n, 14] = xp1
+            out[n, 8] = y
+            out[n, 9] = x
+            st[0] = stage if (x != 0 or ops[pc, 1] == STORE) else NO_STAGE
+            n += 1
+        elif kind == OP_GEMM or kind == OP_ALU:
+            sig = 0
+            if ops[pc, 2] >= 0:
+                sig = idx[ops[pc, 2]]
+            k = ops[pc, 1] * nsig + sig
+            count = kernels[k, 0]
+            if kbegin[k] == kend[k]:   # not resident: place it and load its uops
+                if count > uop_depth:
+                    return FAIL_UOP_DEPTH, n, out
+                if sram_end + count > uop_depth:
+                    return FAIL_WRAP, n, out
+                kbegin[k] = sram_end
+                sram_end += count
+                kend[k] = sram_end
+                out = _new(out, n, st, COMPUTE_STAGE)
+                out[n, 0] = LOAD
+                out[n, 5] = MEM_UOP
+                out[n, 6] = kbegin[k]
+                out[n, 8] = 1
+                out[n, 9] = count
+                out[n, 10] = count
+                st[0] = COMPUTE_STAGE
+                n += 1
+            out = _new(out, n, st, COMPUTE_STAGE)
+            out[n, 15] = kernels[k, 1]
+            out[n, 16] = kbegin[k]
+            out[n, 17] = kend[k]
+            out[n, 18] = 1
+            out[n, 19] = 1
+            nl = kernels[k, 2]
+            if kind == OP_GEMM:
+                out[n, 0] = GEMM
+                if nl >= 1:
+                    out[n, 18] = kernels[k, 3]
+                    out[n, 20] = kernels[k, 4]
+                    out[n, 22] = kernels[k, 5]
+                    out[n, 24] = kernels[k, 6]
+                if nl >= 2:
+                    out[n, 19] = kernels[k, 7]
+                    out[n, 21] = kernels[k, 8]
+                    out[n, 23] = kernels[k, 9]
+                    out[n, 25] = kernels[k, 10]
+            else:
+                out[n, 0] = ALU
+                out[n, 26] = kernels[k, 11]
+                out[n, 27] = kernels[k, 12]
+                out[n, 28] = kernels[k, 13]
+                if nl == 1:
+                    out[n, 19] = kernels[k, 3]
+                    out[n, 21] = kernels[k, 4]
+                    out[n, 23] = kernels[k, 5]
+                elif nl == 2:
+                    out[n, 18] = kernels[k, 3]
+                    out[n, 20] = kernels[k, 4]
+                    out[n, 22] = kernels[k, 5]
+                    out[n, 19] = kernels[k, 7]
+                    out[n, 21] = kernels[k, 8]
+                    out[n, 23] = kernels[k, 9]
+            st[0] = COMPUTE_STAGE
+            n += 1
+        elif kind == OP_PUSH:
+            out, n = _dep_push(out, n, st, ops[pc, 1], ops[pc, 2])
+        elif kind == OP_POP:
+            out, n = _dep_pop(out, n, st, ops[pc, 1], ops[pc, 2])
+        elif kind == OP_SYNC:
+            out, n = _dep_push(out, n, st, STORE_STAGE, COMPUTE_STAGE)
+            out, n = _dep_push(out, n, st, LOAD_STAGE, COMPUTE_STAGE)
+            out, n = _dep_pop(out, n, st, STORE_STAGE, COMPUTE_STAGE)
+            out, n = _dep_pop(out, n, st, LOAD_STAGE, COMPUTE_STAGE)
+            out, n = _commit(out, n, st, COMPUTE_STAGE)
+            out = _new(out, n, st, COMPUTE_STAGE)
+            out[n, 0] = FINISH
+            st[0] = NO_STAGE
+            n += 1
+            for s in range(1, 4):
+                if st[4 + s] or st[8 + s]:
+                    return FAIL_PENDING, n, out
+            return OK, n, out   # later pops belong to the next stream, never flushed
+        if n > MAX_INSNS:
+            return FAIL_OVERFLOW, n, out
+        pc += 1
+    return OK, n, out
