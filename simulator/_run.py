@@ -90,3 +90,17 @@ def run(mod, *arrays, count_only: bool = False, sim=None, timing_params=None) ->
     cycles = sum(report.cycles for report in reports)
     return RunResult(stats=totals, cycles=cycles, seconds=cycles / (model.params.clock_mhz * 1e6),
                      program_stats=per_program, timing=reports)
+
+
+def count_columns(env, table: np.ndarray, timing_params=None, initial_tokens: dict | None = None):
+    """Counters and cycle model of one program given as a (len(COLUMNS), n) column table (the
+    layout of ``simulator._decode.COLUMNS``), without decoding or running it: ``(stats dict,
+    TimingReport)``. The stream is trusted (no static checks): callers pass what a compiler
+    generator emitted, e.g. ``compiler.workloads``' column streams. Same counters and report
+    as ``run(mod, count_only=True)`` on the program those columns describe."""
+    from simulator._counters import as_dict
+    from simulator._decode import column_counters
+    from simulator.timing import TimingModel
+
+    report = TimingModel(env, timing_params).estimate_columns(table, initial_tokens)
+    return as_dict(column_counters(table, env)), report

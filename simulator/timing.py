@@ -212,6 +212,39 @@ class TimingModel:
             finish_end = None
             if last_finish >= 0:
                 finish_end = start_of[1][queues[1].index(last_finish)] + cycles[last_finish]
+        return self._report(n, module_arr, [len(q) for q in queues], cycles_arr, nbytes, split_idx, gemm_iters,
+                            free, stalled, fetch_stalled, finish_end)
+
+    def estimate_columns(self, table: np.ndarray, initial_tokens: dict | None = None) -> TimingReport:
+        """``estimate`` of a stream given as a (len(COLUMNS), n) column table, with the replay
+        compiled (``_replay``): the same report, for streams of any length in microseconds."""
+        from ._replay import replay
+
+        p = self.params
+        tokens = np.array([int((initial_tokens or {}).get(q, 0)) for q in QUEUES], dtype=np.int64)
+        c = as_columns(table)
+        op = c["opcode"]
+        module_arr = op_module(op, c["memory_type"])
+        codes = flag_codes(table, module_arr)
+        pop0, pop1, push0, push1 = _flag_arrays()
+        cycles_arr, nbytes, split_idx, gemm_iters = self._costs(c)
+        start, free, stalled, nxt, qlen, done, fetch_stalled, pushed, popped = replay(
+            module_arr.astype(np.int64), pop0[codes], pop1[codes], push0[codes], push1[codes],
+            cycles_arr.astype(np.int64), tokens, int(p.fetch_cycles_per_insn), int(p.cmd_queue_depth))
+        if np.any(nxt < qlen) or not done:
+            queues = tuple(np.flatnonzero(module_arr == m) for m in range(3))
+            stuck = {MODULES[m]: int(queues[m][nxt[m]]) for m in range(3) if nxt[m] < qlen[m]}
+            counts = ", ".join(f"{QUEUES[q]}: {int(pushed[q])}/{int(popped[q])}" for q in range(4))
+            raise TimingError(f"dependencies deadlock: next instructions {stuck} cannot start; "
+                              f"tokens pushed/popped {{{counts}}}")
+        finishes = np.flatnonzero(op == FINISH)
+        finish_end = int(start[finishes[-1]] + cycles_arr[finishes[-1]]) if finishes.size else None
+        return self._report(len(op), module_arr, qlen.tolist(), cycles_arr, nbytes, split_idx, gemm_iters,
+                            free.tolist(), stalled.tolist(), int(fetch_stalled), finish_end)
+
+    def _report(self, n, module_arr, queue_lengths, cycles_arr, nbytes, split_idx, gemm_iters, free, stalled,
+                fetch_stalled, finish_end) -> TimingReport:
+        p = self.params
         total = max([finish_end or 0] + free)
         # Per-module sums: every instruction ran (else the deadlock above).
         busy = np.bincount(module_arr, weights=cycles_arr, minlength=3)
@@ -219,7 +252,7 @@ class TimingModel:
         times = {"fetch": ModuleTime(n * p.fetch_cycles_per_insn, fetch_stalled, n)}
         dram = {"fetch": 16 * n}
         for m, name in enumerate(MODULES):
-            times[name] = ModuleTime(int(busy[m]), stalled[m], len(queues[m]))
+            times[name] = ModuleTime(int(busy[m]), stalled[m], queue_lengths[m])
             dram[name] = int(moved[m])
         on_compute = module_arr == 1
         split_cycles = np.bincount(split_idx[on_compute], weights=cycles_arr[on_compute], minlength=len(_SPLIT))
@@ -344,6 +377,17 @@ class TimingModel:
                     nxt[m], free[m], stalled[m] = h, f, st
                     progress = True
         return start_of, free, stalled, nxt, dispatch, fetch_stalled, push_times, popped
+
+
+_FLAG_ARRAYS: list = []
+
+
+def _flag_arrays():
+    """POPS/PUSHES of every flag code as four arrays (first/second queue, -1: none)."""
+    if not _FLAG_ARRAYS:
+        pad = lambda entries, k: np.array([e[k] if len(e) > k else -1 for e in entries], dtype=np.int64)  # noqa: E731
+        _FLAG_ARRAYS.extend([pad(POPS, 0), pad(POPS, 1), pad(PUSHES, 0), pad(PUSHES, 1)])
+    return _FLAG_ARRAYS
 
 
 def estimate(program, params: TimingParams | None = None) -> TimingReport:
