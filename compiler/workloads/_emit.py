@@ -29,7 +29,7 @@ NCOL = len(COLUMNS)
 OP_LOOP, OP_END, OP_DMA, OP_GEMM, OP_ALU, OP_PUSH, OP_POP, OP_SYNC = range(8)
 OP_WIDTH = 12
 # OP_LOOP: extent, slot | OP_END: slot | OP_DMA: opcode, memory_type, stage, x_size, y_size, x_stride,
-# sram affine row, pad row (-1: none) | OP_GEMM/OP_ALU: site, thread slot (-1: no signature) |
+# sram affine row, pad row (-1: none), footprint buffer (0 inp, 1 wgt, 2 acc, 3 out) | OP_GEMM/OP_ALU: site, thread slot (-1: no signature) |
 # OP_PUSH/OP_POP: from stage, to stage
 # kernel table (site * nsig + signature): uops, reset, nloops, ext0, dst0, src0, wgt0, ext1, dst1,
 # src1, wgt1, alu_opcode, use_imm, imm
@@ -46,85 +46,66 @@ NO_STAGE, LOAD_STAGE, COMPUTE_STAGE, STORE_STAGE = 0, 1, 2, 3
 MAX_INSNS = (1 << 25) // 16 - 6   # the instruction staging buffer (upstream VTA_MAX_XFER)
 
 
-@njit(cache=True)
-def _grow(out, n):
-    if n < out.shape[0]:
-        return out
-    bigger = np.zeros((out.shape[0] * 2, out.shape[1]), dtype=np.int64)
-    bigger[:out.shape[0]] = out
-    return bigger
+
+@njit(cache=True, inline="always")
+def _nop(out, n, st, stage, push_prev, push_next, pop_prev, pop_next):
+    out[0, n] = STORE if stage == STORE_STAGE else LOAD
+    out[5, n] = MEM_INP if stage == LOAD_STAGE else MEM_UOP
+    out[1, n] = pop_prev
+    out[2, n] = pop_next
+    out[3, n] = push_prev
+    out[4, n] = push_next
+    st[0] = STORE_STAGE if stage == STORE_STAGE else NO_STAGE   # a LOAD NOP belongs to no stage
+    return n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _new(out, n, st, stage):
-    """Append a zeroed instruction for ``stage``, taking over its pending pops (InsnQueue.create)."""
-    out = _grow(out, n)
-    out[n, 1] = st[4 + stage]       # pending_prev
-    out[n, 2] = st[8 + stage]       # pending_next
+    """Start an instruction for ``stage``, taking over its pending pops (InsnQueue.create)."""
+    out[1, n] = st[4 + stage]
+    out[2, n] = st[8 + stage]
     st[4 + stage] = 0
     st[8 + stage] = 0
-    return out
 
 
-@njit(cache=True)
-def _nop(out, n, st, stage, push_prev, push_next, pop_prev, pop_next):
-    out = _grow(out, n)
-    out[n, 0] = STORE if stage == STORE_STAGE else LOAD
-    out[n, 5] = MEM_INP if stage == LOAD_STAGE else MEM_UOP
-    out[n, 1] = pop_prev
-    out[n, 2] = pop_next
-    out[n, 3] = push_prev
-    out[n, 4] = push_next
-    st[0] = STORE_STAGE if stage == STORE_STAGE else NO_STAGE   # a LOAD NOP belongs to no stage
-    return out
-
-
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _commit(out, n, st, stage):
     if st[4 + stage] or st[8 + stage]:
-        out = _nop(out, n, st, stage, 0, 0, st[4 + stage], st[8 + stage])
+        n = _nop(out, n, st, stage, 0, 0, st[4 + stage], st[8 + stage])
         st[4 + stage] = 0
         st[8 + stage] = 0
-        return out, n + 1
-    return out, n
+    return n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _dep_push(out, n, st, f, t):
-    out, n = _commit(out, n, st, f)
+    n = _commit(out, n, st, f)
     forward = f < t
     if n > 0 and st[0] == f:
-        if forward and out[n - 1, 4] == 0:
-            out[n - 1, 4] = 1
-            return out, n
-        if not forward and out[n - 1, 3] == 0:
-            out[n - 1, 3] = 1
-            return out, n
-    out = _nop(out, n, st, f, 0 if forward else 1, 1 if forward else 0, 0, 0)
-    return out, n + 1
+        if forward and out[4, n - 1] == 0:
+            out[4, n - 1] = 1
+            return n
+        if not forward and out[3, n - 1] == 0:
+            out[3, n - 1] = 1
+            return n
+    return _nop(out, n, st, f, 0 if forward else 1, 1 if forward else 0, 0, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _dep_pop(out, n, st, f, t):
     base = 4 if f < t else 8
     if st[base + t]:
-        out, n = _commit(out, n, st, t)
+        n = _commit(out, n, st, t)
     st[base + t] = 1
-    return out, n
+    return n
 
 
 @njit(cache=True)
-def _affine(aff, row, idx):
-    v = aff[row, 0]
-    for k in range(idx.shape[0]):
-        v += aff[row, 1 + k] * idx[k]
-    return v
-
-
-@njit(cache=True)
-def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, capacity):
-    """Run the op program; returns (status, n, rows) with rows[:n] the stream (row-major)."""
-    out = np.zeros((max(capacity, 16), 29), dtype=np.int64)
+def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, capacity, tops):
+    """Run the op program into ``(len(COLUMNS), capacity)`` int64 columns; returns (status, n).
+    ``tops`` (inp, wgt, acc, out, uop) receives the highest SRAM index + 1 each LOAD/STORE and
+    uop load touches."""
+    out = np.zeros((29, capacity), dtype=np.int64)
     # st: last stage, -, -, -, pending_prev[4], pending_next[4]
     st = np.zeros(12, dtype=np.int64)
     idx = np.zeros(max(nslots, 1), dtype=np.int64)
@@ -133,6 +114,7 @@ def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, capacity):
     nker = kernels.shape[0]
     kbegin = np.zeros(nker, dtype=np.int64)
     kend = np.zeros(nker, dtype=np.int64)
+    naff = aff.shape[1] - 1
     sram_end = 0
     n = 0
     pc = 0
@@ -153,28 +135,48 @@ def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, capacity):
             depth -= 1
         elif kind == OP_DMA:
             stage = ops[pc, 3]
-            out = _new(out, n, st, stage)
-            out[n, 0] = ops[pc, 1]
-            out[n, 5] = ops[pc, 2]
-            out[n, 6] = _affine(aff, ops[pc, 7], idx)
+            _new(out, n, st, stage)
+            out[0, n] = ops[pc, 1]
+            mtype = ops[pc, 2]
+            out[5, n] = mtype
+            r = ops[pc, 7]
+            sram = aff[r, 0]
+            for j in range(naff):
+                sram += aff[r, 1 + j] * idx[j]
+            out[6, n] = sram
             x, y = ops[pc, 4], ops[pc, 5]
-            out[n, 10] = ops[pc, 6]
+            out[10, n] = ops[pc, 6]
             p = ops[pc, 8]
+            ytot = y
+            xtot = x
             if p >= 0:
-                r0 = _affine(aff, pads[p, 0], idx) * pads[p, 6] - pads[p, 8]
-                c0 = _affine(aff, pads[p, 1], idx) * pads[p, 7] - pads[p, 8]
+                ra, ca = pads[p, 0], pads[p, 1]
+                rv = aff[ra, 0]
+                cv = aff[ca, 0]
+                for j in range(naff):
+                    rv += aff[ra, 1 + j] * idx[j]
+                    cv += aff[ca, 1 + j] * idx[j]
+                r0 = rv * pads[p, 6] - pads[p, 8]
+                c0 = cv * pads[p, 7] - pads[p, 8]
                 yp0 = max(-r0, 0)
                 yp1 = max(r0 + pads[p, 2] - pads[p, 4], 0)
                 xp0 = max(-c0, 0)
                 xp1 = max(c0 + pads[p, 3] - pads[p, 5], 0)
                 y = pads[p, 2] - yp0 - yp1
                 x = pads[p, 3] - xp0 - xp1
-                out[n, 11] = yp0
-                out[n, 12] = yp1
-                out[n, 13] = xp0
-                out[n, 14] = xp1
-            out[n, 8] = y
-            out[n, 9] = x
+                out[11, n] = yp0
+                out[12, n] = yp1
+                out[13, n] = xp0
+                out[14, n] = xp1
+                ytot = pads[p, 2]
+                xtot = pads[p, 3]
+            out[8, n] = y
+            out[9, n] = x
+            if x != 0 and y != 0:
+                b = ops[pc, 9]
+                end = sram + (xtot * ytot if ops[pc, 1] == LOAD else x * y)
+                if end > tops[b]:
+                    tops[b] = end
             st[0] = stage if (x != 0 or ops[pc, 1] == STORE) else NO_STAGE
             n += 1
         elif kind == OP_GEMM or kind == OP_ALU:
@@ -191,64 +193,65 @@ def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, capacity):
                 kbegin[k] = sram_end
                 sram_end += count
                 kend[k] = sram_end
-                out = _new(out, n, st, COMPUTE_STAGE)
-                out[n, 0] = LOAD
-                out[n, 5] = MEM_UOP
-                out[n, 6] = kbegin[k]
-                out[n, 8] = 1
-                out[n, 9] = count
-                out[n, 10] = count
-                st[0] = COMPUTE_STAGE
+                if sram_end > tops[4]:
+                    tops[4] = sram_end
+                _new(out, n, st, COMPUTE_STAGE)
+                out[0, n] = LOAD
+                out[5, n] = MEM_UOP
+                out[6, n] = kbegin[k]
+                out[8, n] = 1
+                out[9, n] = count
+                out[10, n] = count
                 n += 1
-            out = _new(out, n, st, COMPUTE_STAGE)
-            out[n, 15] = kernels[k, 1]
-            out[n, 16] = kbegin[k]
-            out[n, 17] = kend[k]
-            out[n, 18] = 1
-            out[n, 19] = 1
+            _new(out, n, st, COMPUTE_STAGE)
+            out[15, n] = kernels[k, 1]
+            out[16, n] = kbegin[k]
+            out[17, n] = kend[k]
+            out[18, n] = 1
+            out[19, n] = 1
             nl = kernels[k, 2]
             if kind == OP_GEMM:
-                out[n, 0] = GEMM
+                out[0, n] = GEMM
                 if nl >= 1:
-                    out[n, 18] = kernels[k, 3]
-                    out[n, 20] = kernels[k, 4]
-                    out[n, 22] = kernels[k, 5]
-                    out[n, 24] = kernels[k, 6]
+                    out[18, n] = kernels[k, 3]
+                    out[20, n] = kernels[k, 4]
+                    out[22, n] = kernels[k, 5]
+                    out[24, n] = kernels[k, 6]
                 if nl >= 2:
-                    out[n, 19] = kernels[k, 7]
-                    out[n, 21] = kernels[k, 8]
-                    out[n, 23] = kernels[k, 9]
-                    out[n, 25] = kernels[k, 10]
+                    out[19, n] = kernels[k, 7]
+                    out[21, n] = kernels[k, 8]
+                    out[23, n] = kernels[k, 9]
+                    out[25, n] = kernels[k, 10]
             else:
-                out[n, 0] = ALU
-                out[n, 26] = kernels[k, 11]
-                out[n, 27] = kernels[k, 12]
-                out[n, 28] = kernels[k, 13]
+                out[0, n] = ALU
+                out[26, n] = kernels[k, 11]
+                out[27, n] = kernels[k, 12]
+                out[28, n] = kernels[k, 13]
                 if nl == 1:
-                    out[n, 19] = kernels[k, 3]
-                    out[n, 21] = kernels[k, 4]
-                    out[n, 23] = kernels[k, 5]
+                    out[19, n] = kernels[k, 3]
+                    out[21, n] = kernels[k, 4]
+                    out[23, n] = kernels[k, 5]
                 elif nl == 2:
-                    out[n, 18] = kernels[k, 3]
-                    out[n, 20] = kernels[k, 4]
-                    out[n, 22] = kernels[k, 5]
-                    out[n, 19] = kernels[k, 7]
-                    out[n, 21] = kernels[k, 8]
-                    out[n, 23] = kernels[k, 9]
+                    out[18, n] = kernels[k, 3]
+                    out[20, n] = kernels[k, 4]
+                    out[22, n] = kernels[k, 5]
+                    out[19, n] = kernels[k, 7]
+                    out[21, n] = kernels[k, 8]
+                    out[23, n] = kernels[k, 9]
             st[0] = COMPUTE_STAGE
             n += 1
         elif kind == OP_PUSH:
-            out, n = _dep_push(out, n, st, ops[pc, 1], ops[pc, 2])
+            n = _dep_push(out, n, st, ops[pc, 1], ops[pc, 2])
         elif kind == OP_POP:
-            out, n = _dep_pop(out, n, st, ops[pc, 1], ops[pc, 2])
+            n = _dep_pop(out, n, st, ops[pc, 1], ops[pc, 2])
         elif kind == OP_SYNC:
-            out, n = _dep_push(out, n, st, STORE_STAGE, COMPUTE_STAGE)
-            out, n = _dep_push(out, n, st, LOAD_STAGE, COMPUTE_STAGE)
-            out, n = _dep_pop(out, n, st, STORE_STAGE, COMPUTE_STAGE)
-            out, n = _dep_pop(out, n, st, LOAD_STAGE, COMPUTE_STAGE)
-            out, n = _commit(out, n, st, COMPUTE_STAGE)
-            out = _new(out, n, st, COMPUTE_STAGE)
-            out[n, 0] = FINISH
+            n = _dep_push(out, n, st, STORE_STAGE, COMPUTE_STAGE)
+            n = _dep_push(out, n, st, LOAD_STAGE, COMPUTE_STAGE)
+            n = _dep_pop(out, n, st, STORE_STAGE, COMPUTE_STAGE)
+            n = _dep_pop(out, n, st, LOAD_STAGE, COMPUTE_STAGE)
+            n = _commit(out, n, st, COMPUTE_STAGE)
+            _new(out, n, st, COMPUTE_STAGE)
+            out[0, n] = FINISH
             st[0] = NO_STAGE
             n += 1
             for s in range(1, 4):
@@ -259,3 +262,22 @@ def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, capacity):
             return FAIL_OVERFLOW, n, out
         pc += 1
     return OK, n, out
+
+
+# Most instructions one op can emit (a GEMM/ALU with its uop load; a push or pop committing a
+# pending pop on a NOP first); the capacity of the output columns.
+_EMITS = np.array([0, 0, 1, 2, 2, 2, 1, 8], dtype=np.int64)
+
+
+def capacity(ops: np.ndarray) -> int:
+    """Upper bound on the instructions the op program emits."""
+    total, mult, stack = 0, 1, []
+    for kind, a1 in ops[:, :2].tolist():
+        if kind == OP_LOOP:
+            stack.append(mult)
+            mult *= a1
+        elif kind == OP_END:
+            mult = stack.pop()
+        else:
+            total += mult * int(_EMITS[kind])
+    return total + 1

@@ -298,22 +298,22 @@ def conv_program(layer, env, k):
                 pad_row = len(p.pads)
                 p.pads.append([p.affine(0, tile_index("h", t_slot)), p.affine(0, tile_index("w", t_slot)),
                                c.rows, c.cols, L.height, L.width, c.h * L.stride, c.w * L.stride, L.pad])
-                p.op(E.OP_DMA, LOAD, MEM_INP, 1, 0, 0, L.width, a, pad_row)
+                p.op(E.OP_DMA, LOAD, MEM_INP, 1, 0, 0, L.width, a, pad_row, 0)
             else:
                 f = _fold([(c.ci, L.height * L.width), (c.rows, L.width), (c.cols, 1)])
                 if f is None:
                     raise _Unsupported("input tile is not a 2-D copy")
-                p.op(E.OP_DMA, LOAD, MEM_INP, 1, f[0], f[1], f[2], a, -1)
+                p.op(E.OP_DMA, LOAD, MEM_INP, 1, f[0], f[1], f[2], a, -1, 0)
             f = _fold([(c.co, c.C * kk * kk), (c.ci, kk * kk), (kk, kk), (kk, 1)])
             if f is None:
                 raise _Unsupported("weight tile is not a 2-D copy")
-            p.op(E.OP_DMA, LOAD, MEM_WGT, 1, f[0], f[1], f[2], p.affine(0, scaled(c.wgt_t)), -1)
+            p.op(E.OP_DMA, LOAD, MEM_WGT, 1, f[0], f[1], f[2], p.affine(0, scaled(c.wgt_t)), -1, 1)
         elif name == "epilogue":
             if c.bias:
                 mem = MEM_ACC if k.get("bias_dtype", "int32") == "int32" else MEM_ACC_8BIT
                 terms = scaled(c.acc_t)
                 f = _fold([(c.co, 1)])
-                p.op(E.OP_DMA, LOAD, mem, 2, f[0], f[1], f[2], p.affine(c.co * hw, terms), -1)
+                p.op(E.OP_DMA, LOAD, mem, 2, f[0], f[1], f[2], p.affine(c.co * hw, terms), -1, 2)
             for i in range(len(alu)):
                 p.op(E.OP_ALU, 2 + i, sig)
         elif name == "store":
@@ -337,7 +337,7 @@ def conv_program(layer, env, k):
                 s = p.slot()
                 p.op(E.OP_LOOP, extent, s)
                 terms[s] = terms.get(s, 0) + stride
-            p.op(E.OP_DMA, STORE, MEM_OUT, 3, f[0], f[1], f[2], p.affine(0, terms), -1)
+            p.op(E.OP_DMA, STORE, MEM_OUT, 3, f[0], f[1], f[2], p.affine(0, terms), -1, 3)
             for _ in loops:
                 p.op(E.OP_END, 0)
 
@@ -411,31 +411,13 @@ def stream_columns(layer, env, knobs) -> Streams | None:
     except _Unsupported:
         return None
     ops, aff, pads = prog.arrays()
-    status, n, rows = E.emit(ops, aff, pads, kern, nsig, env.UOP_DEPTH, prog.nslots, 4096)
+    tops = np.zeros(5, dtype=np.int64)
+    status, n, cols = E.emit(ops, aff, pads, kern, nsig, env.UOP_DEPTH, prog.nslots, E.capacity(ops), tops)
     if status != E.OK:
         return None
-    table = np.ascontiguousarray(rows[:n].T)
-    return Streams(table, _footprint(env, table, top))
-
-
-def _footprint(env, table, top):
-    col = {name: i for i, name in enumerate(E.COLUMNS)}
-    op, mtype = table[col["opcode"]], table[col["memory_type"]]
-    x, y = table[col["x_size"]], table[col["y_size"]]
-    active = ((op == LOAD) | (op == STORE)) & (x != 0) & (y != 0)
-    rows = (table[col["y_pad_0"]] + y + table[col["y_pad_1"]]) * (table[col["x_pad_0"]] + x + table[col["x_pad_1"]])
-    end = table[col["sram_base"]] + rows
-    store_end = table[col["sram_base"]] + x * y
-    top = dict(top)
-    for name, types in (("inp", (MEM_INP,)), ("wgt", (MEM_WGT,)), ("acc", (MEM_ACC, MEM_ACC_8BIT))):
-        sel = active & (op == LOAD) & np.isin(mtype, types)
-        if sel.any():
-            top[name] = max(top[name], int(end[sel].max()))
-    sel = active & (op == STORE)
-    if sel.any():
-        top["out"] = max(top["out"], int(store_end[sel].max()))
-    loops = (op == 2) | (op == 4)
-    top["uop"] = int(table[col["uop_end"]][loops].max()) if loops.any() else 0
+    found = dict(zip(("inp", "wgt", "acc", "out", "uop"), tops.tolist()))
+    for name in ("inp", "wgt", "acc", "out"):
+        found[name] = max(found[name], top[name])
     unit = {"inp": env.INP_ELEM_BYTES, "wgt": env.WGT_ELEM_BYTES, "acc": env.ACC_ELEM_BYTES,
             "uop": env.UOP_ELEM_BYTES, "out": env.OUT_ELEM_BYTES}
-    return {name: top[name] * unit[name] for name in ("inp", "wgt", "acc", "uop", "out")}
+    return Streams(cols[:, :n], {name: found[name] * unit[name] for name in ("inp", "wgt", "acc", "uop", "out")})

@@ -1,0 +1,192 @@
+"""The fast count path against the general one: ``dse.fastcount.count_candidate`` must equal a
+general build + count-only run (every counter, the cycles, every TimingReport field) plus
+``Module.footprint()``, and refuse exactly the knob sets the build refuses.
+
+Two levels: the generated stream itself, column by column against the built program (cheap
+enough for thousands of random knob sets), and the full count on a subset (and with timing
+parameters that make the command queues fill, the replay's other branch)."""
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+import pytest
+
+import hwconfigs
+import simulator
+from compiler import workloads
+from compiler.ir import CompileError
+from compiler.workloads import _emit, _streams
+from dse.fastcount import count_candidate
+from simulator._decode import COLUMNS, columns_from_objects
+
+ENV = hwconfigs.get_env()
+ENV_4X8 = hwconfigs.get_env("default", LOG_BATCH=2, LOG_BLOCK=3)
+# 2x8 needs smaller wgt/acc buffers for the GEMM instruction's index fields to fit 128 bits.
+ENV_2X8 = hwconfigs.get_env("default", LOG_BATCH=1, LOG_BLOCK=3, LOG_WGT_BUFF_SIZE=16, LOG_ACC_BUFF_SIZE=15)
+R18 = workloads.resnet18()
+BN_RELU = (("bias",), ("relu",), ("add", 1 << 7), ("shr", 8), ("clip", -127, 127))
+
+# (layer, env, random knob sets drawn) of the default run: small layers, every construct.
+SMALL = [
+    (workloads.Conv2D(1, 8, 8, 32, 32, 3, 1, 1, epilogue=workloads.RESNET18_EPILOGUE), ENV, 150),
+    (workloads.Conv2D(1, 8, 8, 32, 64, 1, 2, 0, epilogue=(("bias",), ("relu",), ("shr", 3))), ENV, 150),
+    (workloads.Conv2D(1, 9, 9, 32, 32, 3, 2, 0), ENV, 150),
+    (workloads.Conv2D(1, 10, 10, 32, 32, 3, 2, 1, epilogue=BN_RELU), ENV, 150),
+    (workloads.Conv2D(1, 6, 6, 16, 32, 3, 1, 1, epilogue=()), ENV, 100),
+    (workloads.Conv2D(1, 7, 7, 64, 32, 1, 1, 0, epilogue=(("bias",), ("min", 100), ("max", -100))), ENV, 120),
+    (workloads.Conv2D(4, 8, 8, 32, 32, 3, 1, 1, epilogue=workloads.RESNET18_EPILOGUE), ENV_4X8, 150),
+    (workloads.Conv2D(4, 9, 9, 16, 32, 3, 2, 1, epilogue=BN_RELU), ENV_4X8, 120),
+    (workloads.Conv2D(2, 8, 8, 32, 32, 1, 1, 0, epilogue=workloads.RESNET18_EPILOGUE), ENV_2X8, 150),
+    (workloads.Conv2D(2, 10, 10, 16, 16, 3, 2, 1, epilogue=BN_RELU), ENV_2X8, 120),
+    (workloads.Dense(1, 256, 256, epilogue=(("bias",), ("shr", 6), ("clip", 0, 127))), ENV, 8),
+    (workloads.Elementwise(1, 64, 14, 14, "add", epilogue=(("relu",), ("clip", -127, 127))), ENV, 8),
+]
+
+
+def _draws(layer, env, count, seed):
+    """``count`` random knob sets of the layer's space (legal or not)."""
+    space = workloads.knob_space(layer, env)
+    rng = random.Random(seed)
+    return [{name: rng.choice(values) for name, values in space.items()} for _ in range(count)]
+
+
+def _legal(layer, env, count, seed):
+    """``count`` random knob sets the static check admits (what the search evaluates)."""
+    space = workloads.knob_space(layer, env)
+    rng = random.Random(seed)
+    found = []
+    for _ in range(50 * count):
+        knobs = {name: rng.choice(values) for name, values in space.items()}
+        try:
+            workloads.check_knobs(layer, env, knobs)
+        except CompileError:
+            continue
+        found.append(knobs)
+        if len(found) == count:
+            break
+    return found
+
+
+def _general(layer, env, knobs):
+    try:
+        return workloads.build(layer, env=env, knobs=knobs)
+    except CompileError as err:
+        return err
+
+
+def check_stream(layer, env, knobs) -> str:
+    """Generated columns vs the built program; returns 'refused', 'fallback' or 'equal'."""
+    mod = _general(layer, env, knobs)
+    try:
+        fast = _streams.stream_columns(layer, env, knobs)
+    except CompileError:
+        assert isinstance(mod, CompileError), f"fast path refuses knobs the build accepts: {knobs}"
+        return "refused"
+    if fast is None:
+        return "fallback"
+    assert not isinstance(mod, CompileError), f"the build refuses ({mod}), the fast path does not: {knobs}"
+    assert len(mod.programs) == 1
+    ref = columns_from_objects(mod.programs[0].instructions)[0]
+    assert ref.shape == fast.table.shape, knobs
+    for i, name in enumerate(COLUMNS):
+        if name != "dram_base":   # not generated: nothing counted depends on it
+            np.testing.assert_array_equal(fast.table[i], ref[i], err_msg=f"column {name}, knobs {knobs}")
+    assert fast.footprint == mod.footprint(), knobs
+    return "equal"
+
+
+def check_count(layer, env, knobs, timing_params=None) -> str:
+    mod = _general(layer, env, knobs)
+    try:
+        fast = count_candidate(layer, env, knobs, timing_params)
+    except CompileError:
+        assert isinstance(mod, CompileError), knobs
+        return "refused"
+    assert not isinstance(mod, CompileError), knobs
+    ref = simulator.run(mod, count_only=True, timing_params=timing_params)
+    assert fast.stats == ref.stats, knobs
+    assert (fast.cycles, fast.seconds) == (ref.cycles, ref.seconds), knobs
+    assert [dataclasses.asdict(r) for r in fast.timing] == [dataclasses.asdict(r) for r in ref.timing], knobs
+    assert fast.timing_row == ref.timing[0].as_row()
+    assert fast.footprint == mod.footprint(), knobs
+    return fast.path
+
+
+def test_column_layout_is_the_simulators():
+    assert _emit.COLUMNS == COLUMNS
+
+
+IDS = [f"{type(c[0]).__name__}{i}" for i, c in enumerate(SMALL)]
+
+
+@pytest.mark.parametrize("case", range(len(SMALL)), ids=IDS)
+def test_generated_stream_equals_the_built_one(case):
+    """Random legal knob sets: the same columns and footprint (or a rare, counted fallback)."""
+    layer, env, count = SMALL[case]
+    seen = {"refused": 0, "fallback": 0, "equal": 0}
+    knobs_list = _legal(layer, env, count, seed=case)
+    assert len(knobs_list) == count
+    for knobs in knobs_list:
+        seen[check_stream(layer, env, knobs)] += 1
+    if isinstance(layer, workloads.Conv2D):
+        assert seen["fallback"] <= count // 50, seen
+        assert seen["refused"] == 0, seen   # no conv knob set passes the static check and fails to build
+
+
+@pytest.mark.parametrize("case", range(len(SMALL)), ids=IDS)
+def test_refuses_exactly_what_the_build_refuses(case):
+    """Unfiltered draws: the fast path raises CompileError exactly when the build does."""
+    layer, env, _ = SMALL[case]
+    for knobs in _draws(layer, env, 40, seed=50 + case):
+        check_stream(layer, env, knobs)
+
+
+@pytest.mark.parametrize("case", [0, 3, 6, 8, 10, 11])
+def test_fast_count_equals_the_general_count(case):
+    layer, env, _ = SMALL[case]
+    paths = [check_count(layer, env, knobs) for knobs in _legal(layer, env, 12, seed=100 + case)]
+    assert "fast" in paths or not isinstance(layer, workloads.Conv2D)
+
+
+def test_fast_count_with_full_command_queues():
+    """A short command queue makes fetch stall: the replay's dispatch-limited branch."""
+    layer, env, _ = SMALL[0]
+    params = hwconfigs.TimingParams.for_env(env, cmd_queue_depth=4)
+    paths = [check_count(layer, env, knobs, params) for knobs in _legal(layer, env, 10, seed=7)]
+    assert "fast" in paths
+
+
+@pytest.mark.parametrize("name", ["C11", "C4"])
+def test_resnet18_layers(name):
+    layer = R18[name]
+    space = workloads.knob_space(layer, ENV)
+    rng = random.Random(5)
+    done = 0
+    while done < 3:
+        knobs = {k: rng.choice(v) for k, v in space.items()}
+        try:
+            k = workloads.check_knobs(layer, ENV, knobs)
+        except CompileError:
+            continue
+        if k["tile_h"][1] * k["tile_w"][1] < 8:   # keep the general build short
+            continue
+        assert check_count(layer, ENV, knobs) == "fast"
+        done += 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10", "C11"])
+def test_resnet18_sweep(name):
+    layer = R18[name]
+    for knobs in _legal(layer, ENV, 40, seed=int(name[1:])):
+        assert check_stream(layer, ENV, knobs) == "equal"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", range(len(SMALL)))
+def test_generated_stream_sweep(case):
+    layer, env, count = SMALL[case]
+    for knobs in _legal(layer, env, 5 * count, seed=1000 + case):
+        check_stream(layer, env, knobs)
