@@ -51,7 +51,7 @@ class FastCount:
 
 def count_candidate(layer, env, knobs, timing_params=None) -> FastCount:
     """Count-only result of one (layer, hardware env, knobs) candidate; see the module doc."""
-    streams = stream_columns(layer, env, knobs)   # raises CompileError for refused knobs
+    streams = stream_columns(layer, env, knobs, reuse=True)   # raises CompileError for refused knobs
     if streams is None:
         mod = workloads.build(layer, env=env, knobs=knobs)
         res = simulator.run(mod, count_only=True, timing_params=timing_params)

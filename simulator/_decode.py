@@ -385,17 +385,6 @@ def _count(c: dict, t: dict, key: np.ndarray, active: np.ndarray, store: np.ndar
     return counters.tolist()
 
 
-def column_counters(table: np.ndarray, env) -> list:
-    """The seven counters of a well-formed (len(COLUMNS), n) stream table, without the static
-    checks of a decode (the caller vouches for the stream, e.g. the compiler's own generator)."""
-    c = as_columns(table)
-    t, _ = _tables(env)
-    key = c["opcode"] * 8 + c["memory_type"]
-    store = t["store"][key]
-    active = (t["load"][key] | store) & (c["x_size"] != 0)
-    return _count(c, t, key, active, store, env)
-
-
 def _build_steps(stream: Stream) -> list:
     c, n = stream.cols, stream.n
     steps = [None] * n

@@ -122,3 +122,76 @@ def replay(module, pop0, pop1, push0, push1, cycles, tokens, fc, depth):
     for i in range(n):
         by_insn[i] = start[qoff[module[i]] + position[i]]
     return by_insn, free, stalled, nxt, qlen, all_dispatched, fetch_stalled, pushed, popped
+
+
+@njit(cache=True)
+def stream_costs(rows, elem, pad, ii, split, counter, unit, is_load, is_store, pop_tab, push_tab,
+                 dma_latency, bytes_per_cycle, pipeline_fill, alu_ii_imm, out_elem_bytes):
+    """One pass over a row-per-instruction stream (columns in ``_decode.COLUMNS`` order): what
+    ``TimingModel._costs``, ``op_module``, ``flag_codes`` and the decoder's counters compute,
+    fused. Returns per instruction (cycles, module, pop0, pop1, push0, push1) and the sums
+    (busy[3], moved[3], compute split[5], GEMM uop-iterations, counters[7], finish index)."""
+    n = rows.shape[0]
+    cycles = np.empty(n, dtype=np.int64)
+    module = np.empty(n, dtype=np.int64)
+    pop0 = np.empty(n, dtype=np.int64)
+    pop1 = np.empty(n, dtype=np.int64)
+    push0 = np.empty(n, dtype=np.int64)
+    push1 = np.empty(n, dtype=np.int64)
+    busy = np.zeros(3, dtype=np.int64)
+    moved = np.zeros(3, dtype=np.int64)
+    split_cycles = np.zeros(5, dtype=np.int64)
+    counters = np.zeros(7, dtype=np.int64)
+    gemm_iters = 0
+    last_finish = -1
+    for i in range(n):
+        op = rows[i, 0]
+        mtype = rows[i, 5]
+        key = op * 8 + mtype if (0 <= op < 8 and 0 <= mtype < 8) else 3 * 8
+        x = rows[i, 9]
+        y = rows[i, 8]
+        active = (op == 0 or op == 1) and x != 0
+        if op == 1:
+            m = 2
+        elif op == 0 and (mtype == 2 or mtype == 1):
+            m = 0
+        else:
+            m = 1
+        module[i] = m
+        code = m * 16 + (8 if rows[i, 1] != 0 else 0) + (4 if rows[i, 2] != 0 else 0) + \
+            (2 if rows[i, 3] != 0 else 0) + (1 if rows[i, 4] != 0 else 0)
+        pop0[i] = pop_tab[code, 0]
+        pop1[i] = pop_tab[code, 1]
+        push0[i] = push_tab[code, 0]
+        push1[i] = push_tab[code, 1]
+        c = 1
+        nbytes = 0
+        if active:
+            row_bytes = x * elem[key]
+            xp = rows[i, 13] + rows[i, 14]
+            pad_elems = (rows[i, 11] + rows[i, 12]) * (rows[i, 13] + x + rows[i, 14]) + y * xp
+            beats = np.int64(np.ceil(row_bytes / bytes_per_cycle))
+            c = y * (dma_latency + beats) + pad_elems * pad[key]
+            nbytes = y * row_bytes
+            if is_load[key]:
+                counters[counter[key]] += x * y * unit[key]
+            elif is_store[key]:
+                counters[4] += x * y * out_elem_bytes
+        if op == 2 or op == 4:
+            iterations = rows[i, 18] * rows[i, 19] * (rows[i, 17] - rows[i, 16])
+            step = alu_ii_imm if (op == 4 and rows[i, 27] != 0) else ii[key]
+            c = pipeline_fill + iterations * step
+            if op == 2:
+                if rows[i, 15] == 0:
+                    gemm_iters += iterations
+                    counters[5] += iterations
+            else:
+                counters[6] += iterations
+        if op == 3:
+            last_finish = i
+        cycles[i] = c
+        busy[m] += c
+        moved[m] += nbytes
+        if m == 1:
+            split_cycles[split[key]] += c
+    return cycles, module, pop0, pop1, push0, push1, busy, moved, split_cycles, gemm_iters, counters, last_finish

@@ -99,8 +99,7 @@ def count_columns(env, table: np.ndarray, timing_params=None, initial_tokens: di
     generator emitted, e.g. ``compiler.workloads``' column streams. Same counters and report
     as ``run(mod, count_only=True)`` on the program those columns describe."""
     from simulator._counters import as_dict
-    from simulator._decode import column_counters
     from simulator.timing import TimingModel
 
-    report = TimingModel(env, timing_params).estimate_columns(table, initial_tokens)
-    return as_dict(column_counters(table, env)), report
+    counters, report = TimingModel(env, timing_params).count_rows(np.asarray(table).T, initial_tokens)
+    return as_dict(counters), report

@@ -212,52 +212,58 @@ class TimingModel:
             finish_end = None
             if last_finish >= 0:
                 finish_end = start_of[1][queues[1].index(last_finish)] + cycles[last_finish]
-        return self._report(n, module_arr, [len(q) for q in queues], cycles_arr, nbytes, split_idx, gemm_iters,
+        busy = np.bincount(module_arr, weights=cycles_arr, minlength=3)
+        moved = np.bincount(module_arr, weights=nbytes, minlength=3)
+        on_compute = module_arr == 1
+        split_cycles = np.bincount(split_idx[on_compute], weights=cycles_arr[on_compute], minlength=len(_SPLIT))
+        return self._report(n, [len(q) for q in queues], busy, moved, split_cycles, int(gemm_iters.sum()),
                             free, stalled, fetch_stalled, finish_end)
 
     def estimate_columns(self, table: np.ndarray, initial_tokens: dict | None = None) -> TimingReport:
-        """``estimate`` of a stream given as a (len(COLUMNS), n) column table, with the replay
-        compiled (``_replay``): the same report, for streams of any length in microseconds."""
-        from ._replay import replay
+        """``estimate`` of a stream given as a (len(COLUMNS), n) column table (any integer
+        dtype and strides), costed and replayed by compiled loops (``_replay``)."""
+        return self.count_rows(table.T, initial_tokens)[1]
 
-        p = self.params
+    def count_rows(self, rows: np.ndarray, initial_tokens: dict | None = None):
+        """(counters list, TimingReport) of a stream given one row per instruction (the
+        COLUMNS in order): the decoder's counters and ``estimate``'s report, in two compiled
+        passes (costs + counters, then the event-driven replay)."""
+        from ._decode import _tables
+        from ._replay import replay, stream_costs
+
+        p, env = self.params, self.env
         tokens = np.array([int((initial_tokens or {}).get(q, 0)) for q in QUEUES], dtype=np.int64)
-        c = as_columns(table)
-        op = c["opcode"]
-        module_arr = op_module(op, c["memory_type"])
-        codes = flag_codes(table, module_arr)
-        pop0, pop1, push0, push1 = _flag_arrays()
-        cycles_arr, nbytes, split_idx, gemm_iters = self._costs(c)
+        elem, pad, ii, split = self._cost_tables()
+        t, _ = _tables(env)
+        pop_tab, push_tab = _flag_arrays()
+        (cycles, module, pop0, pop1, push0, push1, busy, moved, split_cycles, iters, counters,
+         last_finish) = stream_costs(rows, elem, pad, ii, split, t["counter"], t["unit"], t["load"], t["store"],
+                                     pop_tab, push_tab, int(p.dma_latency), float(p.dram_bytes_per_cycle),
+                                     int(p.pipeline_fill), int(p.alu_ii_imm), int(env.OUT_ELEM_BYTES))
         start, free, stalled, nxt, qlen, done, fetch_stalled, pushed, popped = replay(
-            module_arr.astype(np.int64), pop0[codes], pop1[codes], push0[codes], push1[codes],
-            cycles_arr.astype(np.int64), tokens, int(p.fetch_cycles_per_insn), int(p.cmd_queue_depth))
+            module, pop0, pop1, push0, push1, cycles, tokens, int(p.fetch_cycles_per_insn), int(p.cmd_queue_depth))
         if np.any(nxt < qlen) or not done:
-            queues = tuple(np.flatnonzero(module_arr == m) for m in range(3))
+            queues = tuple(np.flatnonzero(module == m) for m in range(3))
             stuck = {MODULES[m]: int(queues[m][nxt[m]]) for m in range(3) if nxt[m] < qlen[m]}
             counts = ", ".join(f"{QUEUES[q]}: {int(pushed[q])}/{int(popped[q])}" for q in range(4))
             raise TimingError(f"dependencies deadlock: next instructions {stuck} cannot start; "
                               f"tokens pushed/popped {{{counts}}}")
-        finishes = np.flatnonzero(op == FINISH)
-        finish_end = int(start[finishes[-1]] + cycles_arr[finishes[-1]]) if finishes.size else None
-        return self._report(len(op), module_arr, qlen.tolist(), cycles_arr, nbytes, split_idx, gemm_iters,
-                            free.tolist(), stalled.tolist(), int(fetch_stalled), finish_end)
+        finish_end = int(start[last_finish] + cycles[last_finish]) if last_finish >= 0 else None
+        report = self._report(rows.shape[0], qlen.tolist(), busy.tolist(), moved.tolist(), split_cycles.tolist(),
+                              int(iters), free.tolist(), stalled.tolist(), int(fetch_stalled), finish_end)
+        return counters.tolist(), report
 
-    def _report(self, n, module_arr, queue_lengths, cycles_arr, nbytes, split_idx, gemm_iters, free, stalled,
-                fetch_stalled, finish_end) -> TimingReport:
+    def _report(self, n, queue_lengths, busy, moved, split_cycles, iters, free, stalled, fetch_stalled,
+                finish_end) -> TimingReport:
+        """The report from the per-module sums (every instruction ran, else a deadlock error)."""
         p = self.params
-        total = max([finish_end or 0] + free)
-        # Per-module sums: every instruction ran (else the deadlock above).
-        busy = np.bincount(module_arr, weights=cycles_arr, minlength=3)
-        moved = np.bincount(module_arr, weights=nbytes, minlength=3)
+        total = max([finish_end or 0] + list(free))
         times = {"fetch": ModuleTime(n * p.fetch_cycles_per_insn, fetch_stalled, n)}
         dram = {"fetch": 16 * n}
         for m, name in enumerate(MODULES):
             times[name] = ModuleTime(int(busy[m]), stalled[m], queue_lengths[m])
             dram[name] = int(moved[m])
-        on_compute = module_arr == 1
-        split_cycles = np.bincount(split_idx[on_compute], weights=cycles_arr[on_compute], minlength=len(_SPLIT))
         split = {name: int(split_cycles[k]) for k, name in enumerate(_SPLIT)}
-        iters = int(gemm_iters.sum())
         bound = max(MODULES + ("fetch",), key=lambda name: times[name].busy)
         return TimingReport(
             cycles=total, seconds=total / (p.clock_mhz * 1e6), modules=times, compute_split=split,
@@ -383,10 +389,11 @@ _FLAG_ARRAYS: list = []
 
 
 def _flag_arrays():
-    """POPS/PUSHES of every flag code as four arrays (first/second queue, -1: none)."""
+    """POPS and PUSHES of every flag code as (48, 2) arrays of queue indices (-1: none)."""
     if not _FLAG_ARRAYS:
-        pad = lambda entries, k: np.array([e[k] if len(e) > k else -1 for e in entries], dtype=np.int64)  # noqa: E731
-        _FLAG_ARRAYS.extend([pad(POPS, 0), pad(POPS, 1), pad(PUSHES, 0), pad(PUSHES, 1)])
+        def table(entries):
+            return np.array([[e[k] if len(e) > k else -1 for k in range(2)] for e in entries], dtype=np.int64)
+        _FLAG_ARRAYS.extend([table(POPS), table(PUSHES)])
     return _FLAG_ARRAYS
 
 

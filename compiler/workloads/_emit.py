@@ -49,12 +49,13 @@ MAX_INSNS = (1 << 25) // 16 - 6   # the instruction staging buffer (upstream VTA
 
 @njit(cache=True, inline="always")
 def _nop(out, n, st, stage, push_prev, push_next, pop_prev, pop_next):
-    out[0, n] = STORE if stage == STORE_STAGE else LOAD
-    out[5, n] = MEM_INP if stage == LOAD_STAGE else MEM_UOP
-    out[1, n] = pop_prev
-    out[2, n] = pop_next
-    out[3, n] = push_prev
-    out[4, n] = push_next
+    out[n, :] = 0
+    out[n, 0] = STORE if stage == STORE_STAGE else LOAD
+    out[n, 5] = MEM_INP if stage == LOAD_STAGE else MEM_UOP
+    out[n, 1] = pop_prev
+    out[n, 2] = pop_next
+    out[n, 3] = push_prev
+    out[n, 4] = push_next
     st[0] = STORE_STAGE if stage == STORE_STAGE else NO_STAGE   # a LOAD NOP belongs to no stage
     return n + 1
 
@@ -62,8 +63,9 @@ def _nop(out, n, st, stage, push_prev, push_next, pop_prev, pop_next):
 @njit(cache=True, inline="always")
 def _new(out, n, st, stage):
     """Start an instruction for ``stage``, taking over its pending pops (InsnQueue.create)."""
-    out[1, n] = st[4 + stage]
-    out[2, n] = st[8 + stage]
+    out[n, :] = 0
+    out[n, 1] = st[4 + stage]
+    out[n, 2] = st[8 + stage]
     st[4 + stage] = 0
     st[8 + stage] = 0
 
@@ -82,11 +84,11 @@ def _dep_push(out, n, st, f, t):
     n = _commit(out, n, st, f)
     forward = f < t
     if n > 0 and st[0] == f:
-        if forward and out[4, n - 1] == 0:
-            out[4, n - 1] = 1
+        if forward and out[n - 1, 4] == 0:
+            out[n - 1, 4] = 1
             return n
-        if not forward and out[3, n - 1] == 0:
-            out[3, n - 1] = 1
+        if not forward and out[n - 1, 3] == 0:
+            out[n - 1, 3] = 1
             return n
     return _nop(out, n, st, f, 0 if forward else 1, 1 if forward else 0, 0, 0)
 
@@ -101,11 +103,11 @@ def _dep_pop(out, n, st, f, t):
 
 
 @njit(cache=True)
-def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, capacity, tops):
-    """Run the op program into ``(len(COLUMNS), capacity)`` int64 columns; returns (status, n).
+def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, out, tops):
+    """Run the op program into the rows of ``out`` (one instruction per row, the COLUMNS in
+    order, at least ``capacity(ops)`` rows; its contents need not be zero); returns (status, n).
     ``tops`` (inp, wgt, acc, out, uop) receives the highest SRAM index + 1 each LOAD/STORE and
     uop load touches."""
-    out = np.zeros((29, capacity), dtype=np.int64)
     # st: last stage, -, -, -, pending_prev[4], pending_next[4]
     st = np.zeros(12, dtype=np.int64)
     idx = np.zeros(max(nslots, 1), dtype=np.int64)
@@ -136,16 +138,16 @@ def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, capacity, tops):
         elif kind == OP_DMA:
             stage = ops[pc, 3]
             _new(out, n, st, stage)
-            out[0, n] = ops[pc, 1]
+            out[n, 0] = ops[pc, 1]
             mtype = ops[pc, 2]
-            out[5, n] = mtype
+            out[n, 5] = mtype
             r = ops[pc, 7]
             sram = aff[r, 0]
             for j in range(naff):
                 sram += aff[r, 1 + j] * idx[j]
-            out[6, n] = sram
+            out[n, 6] = sram
             x, y = ops[pc, 4], ops[pc, 5]
-            out[10, n] = ops[pc, 6]
+            out[n, 10] = ops[pc, 6]
             p = ops[pc, 8]
             ytot = y
             xtot = x
@@ -164,14 +166,14 @@ def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, capacity, tops):
                 xp1 = max(c0 + pads[p, 3] - pads[p, 5], 0)
                 y = pads[p, 2] - yp0 - yp1
                 x = pads[p, 3] - xp0 - xp1
-                out[11, n] = yp0
-                out[12, n] = yp1
-                out[13, n] = xp0
-                out[14, n] = xp1
+                out[n, 11] = yp0
+                out[n, 12] = yp1
+                out[n, 13] = xp0
+                out[n, 14] = xp1
                 ytot = pads[p, 2]
                 xtot = pads[p, 3]
-            out[8, n] = y
-            out[9, n] = x
+            out[n, 8] = y
+            out[n, 9] = x
             if x != 0 and y != 0:
                 b = ops[pc, 9]
                 end = sram + (xtot * ytot if ops[pc, 1] == LOAD else x * y)
@@ -187,57 +189,57 @@ def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, capacity, tops):
             count = kernels[k, 0]
             if kbegin[k] == kend[k]:   # not resident: place it and load its uops
                 if count > uop_depth:
-                    return FAIL_UOP_DEPTH, n, out
+                    return FAIL_UOP_DEPTH, n
                 if sram_end + count > uop_depth:
-                    return FAIL_WRAP, n, out
+                    return FAIL_WRAP, n
                 kbegin[k] = sram_end
                 sram_end += count
                 kend[k] = sram_end
                 if sram_end > tops[4]:
                     tops[4] = sram_end
                 _new(out, n, st, COMPUTE_STAGE)
-                out[0, n] = LOAD
-                out[5, n] = MEM_UOP
-                out[6, n] = kbegin[k]
-                out[8, n] = 1
-                out[9, n] = count
-                out[10, n] = count
+                out[n, 0] = LOAD
+                out[n, 5] = MEM_UOP
+                out[n, 6] = kbegin[k]
+                out[n, 8] = 1
+                out[n, 9] = count
+                out[n, 10] = count
                 n += 1
             _new(out, n, st, COMPUTE_STAGE)
-            out[15, n] = kernels[k, 1]
-            out[16, n] = kbegin[k]
-            out[17, n] = kend[k]
-            out[18, n] = 1
-            out[19, n] = 1
+            out[n, 15] = kernels[k, 1]
+            out[n, 16] = kbegin[k]
+            out[n, 17] = kend[k]
+            out[n, 18] = 1
+            out[n, 19] = 1
             nl = kernels[k, 2]
             if kind == OP_GEMM:
-                out[0, n] = GEMM
+                out[n, 0] = GEMM
                 if nl >= 1:
-                    out[18, n] = kernels[k, 3]
-                    out[20, n] = kernels[k, 4]
-                    out[22, n] = kernels[k, 5]
-                    out[24, n] = kernels[k, 6]
+                    out[n, 18] = kernels[k, 3]
+                    out[n, 20] = kernels[k, 4]
+                    out[n, 22] = kernels[k, 5]
+                    out[n, 24] = kernels[k, 6]
                 if nl >= 2:
-                    out[19, n] = kernels[k, 7]
-                    out[21, n] = kernels[k, 8]
-                    out[23, n] = kernels[k, 9]
-                    out[25, n] = kernels[k, 10]
+                    out[n, 19] = kernels[k, 7]
+                    out[n, 21] = kernels[k, 8]
+                    out[n, 23] = kernels[k, 9]
+                    out[n, 25] = kernels[k, 10]
             else:
-                out[0, n] = ALU
-                out[26, n] = kernels[k, 11]
-                out[27, n] = kernels[k, 12]
-                out[28, n] = kernels[k, 13]
+                out[n, 0] = ALU
+                out[n, 26] = kernels[k, 11]
+                out[n, 27] = kernels[k, 12]
+                out[n, 28] = kernels[k, 13]
                 if nl == 1:
-                    out[19, n] = kernels[k, 3]
-                    out[21, n] = kernels[k, 4]
-                    out[23, n] = kernels[k, 5]
+                    out[n, 19] = kernels[k, 3]
+                    out[n, 21] = kernels[k, 4]
+                    out[n, 23] = kernels[k, 5]
                 elif nl == 2:
-                    out[18, n] = kernels[k, 3]
-                    out[20, n] = kernels[k, 4]
-                    out[22, n] = kernels[k, 5]
-                    out[19, n] = kernels[k, 7]
-                    out[21, n] = kernels[k, 8]
-                    out[23, n] = kernels[k, 9]
+                    out[n, 18] = kernels[k, 3]
+                    out[n, 20] = kernels[k, 4]
+                    out[n, 22] = kernels[k, 5]
+                    out[n, 19] = kernels[k, 7]
+                    out[n, 21] = kernels[k, 8]
+                    out[n, 23] = kernels[k, 9]
             st[0] = COMPUTE_STAGE
             n += 1
         elif kind == OP_PUSH:
@@ -251,17 +253,17 @@ def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, capacity, tops):
             n = _dep_pop(out, n, st, LOAD_STAGE, COMPUTE_STAGE)
             n = _commit(out, n, st, COMPUTE_STAGE)
             _new(out, n, st, COMPUTE_STAGE)
-            out[0, n] = FINISH
+            out[n, 0] = FINISH
             st[0] = NO_STAGE
             n += 1
             for s in range(1, 4):
                 if st[4 + s] or st[8 + s]:
-                    return FAIL_PENDING, n, out
-            return OK, n, out   # later pops belong to the next stream, never flushed
+                    return FAIL_PENDING, n
+            return OK, n   # later pops belong to the next stream, never flushed
         if n > MAX_INSNS:
-            return FAIL_OVERFLOW, n, out
+            return FAIL_OVERFLOW, n
         pc += 1
-    return OK, n, out
+    return OK, n
 
 
 # Most instructions one op can emit (a GEMM/ALU with its uop load; a push or pop committing a

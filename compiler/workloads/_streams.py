@@ -399,10 +399,21 @@ class _Unsupported(Exception):
     pass
 
 
-def stream_columns(layer, env, knobs) -> Streams | None:
+_BUFFER: list = []
+
+
+def _buffer(rows: int) -> np.ndarray:
+    """A reused row-major output buffer (fresh memory costs a page fault per 4 KiB)."""
+    if not _BUFFER or _BUFFER[0].shape[0] < rows:
+        _BUFFER[:] = [np.empty((max(rows, 1 << 16), 32), dtype=np.int32)]
+    return _BUFFER[0]
+
+
+def stream_columns(layer, env, knobs, reuse: bool = False) -> Streams | None:
     """The stream ``workloads.build(layer, env, knobs)`` would emit, as columns, and its
     footprint; raises CompileError for knobs the static check refuses; None when this
-    construct is not covered (build it instead)."""
+    construct is not covered (build it instead). With ``reuse`` the table is a view of a
+    buffer the next call overwrites (no copy; for a caller that is done with it by then)."""
     k = check_knobs(layer, env, knobs)
     if not isinstance(layer, Conv2D):
         return None
@@ -412,12 +423,16 @@ def stream_columns(layer, env, knobs) -> Streams | None:
         return None
     ops, aff, pads = prog.arrays()
     tops = np.zeros(5, dtype=np.int64)
-    status, n, cols = E.emit(ops, aff, pads, kern, nsig, env.UOP_DEPTH, prog.nslots, E.capacity(ops), tops)
+    rows = _buffer(E.capacity(ops))
+    status, n = E.emit(ops, aff, pads, kern, nsig, env.UOP_DEPTH, prog.nslots, rows, tops)
     if status != E.OK:
         return None
+    table = rows[:n, :E.NCOL].T
+    if not reuse:
+        table = table.copy()
     found = dict(zip(("inp", "wgt", "acc", "out", "uop"), tops.tolist()))
     for name in ("inp", "wgt", "acc", "out"):
         found[name] = max(found[name], top[name])
     unit = {"inp": env.INP_ELEM_BYTES, "wgt": env.WGT_ELEM_BYTES, "acc": env.ACC_ELEM_BYTES,
             "uop": env.UOP_ELEM_BYTES, "out": env.OUT_ELEM_BYTES}
-    return Streams(cols[:, :n], {name: found[name] * unit[name] for name in ("inp", "wgt", "acc", "uop", "out")})
+    return Streams(table, {name: found[name] * unit[name] for name in ("inp", "wgt", "acc", "uop", "out")})
