@@ -13,6 +13,7 @@ buffer footprint, without building a module. The general compiler stays the sour
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -169,9 +170,15 @@ class _Conv:
         return out
 
 
+@functools.lru_cache(maxsize=64)
+def _imm_mask(alu_fields) -> int:
+    return (1 << dict((n, w) for n, _, w in alu_fields)["imm"]) - 1
+
+
 def _imm_field(env, value):
-    width = dict((n, w) for n, _, w in env.isa.alu.fields)["imm"]
-    mask = (1 << width) - 1
+    """The immediate as the instruction holds it: int16 (upstream's kernel field), then the
+    ISA field width, signed."""
+    mask = _imm_mask(env.isa.alu.fields)
     value = _int16(value) & mask
     return value - (mask + 1) if value > mask >> 1 else value
 
@@ -193,6 +200,87 @@ def _gemm_kernel(loops):
 def _box_max(base, loops, which):
     """Highest index of an affine uop nest (non-negative coefficients)."""
     return base + sum((l[0] - 1) * l[which] for l in loops)
+
+
+@functools.lru_cache(maxsize=4096)
+def _conv_structure(tile_tags: tuple, ci_tags: tuple, alu: bool, T: int):
+    """The host nest of conv2d_packed with its tokens, as a flat item list: ``(OP_LOOP, tag,
+    slot)`` ('thread' for a virtual-thread replication), ``(OP_END, slot)``, ``(OP_PUSH|OP_POP,
+    from, to)``, ``(OP_SYNC,)`` and ``("block", name, thread slot or None)``; plus the slot of
+    each tagged loop and the number of slots. Depends only on which loops exist, so it is
+    computed (with the real coproc_sync pass on a skeleton) once per structure."""
+    def scope(q, name):
+        return Attr("coproc_scope", q, _block(name))
+
+    inner = seq(Allocate(Buffer("inp", "int8", 1), Allocate(Buffer("wgt", "int8", 1),
+                                                            seq(scope(1, "loads"), scope(2, "gemm")))))
+    body = [scope(2, "reset"), _nest([(2, t) for t in ci_tags], inner)]
+    if alu:
+        body.append(scope(2, "epilogue"))
+    body.append(scope(3, "store"))
+    nest = _nest([(2, t) for t in tile_tags], Allocate(Buffer("acc", "int32", 1), seq(*body)))
+    # The pass appends the final coproc_sync after the root. With virtual threads the root is
+    # their attribute around the nest, so the nest's trailing pops come first; without, the
+    # root is the nest itself and they follow the sync (pending in a stream never flushed).
+    synced = coproc_sync(Attr("virtual_thread", T, nest) if T > 1 else nest, None)
+    items, slots = [], {}
+    counter = [0]
+
+    def new_slot():
+        counter[0] += 1
+        return counter[0] - 1
+
+    def replicate(fn):
+        # vthread injection replicates each scope and each host call in place (unrolled or
+        # as a loop: the same order of events)
+        if T > 1:
+            ts = new_slot()
+            items.append((E.OP_LOOP, "thread", ts))
+            fn(ts)
+            items.append((E.OP_END, ts))
+        else:
+            fn(None)
+
+    def walk_scope(s, t_slot):
+        if hasattr(s, "stmts"):
+            for x in s.stmts:
+                walk_scope(x, t_slot)
+            return
+        name = s.call.name
+        if name == "vta.coproc_dep_push":
+            items.append((E.OP_PUSH, *[int(a) for a in s.call.args]))
+        elif name == "vta.coproc_dep_pop":
+            items.append((E.OP_POP, *[int(a) for a in s.call.args]))
+        elif name == "fast.block":
+            items.append(("block", s.call.args[0], t_slot))
+        else:
+            raise _Unsupported(name)
+
+    def walk(s):
+        if isinstance(s, For):
+            slot = slots[s.var.name] = new_slot()
+            items.append((E.OP_LOOP, s.var.name, slot))
+            walk(s.body)
+            items.append((E.OP_END, slot))
+        elif hasattr(s, "stmts"):
+            for x in s.stmts:
+                walk(x)
+        elif isinstance(s, Allocate):
+            walk(s.body)
+        elif isinstance(s, Attr) and s.key == "coproc_scope":
+            replicate(lambda ts: walk_scope(s.body, ts))
+        elif isinstance(s, Attr):
+            walk(s.body)
+        elif isinstance(s, Evaluate):
+            if s.call.name == "vta.coproc_sync":
+                items.append((E.OP_SYNC,))
+            else:
+                replicate(lambda ts: walk_scope(s, ts))
+        else:
+            raise _Unsupported(f"skeleton node {type(s).__name__}")
+
+    walk(synced)
+    return tuple(items), slots, counter[0]
 
 
 def conv_program(layer, env, k):
@@ -255,22 +343,11 @@ def conv_program(layer, env, k):
         ci_loops = [(k["tile_ci"][0], "ci_o")]
     ci_loops = [l for l in ci_loops if l[0] > 1]
 
-    def scope(q, name):
-        return Attr("coproc_scope", q, _block(name))
-
-    inner = seq(Allocate(Buffer("inp", "int8", 1), Allocate(Buffer("wgt", "int8", 1),
-                                                            seq(scope(1, "loads"), scope(2, "gemm")))))
-    body = [scope(2, "reset"), _nest(ci_loops, inner)]
-    if alu:
-        body.append(scope(2, "epilogue"))
-    body.append(scope(3, "store"))
-    nest = _nest(tile_loops, Allocate(Buffer("acc", "int32", 1), seq(*body)))
-    # The pass appends the final coproc_sync after the root. With virtual threads the root is
-    # their attribute around the nest, so the nest's trailing pops come first; without, the
-    # root is the nest itself and they follow the sync (pending in a stream never flushed).
-    synced = coproc_sync(Attr("virtual_thread", T, nest) if T > 1 else nest, None)
-
-    slots = {}
+    items, slots, nbase = _conv_structure(tuple(tag for _, tag in tile_loops), tuple(tag for _, tag in ci_loops),
+                                          bool(alu), T)
+    extent_of = {tag: extent for extent, tag in tile_loops + ci_loops}
+    store_slots = [nbase, nbase + 1]   # the store block's own loops (never nested in each other)
+    p.nslots = nbase + 2
 
     def tile_index(axis, t_slot):
         """Affine terms of the tile index along axis 'h'/'w' for the thread in t_slot."""
@@ -333,64 +410,21 @@ def conv_program(layer, env, k):
             if f is None:
                 raise _Unsupported("output tile is not a 2-D copy")
             terms = scaled(c.acc_t)
-            for extent, stride in loops:
-                s = p.slot()
+            for (extent, stride), s in zip(loops, store_slots):
                 p.op(E.OP_LOOP, extent, s)
                 terms[s] = terms.get(s, 0) + stride
             p.op(E.OP_DMA, STORE, MEM_OUT, 3, f[0], f[1], f[2], p.affine(0, terms), -1, 3)
             for _ in loops:
                 p.op(E.OP_END, 0)
 
-    def walk(s, t_slot=None):
-        if isinstance(s, For):
-            slot = p.slot()
-            slots[s.var.name] = slot
-            p.op(E.OP_LOOP, s.extent, slot)
-            walk(s.body, t_slot)
-            p.op(E.OP_END, slot)
-        elif hasattr(s, "stmts"):
-            for x in s.stmts:
-                walk(x, t_slot)
-        elif isinstance(s, Allocate):
-            walk(s.body, t_slot)
-        elif isinstance(s, Attr) and s.key == "coproc_scope":
-            replicate(lambda ts: walk_scope(s.body, ts))
-        elif isinstance(s, Attr):
-            walk(s.body, t_slot)
-        elif isinstance(s, Evaluate):
-            name = s.call.name
-            if name == "vta.coproc_sync":
-                p.op(E.OP_SYNC)
-            else:
-                replicate(lambda ts: walk_scope(s, ts))
+    for item in items:
+        kind = item[0]
+        if kind == E.OP_LOOP:
+            p.op(E.OP_LOOP, extent_of[item[1]] if item[1] != "thread" else T, item[2])
+        elif kind == "block":
+            emit_block(item[1], item[2])
         else:
-            raise _Unsupported(f"skeleton node {type(s).__name__}")
-
-    def replicate(fn):
-        if T > 1:
-            ts = p.slot()
-            p.op(E.OP_LOOP, T, ts)
-            fn(ts)
-            p.op(E.OP_END, ts)
-        else:
-            fn(None)
-
-    def walk_scope(s, t_slot):
-        if hasattr(s, "stmts"):
-            for x in s.stmts:
-                walk_scope(x, t_slot)
-            return
-        name = s.call.name
-        if name == "vta.coproc_dep_push":
-            p.op(E.OP_PUSH, *[int(a) for a in s.call.args])
-        elif name == "vta.coproc_dep_pop":
-            p.op(E.OP_POP, *[int(a) for a in s.call.args])
-        elif name == "fast.block":
-            emit_block(s.call.args[0], t_slot)
-        else:
-            raise _Unsupported(name)
-
-    walk(synced)
+            p.op(*item)
     # buffer extents touched by the DMA (computed on the table by the caller) join these
     return p, kern, nsig, top
 
