@@ -28,7 +28,7 @@ NCOL = len(COLUMNS)
 # op kinds (one row of the op program each)
 OP_LOOP, OP_END, OP_DMA, OP_GEMM, OP_ALU, OP_PUSH, OP_POP, OP_SYNC = range(8)
 OP_WIDTH = 12
-# OP_LOOP: extent, slot | OP_END: slot | OP_DMA: opcode, memory_type, stage, x_size, y_size, x_stride,
+# OP_LOOP: extent, slot, body independent of the index (1/0) | OP_END: slot | OP_DMA: opcode, memory_type, stage, x_size, y_size, x_stride,
 # sram affine row, pad row (-1: none), footprint buffer (0 inp, 1 wgt, 2 acc, 3 out) | OP_GEMM/OP_ALU: site, thread slot (-1: no signature) |
 # OP_PUSH/OP_POP: from stage, to stage
 # kernel table (site * nsig + signature): uops, reset, nloops, ext0, dst0, src0, wgt0, ext1, dst1,
@@ -102,6 +102,21 @@ def _dep_pop(out, n, st, f, t):
     return n
 
 
+@njit(cache=True, inline="always")
+def _pad_values(aff, pads, p, idx, slot, value):
+    """(y_pad_0, y_pad_1, x_pad_0, x_pad_1) of pad row ``p`` with loop ``slot`` at ``value``."""
+    ra, ca = pads[p, 0], pads[p, 1]
+    rv = aff[ra, 0] + aff[ra, 1 + slot] * value
+    cv = aff[ca, 0] + aff[ca, 1 + slot] * value
+    for j in range(aff.shape[1] - 1):
+        if j != slot:
+            rv += aff[ra, 1 + j] * idx[j]
+            cv += aff[ca, 1 + j] * idx[j]
+    r0 = rv * pads[p, 6] - pads[p, 8]
+    c0 = cv * pads[p, 7] - pads[p, 8]
+    return (max(-r0, 0), max(r0 + pads[p, 2] - pads[p, 4], 0), max(-c0, 0), max(c0 + pads[p, 3] - pads[p, 5], 0))
+
+
 @njit(cache=True)
 def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, out, tops):
     """Run the op program into the rows of ``out`` (one instruction per row, the COLUMNS in
@@ -112,6 +127,9 @@ def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, out, tops):
     st = np.zeros(12, dtype=np.int64)
     idx = np.zeros(max(nslots, 1), dtype=np.int64)
     starts = np.zeros(64, dtype=np.int64)
+    row1 = np.zeros(64, dtype=np.int64)
+    row2 = np.zeros(64, dtype=np.int64)
+    snap = np.zeros((64, 12), dtype=np.int64)
     depth = 0
     nker = kernels.shape[0]
     kbegin = np.zeros(nker, dtype=np.int64)
@@ -130,8 +148,57 @@ def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, out, tops):
         elif kind == OP_END:
             begin = starts[depth - 1]
             slot = ops[begin, 2]
-            idx[slot] += 1
-            if idx[slot] < ops[begin, 1]:
+            extent = ops[begin, 1]
+            i = idx[slot] + 1
+            idx[slot] = i
+            if i < extent:
+                # A body that does not read its loop index emits the same rows every iteration
+                # once the runtime state repeats: iterations 1 and 2 emitted equal rows from
+                # equal states, so the remaining ones are copies of iteration 2.
+                if i == 1:
+                    row1[depth] = n
+                elif i == 2:
+                    row2[depth] = n
+                    snap[depth, :] = st
+                elif i == 3 and ops[begin, 3] != 0:
+                    a, b = row1[depth], row2[depth]
+                    size = b - a
+                    same = size == n - b and size > 0
+                    if same:
+                        for j in range(12):
+                            if snap[depth, j] != st[j]:
+                                same = False
+                                break
+                    if same:
+                        for r in range(size):
+                            for col in range(29):
+                                if out[a + r, col] != out[b + r, col]:
+                                    same = False
+                                    break
+                            if not same:
+                                break
+                    last = extent
+                    if same and ops[begin, 3] == 2:
+                        # the body reads the index only through padding: copy while the pads
+                        # stay those of iteration 2 (they change only at the borders)
+                        for pr in range(pads.shape[0]):
+                            if aff[pads[pr, 0], 1 + slot] == 0 and aff[pads[pr, 1], 1 + slot] == 0:
+                                continue
+                            ref = _pad_values(aff, pads, pr, idx, slot, 2)
+                            for j in range(3, last):
+                                v = _pad_values(aff, pads, pr, idx, slot, j)
+                                if v[0] != ref[0] or v[1] != ref[1] or v[2] != ref[2] or v[3] != ref[3]:
+                                    last = j
+                                    break
+                    if same:
+                        for rep in range(last - 3):
+                            out[n:n + size, :] = out[b:b + size, :]
+                            n += size
+                        if last == extent:
+                            depth -= 1
+                            pc += 1
+                            continue
+                        idx[slot] = last
                 pc = begin + 1
                 continue
             depth -= 1
@@ -283,3 +350,31 @@ def capacity(ops: np.ndarray) -> int:
         else:
             total += mult * int(_EMITS[kind])
     return total + 1
+
+
+def mark_independent(ops: np.ndarray, aff: np.ndarray, pads: np.ndarray) -> None:
+    """Flag each OP_LOOP by how its body reads its index: 1 not at all (iterations can be
+    copied), 2 only through padding (copied while the pads repeat), 0 otherwise (an SRAM
+    address or a kernel signature)."""
+    stack = []
+    for pc in range(len(ops)):
+        kind = ops[pc, 0]
+        if kind == OP_LOOP:
+            ops[pc, 3] = 1
+            stack.append(pc)
+        elif kind == OP_END:
+            stack.pop()
+        else:
+            hard, soft = [], []
+            if kind == OP_DMA:
+                hard = np.flatnonzero(aff[ops[pc, 7], 1:]).tolist()
+                if ops[pc, 8] >= 0:
+                    p = ops[pc, 8]
+                    soft = np.flatnonzero(aff[pads[p, 0], 1:]).tolist() + np.flatnonzero(aff[pads[p, 1], 1:]).tolist()
+            elif kind in (OP_GEMM, OP_ALU) and ops[pc, 2] >= 0:
+                hard = [int(ops[pc, 2])]
+            for loop in stack:
+                if ops[loop, 2] in hard:
+                    ops[loop, 3] = 0
+                elif ops[loop, 2] in soft and ops[loop, 3] == 1:
+                    ops[loop, 3] = 2

@@ -456,6 +456,7 @@ def stream_columns(layer, env, knobs, reuse: bool = False) -> Streams | None:
     except _Unsupported:
         return None
     ops, aff, pads = prog.arrays()
+    E.mark_independent(ops, aff, pads)
     tops = np.zeros(5, dtype=np.int64)
     rows = _buffer(E.capacity(ops))
     status, n = E.emit(ops, aff, pads, kern, nsig, env.UOP_DEPTH, prog.nslots, rows, tops)
