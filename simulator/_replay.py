@@ -195,3 +195,117 @@ def stream_costs(rows, elem, pad, ii, split, counter, unit, is_load, is_store, p
         if m == 1:
             split_cycles[split[key]] += c
     return cycles, module, pop0, pop1, push0, push1, busy, moved, split_cycles, gemm_iters, counters, last_finish
+
+
+@njit(cache=True)
+def count_in_order(rows, elem, pad, ii, split, counter, unit, is_load, is_store, pop_tab, push_tab,
+                   dma_latency, bytes_per_cycle, pipeline_fill, alu_ii_imm, out_elem_bytes, tokens, fc, depth):
+    """``stream_costs`` and the replay in one pass over program order. Valid (ok) when every
+    token an instruction pops was pushed by an earlier instruction or was there initially: each
+    queue has one producer and one consumer module, both in order, so the k-th pop meets the
+    k-th push, and the command-queue slot an instruction waits for (the one ``depth`` places
+    ahead in its module) frees when an earlier instruction starts. Then every start time is the
+    event-driven run's. Returns (ok, busy[3], moved[3], split[5], GEMM uop-iterations,
+    counters[7], free[3], stalled[3], queue lengths[3], fetch stalled, end of the last FINISH)."""
+    n = rows.shape[0]
+    busy = np.zeros(3, dtype=np.int64)
+    moved = np.zeros(3, dtype=np.int64)
+    split_cycles = np.zeros(5, dtype=np.int64)
+    counters = np.zeros(7, dtype=np.int64)
+    free = np.zeros(3, dtype=np.int64)
+    stalled = np.zeros(3, dtype=np.int64)
+    qlen = np.zeros(3, dtype=np.int64)
+    ring_size = max(1, min(depth, n))
+    ring = np.zeros((3, ring_size), dtype=np.int64)
+    cap = n + int(tokens.max()) + 1
+    push_times = np.zeros((4, cap), dtype=np.int64)
+    pushed = np.zeros(4, dtype=np.int64)
+    for q in range(4):
+        pushed[q] = tokens[q]
+    popped = np.zeros(4, dtype=np.int64)
+    gemm_iters = 0
+    fetch_clock = 0
+    fetch_stalled = 0
+    finish_end = -1
+    for i in range(n):
+        op = rows[i, 0]
+        mtype = rows[i, 5]
+        key = op * 8 + mtype if (0 <= op < 8 and 0 <= mtype < 8) else 3 * 8
+        x = rows[i, 9]
+        y = rows[i, 8]
+        if op == 1:
+            m = 2
+        elif op == 0 and (mtype == 2 or mtype == 1):
+            m = 0
+        else:
+            m = 1
+        c = 1
+        if (op == 0 or op == 1) and x != 0:
+            row_bytes = x * elem[key]
+            xp = rows[i, 13] + rows[i, 14]
+            pad_elems = (rows[i, 11] + rows[i, 12]) * (rows[i, 13] + x + rows[i, 14]) + y * xp
+            beats = np.int64(np.ceil(row_bytes / bytes_per_cycle))
+            c = y * (dma_latency + beats) + pad_elems * pad[key]
+            moved[m] += y * row_bytes
+            if is_load[key]:
+                counters[counter[key]] += x * y * unit[key]
+            elif is_store[key]:
+                counters[4] += x * y * out_elem_bytes
+        elif op == 2 or op == 4:
+            iterations = rows[i, 18] * rows[i, 19] * (rows[i, 17] - rows[i, 16])
+            step = alu_ii_imm if (op == 4 and rows[i, 27] != 0) else ii[key]
+            c = pipeline_fill + iterations * step
+            if op == 2:
+                if rows[i, 15] == 0:
+                    gemm_iters += iterations
+                    counters[5] += iterations
+            else:
+                counters[6] += iterations
+        busy[m] += c
+        if m == 1:
+            split_cycles[split[key]] += c
+        # fetch: dispatched fc cycles after the previous one, once its command queue has room
+        k = qlen[m]
+        qlen[m] = k + 1
+        t = fetch_clock + fc
+        slot = k % ring_size
+        if k >= depth:
+            room = ring[m, slot]
+            if room > t:
+                fetch_stalled += room - t
+                t = room
+        fetch_clock = t
+        ready = free[m] if free[m] > t else t
+        code = m * 16 + (8 if rows[i, 1] != 0 else 0) + (4 if rows[i, 2] != 0 else 0) + \
+            (2 if rows[i, 3] != 0 else 0) + (1 if rows[i, 4] != 0 else 0)
+        token_time = 0
+        p0 = pop_tab[code, 0]
+        if p0 >= 0:
+            p1 = pop_tab[code, 1]
+            if pushed[p0] <= popped[p0] or (p1 >= 0 and pushed[p1] <= popped[p1]):
+                return (False, busy, moved, split_cycles, gemm_iters, counters, free, stalled, qlen,
+                        fetch_stalled, finish_end)
+            token_time = push_times[p0, popped[p0]]
+            popped[p0] += 1
+            if p1 >= 0:
+                tt = push_times[p1, popped[p1]]
+                popped[p1] += 1
+                if tt > token_time:
+                    token_time = tt
+        begin = token_time if token_time > ready else ready
+        stalled[m] += begin - ready
+        ring[m, slot] = begin
+        end = begin + c
+        free[m] = end
+        q = push_tab[code, 0]
+        if q >= 0:
+            push_times[q, pushed[q]] = end
+            pushed[q] += 1
+            q = push_tab[code, 1]
+            if q >= 0:
+                push_times[q, pushed[q]] = end
+                pushed[q] += 1
+        if op == 3:
+            finish_end = end
+    return (True, busy, moved, split_cycles, gemm_iters, counters, free, stalled, qlen, fetch_stalled,
+            finish_end)

@@ -99,7 +99,22 @@ def count_columns(env, table: np.ndarray, timing_params=None, initial_tokens: di
     generator emitted, e.g. ``compiler.workloads``' column streams. Same counters and report
     as ``run(mod, count_only=True)`` on the program those columns describe."""
     from simulator._counters import as_dict
-    from simulator.timing import TimingModel
 
-    counters, report = TimingModel(env, timing_params).count_rows(np.asarray(table).T, initial_tokens)
+    counters, report = _model(env, timing_params).count_rows(np.asarray(table).T, initial_tokens)
     return as_dict(counters), report
+
+
+_MODELS: dict = {}
+
+
+def _model(env, timing_params):
+    """One TimingModel per (env, timing parameters): building one resolves the parameters."""
+    key = (id(env), timing_params)
+    found = _MODELS.get(key)
+    if found is None or found[0] is not env:
+        from simulator.timing import TimingModel
+
+        if len(_MODELS) > 64:
+            _MODELS.clear()
+        found = _MODELS[key] = (env, TimingModel(env, timing_params))
+    return found[1]

@@ -226,16 +226,28 @@ class TimingModel:
 
     def count_rows(self, rows: np.ndarray, initial_tokens: dict | None = None):
         """(counters list, TimingReport) of a stream given one row per instruction (the
-        COLUMNS in order): the decoder's counters and ``estimate``'s report, in two compiled
-        passes (costs + counters, then the event-driven replay)."""
+        COLUMNS in order): the decoder's counters and ``estimate``'s report, from compiled
+        loops: one pass in program order when every token is pushed before it is popped (the
+        streams the runtime emits), else costs then the event-driven replay."""
         from ._decode import _tables
-        from ._replay import replay, stream_costs
+        from ._replay import count_in_order, replay, stream_costs
 
         p, env = self.params, self.env
         tokens = np.array([int((initial_tokens or {}).get(q, 0)) for q in QUEUES], dtype=np.int64)
         elem, pad, ii, split = self._cost_tables()
         t, _ = _tables(env)
         pop_tab, push_tab = _flag_arrays()
+        args = (rows, elem, pad, ii, split, t["counter"], t["unit"], t["load"], t["store"], pop_tab, push_tab,
+                int(p.dma_latency), float(p.dram_bytes_per_cycle), int(p.pipeline_fill), int(p.alu_ii_imm),
+                int(env.OUT_ELEM_BYTES))
+        (ok, busy, moved, split_cycles, iters, counters, free, stalled, qlen, fetch_stalled,
+         finish_end) = count_in_order(*args, tokens, int(p.fetch_cycles_per_insn), int(p.cmd_queue_depth))
+        if ok:
+            report = self._report(rows.shape[0], qlen.tolist(), busy.tolist(), moved.tolist(),
+                                  split_cycles.tolist(), int(iters), free.tolist(), stalled.tolist(),
+                                  int(fetch_stalled), int(finish_end) if finish_end >= 0 else None)
+            return counters.tolist(), report
+        # a token popped before it is pushed in program order: the event-driven replay
         (cycles, module, pop0, pop1, push0, push1, busy, moved, split_cycles, iters, counters,
          last_finish) = stream_costs(rows, elem, pad, ii, split, t["counter"], t["unit"], t["load"], t["store"],
                                      pop_tab, push_tab, int(p.dma_latency), float(p.dram_bytes_per_cycle),

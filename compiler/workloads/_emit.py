@@ -120,7 +120,7 @@ def _pad_values(aff, pads, p, idx, slot, value):
 @njit(cache=True)
 def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, out, tops):
     """Run the op program into the rows of ``out`` (one instruction per row, the COLUMNS in
-    order, at least ``capacity(ops)`` rows; its contents need not be zero); returns (status, n).
+    order, at least ``prepare(ops, ...)`` rows; its contents need not be zero); returns (status, n).
     ``tops`` (inp, wgt, acc, out, uop) receives the highest SRAM index + 1 each LOAD/STORE and
     uop load touches."""
     # st: last stage, -, -, -, pending_prev[4], pending_next[4]
@@ -334,47 +334,47 @@ def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, out, tops):
 
 
 # Most instructions one op can emit (a GEMM/ALU with its uop load; a push or pop committing a
-# pending pop on a NOP first); the capacity of the output columns.
+# pending pop on a NOP first); the capacity of the output rows.
 _EMITS = np.array([0, 0, 1, 2, 2, 2, 1, 8], dtype=np.int64)
 
 
-def capacity(ops: np.ndarray) -> int:
-    """Upper bound on the instructions the op program emits."""
-    total, mult, stack = 0, 1, []
-    for kind, a1 in ops[:, :2].tolist():
-        if kind == OP_LOOP:
-            stack.append(mult)
-            mult *= a1
-        elif kind == OP_END:
-            mult = stack.pop()
-        else:
-            total += mult * int(_EMITS[kind])
-    return total + 1
-
-
-def mark_independent(ops: np.ndarray, aff: np.ndarray, pads: np.ndarray) -> None:
+@njit(cache=True)
+def _prepare(ops, aff, pads, emits):
     """Flag each OP_LOOP by how its body reads its index: 1 not at all (iterations can be
     copied), 2 only through padding (copied while the pads repeat), 0 otherwise (an SRAM
-    address or a kernel signature)."""
-    stack = []
-    for pc in range(len(ops)):
+    address or a kernel signature); returns the most instructions the program can emit."""
+    stack = np.zeros(64, dtype=np.int64)
+    mults = np.ones(65, dtype=np.int64)
+    depth = 0
+    total = 1
+    for pc in range(ops.shape[0]):
         kind = ops[pc, 0]
         if kind == OP_LOOP:
             ops[pc, 3] = 1
-            stack.append(pc)
-        elif kind == OP_END:
-            stack.pop()
-        else:
-            hard, soft = [], []
+            stack[depth] = pc
+            mults[depth + 1] = mults[depth] * ops[pc, 1]
+            depth += 1
+            continue
+        if kind == OP_END:
+            depth -= 1
+            continue
+        total += mults[depth] * emits[kind]
+        for d in range(depth):
+            loop = stack[d]
+            slot = ops[loop, 2]
             if kind == OP_DMA:
-                hard = np.flatnonzero(aff[ops[pc, 7], 1:]).tolist()
-                if ops[pc, 8] >= 0:
-                    p = ops[pc, 8]
-                    soft = np.flatnonzero(aff[pads[p, 0], 1:]).tolist() + np.flatnonzero(aff[pads[p, 1], 1:]).tolist()
-            elif kind in (OP_GEMM, OP_ALU) and ops[pc, 2] >= 0:
-                hard = [int(ops[pc, 2])]
-            for loop in stack:
-                if ops[loop, 2] in hard:
+                if aff[ops[pc, 7], 1 + slot] != 0:
                     ops[loop, 3] = 0
-                elif ops[loop, 2] in soft and ops[loop, 3] == 1:
-                    ops[loop, 3] = 2
+                elif ops[pc, 8] >= 0 and ops[loop, 3] == 1:
+                    p = ops[pc, 8]
+                    if aff[pads[p, 0], 1 + slot] != 0 or aff[pads[p, 1], 1 + slot] != 0:
+                        ops[loop, 3] = 2
+            elif (kind == OP_GEMM or kind == OP_ALU) and ops[pc, 2] == slot:
+                ops[loop, 3] = 0
+    return total
+
+
+def prepare(ops: np.ndarray, aff: np.ndarray, pads: np.ndarray) -> int:
+    """Flag the loops whose iterations may be copied (in place, see ``_prepare``) and return
+    the capacity the output needs."""
+    return int(_prepare(ops, aff, pads, _EMITS))

@@ -456,9 +456,9 @@ def stream_columns(layer, env, knobs, reuse: bool = False) -> Streams | None:
     except _Unsupported:
         return None
     ops, aff, pads = prog.arrays()
-    E.mark_independent(ops, aff, pads)
+    capacity = E.prepare(ops, aff, pads)
     tops = np.zeros(5, dtype=np.int64)
-    rows = _buffer(E.capacity(ops))
+    rows = _buffer(capacity)
     status, n = E.emit(ops, aff, pads, kern, nsig, env.UOP_DEPTH, prog.nslots, rows, tops)
     if status != E.OK:
         return None
