@@ -56,5 +56,5 @@ def count_candidate(layer, env, knobs, timing_params=None) -> FastCount:
         mod = workloads.build(layer, env=env, knobs=knobs)
         res = simulator.run(mod, count_only=True, timing_params=timing_params)
         return FastCount(res.stats, res.cycles, res.seconds, res.timing, mod.footprint(), "general")
-    stats, report = simulator.count_columns(env, streams.table, timing_params)
+    stats, report = simulator.count_columns(env, streams.table, timing_params, repeats=streams.repeats)
     return FastCount(stats, report.cycles, report.seconds, [report], streams.footprint, "fast")

@@ -197,16 +197,113 @@ def stream_costs(rows, elem, pad, ii, split, counter, unit, is_load, is_store, p
     return cycles, module, pop0, pop1, push0, push1, busy, moved, split_cycles, gemm_iters, counters, last_finish
 
 
+# snapshot layout (one row per repeat hint)
+_S_VALID, _S_CLOCK, _S_FSTALL, _S_ITERS = 0, 1, 2, 3
+_S_FREE, _S_STALL, _S_BUSY, _S_MOVED, _S_QLEN = 4, 7, 10, 13, 16
+_S_SPLIT, _S_COUNT, _S_PUSHED, _S_POPPED = 19, 24, 31, 35
+_S_WIDTH = 39
+_PENDING = 16
+
+
+@njit(cache=True, inline="always")
+def _snapshot(sn, pend, fetch_clock, fetch_stalled, gemm_iters, free, stalled, busy, moved, qlen, split_cycles,
+              counters, pushed, popped, push_times):
+    sn[_S_VALID] = 1
+    sn[_S_CLOCK] = fetch_clock
+    sn[_S_FSTALL] = fetch_stalled
+    sn[_S_ITERS] = gemm_iters
+    for m in range(3):
+        sn[_S_FREE + m] = free[m]
+        sn[_S_STALL + m] = stalled[m]
+        sn[_S_BUSY + m] = busy[m]
+        sn[_S_MOVED + m] = moved[m]
+        sn[_S_QLEN + m] = qlen[m]
+    for k in range(5):
+        sn[_S_SPLIT + k] = split_cycles[k]
+    for k in range(7):
+        sn[_S_COUNT + k] = counters[k]
+    for q in range(4):
+        sn[_S_PUSHED + q] = pushed[q]
+        sn[_S_POPPED + q] = popped[q]
+        if pushed[q] - popped[q] > _PENDING:
+            sn[_S_VALID] = 0
+        else:
+            for j in range(pushed[q] - popped[q]):
+                pend[q, j] = push_times[q, popped[q] + j]
+
+
+@njit(cache=True, inline="always")
+def _periodic(sn, pend, shift, reps, depth, fetch_clock, free, qlen, pushed, popped, push_times, start_pos):
+    """Is the state now the snapshot's shifted by ``shift`` cycles (everything the rest of the
+    run reads: free times, tokens in flight, the start times command-queue slots wait for)?"""
+    if sn[_S_VALID] == 0:
+        return False
+    for m in range(3):
+        if free[m] - sn[_S_FREE + m] != shift:
+            return False
+    for q in range(4):
+        if pushed[q] - popped[q] != sn[_S_PUSHED + q] - sn[_S_POPPED + q]:
+            return False
+        for j in range(pushed[q] - popped[q]):
+            if push_times[q, popped[q] + j] != pend[q, j] + shift:
+                return False
+    for m in range(3):
+        per = qlen[m] - sn[_S_QLEN + m]
+        if qlen[m] + reps * per > depth:
+            for j in range(min(depth, qlen[m])):
+                b = sn[_S_QLEN + m] - 1 - j
+                if b < 0 or start_pos[m, qlen[m] - 1 - j] != start_pos[m, b] + shift:
+                    return False
+    return True
+
+
+@njit(cache=True, inline="always")
+def _extend(sn, shift, reps, free, stalled, busy, moved, qlen, split_cycles, counters, pushed, popped, push_times,
+            start_pos):
+    """Add ``reps`` more periods like the one since the snapshot, each ``shift`` cycles later."""
+    for k in range(5):
+        split_cycles[k] += reps * (split_cycles[k] - sn[_S_SPLIT + k])
+    for k in range(7):
+        counters[k] += reps * (counters[k] - sn[_S_COUNT + k])
+    for m in range(3):
+        per = qlen[m] - sn[_S_QLEN + m]
+        busy[m] += reps * (busy[m] - sn[_S_BUSY + m])
+        moved[m] += reps * (moved[m] - sn[_S_MOVED + m])
+        stalled[m] += reps * (stalled[m] - sn[_S_STALL + m])
+        for k in range(qlen[m], qlen[m] + reps * per):
+            r = (k - qlen[m]) // per + 1
+            start_pos[m, k] = start_pos[m, k - r * per] + r * shift
+        qlen[m] += reps * per
+        free[m] += reps * shift
+    for q in range(4):
+        npend = pushed[q] - popped[q]
+        adv = reps * (pushed[q] - sn[_S_PUSHED + q])
+        for j in range(npend - 1, -1, -1):
+            push_times[q, popped[q] + adv + j] = push_times[q, popped[q] + j] + reps * shift
+        pushed[q] += adv
+        popped[q] += adv
+
+
 @njit(cache=True)
 def count_in_order(rows, elem, pad, ii, split, counter, unit, is_load, is_store, pop_tab, push_tab,
-                   dma_latency, bytes_per_cycle, pipeline_fill, alu_ii_imm, out_elem_bytes, tokens, fc, depth):
+                   dma_latency, bytes_per_cycle, pipeline_fill, alu_ii_imm, out_elem_bytes, tokens, fc, depth,
+                   repeats):
     """``stream_costs`` and the replay in one pass over program order. Valid (ok) when every
     token an instruction pops was pushed by an earlier instruction or was there initially: each
     queue has one producer and one consumer module, both in order, so the k-th pop meets the
     k-th push, and the command-queue slot an instruction waits for (the one ``depth`` places
     ahead in its module) frees when an earlier instruction starts. Then every start time is the
-    event-driven run's. Returns (ok, busy[3], moved[3], split[5], GEMM uop-iterations,
-    counters[7], free[3], stalled[3], queue lengths[3], fetch stalled, end of the last FINISH)."""
+    event-driven run's.
+
+    ``repeats`` rows (row, period, count) say rows [row, row + period * count) repeat the
+    period before ``row``. The pass is shift-invariant (times combine by max and +), so when
+    the state after that period (module free times, fetch clock, the tokens in flight and the
+    last ``depth`` start times of each module) equals the state before it shifted by D cycles,
+    every repetition behaves the same, D later: all but the last are added at once (the last is
+    run, its final row may differ). A hint whose states do not match is ignored.
+
+    Returns (ok, busy[3], moved[3], split[5], GEMM uop-iterations, counters[7], free[3],
+    stalled[3], queue lengths[3], fetch stalled, end of the last FINISH)."""
     n = rows.shape[0]
     busy = np.zeros(3, dtype=np.int64)
     moved = np.zeros(3, dtype=np.int64)
@@ -215,8 +312,7 @@ def count_in_order(rows, elem, pad, ii, split, counter, unit, is_load, is_store,
     free = np.zeros(3, dtype=np.int64)
     stalled = np.zeros(3, dtype=np.int64)
     qlen = np.zeros(3, dtype=np.int64)
-    ring_size = max(1, min(depth, n))
-    ring = np.zeros((3, ring_size), dtype=np.int64)
+    start_pos = np.zeros((3, n + 1), dtype=np.int64)
     cap = n + int(tokens.max()) + 1
     push_times = np.zeros((4, cap), dtype=np.int64)
     pushed = np.zeros(4, dtype=np.int64)
@@ -227,7 +323,61 @@ def count_in_order(rows, elem, pad, ii, split, counter, unit, is_load, is_store,
     fetch_clock = 0
     fetch_stalled = 0
     finish_end = -1
-    for i in range(n):
+    # repeat hints: snapshot at row - period, extrapolate at row
+    nr = repeats.shape[0]
+    snaps = np.zeros((max(nr, 1), _S_WIDTH), dtype=np.int64)
+    pend = np.zeros((max(nr, 1), 4, _PENDING), dtype=np.int64)
+    first = np.empty(max(nr, 1), dtype=np.int64)
+    for e in range(nr):
+        first[e] = repeats[e, 0] - repeats[e, 1]
+    order = np.argsort(first[:nr], kind="mergesort")
+    next_snap = 0
+    next_rep = 0
+    retry = -1        # hint whose repetitions did not (yet) reach a periodic state
+    retry_row = 0
+    retry_left = 0
+    i = 0
+    while i < n:
+        while next_snap < nr and first[order[next_snap]] <= i:
+            e = order[next_snap]
+            next_snap += 1
+            if first[e] == i:
+                _snapshot(snaps[e], pend[e], fetch_clock, fetch_stalled, gemm_iters, free, stalled, busy, moved,
+                          qlen, split_cycles, counters, pushed, popped, push_times)
+        check = -1
+        left = 0
+        while next_rep < nr and repeats[next_rep, 0] <= i:
+            e = next_rep
+            next_rep += 1
+            if repeats[e, 0] == i and snaps[e, _S_VALID] != 0 and repeats[e, 2] >= 2:
+                check = e
+                left = repeats[e, 2]
+        if retry >= 0 and i == retry_row:
+            check = retry
+            left = retry_left
+            retry = -1
+        if check >= 0:
+            # ``left`` repetitions of the period follow row i; add all but the last at once
+            # when the state has become periodic, else look again one period later
+            period = repeats[check, 1]
+            reps = left - 1
+            shift = fetch_clock - snaps[check, _S_CLOCK]
+            if _periodic(snaps[check], pend[check], shift, reps, depth, fetch_clock, free, qlen, pushed, popped,
+                         push_times, start_pos):
+                fetch_stalled += reps * (fetch_stalled - snaps[check, _S_FSTALL])
+                gemm_iters += reps * (gemm_iters - snaps[check, _S_ITERS])
+                _extend(snaps[check], shift, reps, free, stalled, busy, moved, qlen, split_cycles, counters,
+                        pushed, popped, push_times, start_pos)
+                fetch_clock += reps * shift
+                i += reps * period
+            elif reps >= 2:
+                _snapshot(snaps[check], pend[check], fetch_clock, fetch_stalled, gemm_iters, free, stalled, busy,
+                          moved, qlen, split_cycles, counters, pushed, popped, push_times)
+                retry = check
+                retry_row = i + period
+                retry_left = left - 1
+        if i >= n:
+            break
         op = rows[i, 0]
         mtype = rows[i, 5]
         key = op * 8 + mtype if (0 <= op < 8 and 0 <= mtype < 8) else 3 * 8
@@ -268,9 +418,8 @@ def count_in_order(rows, elem, pad, ii, split, counter, unit, is_load, is_store,
         k = qlen[m]
         qlen[m] = k + 1
         t = fetch_clock + fc
-        slot = k % ring_size
         if k >= depth:
-            room = ring[m, slot]
+            room = start_pos[m, k - depth]
             if room > t:
                 fetch_stalled += room - t
                 t = room
@@ -294,7 +443,7 @@ def count_in_order(rows, elem, pad, ii, split, counter, unit, is_load, is_store,
                     token_time = tt
         begin = token_time if token_time > ready else ready
         stalled[m] += begin - ready
-        ring[m, slot] = begin
+        start_pos[m, k] = begin
         end = begin + c
         free[m] = end
         q = push_tab[code, 0]
@@ -307,5 +456,6 @@ def count_in_order(rows, elem, pad, ii, split, counter, unit, is_load, is_store,
                 pushed[q] += 1
         if op == 3:
             finish_end = end
+        i += 1
     return (True, busy, moved, split_cycles, gemm_iters, counters, free, stalled, qlen, fetch_stalled,
             finish_end)

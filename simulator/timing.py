@@ -224,7 +224,7 @@ class TimingModel:
         dtype and strides), costed and replayed by compiled loops (``_replay``)."""
         return self.count_rows(table.T, initial_tokens)[1]
 
-    def count_rows(self, rows: np.ndarray, initial_tokens: dict | None = None):
+    def count_rows(self, rows: np.ndarray, initial_tokens: dict | None = None, repeats: np.ndarray | None = None):
         """(counters list, TimingReport) of a stream given one row per instruction (the
         COLUMNS in order): the decoder's counters and ``estimate``'s report, from compiled
         loops: one pass in program order when every token is pushed before it is popped (the
@@ -241,7 +241,8 @@ class TimingModel:
                 int(p.dma_latency), float(p.dram_bytes_per_cycle), int(p.pipeline_fill), int(p.alu_ii_imm),
                 int(env.OUT_ELEM_BYTES))
         (ok, busy, moved, split_cycles, iters, counters, free, stalled, qlen, fetch_stalled,
-         finish_end) = count_in_order(*args, tokens, int(p.fetch_cycles_per_insn), int(p.cmd_queue_depth))
+         finish_end) = count_in_order(*args, tokens, int(p.fetch_cycles_per_insn), int(p.cmd_queue_depth),
+                                      _NO_REPEATS if repeats is None else np.asarray(repeats, dtype=np.int64))
         if ok:
             report = self._report(rows.shape[0], qlen.tolist(), busy.tolist(), moved.tolist(),
                                   split_cycles.tolist(), int(iters), free.tolist(), stalled.tolist(),
@@ -398,6 +399,7 @@ class TimingModel:
 
 
 _FLAG_ARRAYS: list = []
+_NO_REPEATS = np.zeros((0, 3), dtype=np.int64)
 
 
 def _flag_arrays():

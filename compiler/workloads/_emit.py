@@ -118,11 +118,13 @@ def _pad_values(aff, pads, p, idx, slot, value):
 
 
 @njit(cache=True)
-def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, out, tops):
+def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, out, tops, repeats):
     """Run the op program into the rows of ``out`` (one instruction per row, the COLUMNS in
-    order, at least ``prepare(ops, ...)`` rows; its contents need not be zero); returns (status, n).
-    ``tops`` (inp, wgt, acc, out, uop) receives the highest SRAM index + 1 each LOAD/STORE and
-    uop load touches."""
+    order, at least ``prepare(ops, ...)`` rows; its contents need not be zero); returns
+    (status, n, number of repeats). ``tops`` (inp, wgt, acc, out, uop) receives the highest
+    SRAM index + 1 each LOAD/STORE and uop load touches. ``repeats`` receives (row, period,
+    count) for each run of copied iterations: rows [row, row + period * count) repeat rows
+    [row - period, row) (a hint for the consumer; the rows hold the whole stream)."""
     # st: last stage, -, -, -, pending_prev[4], pending_next[4]
     st = np.zeros(12, dtype=np.int64)
     idx = np.zeros(max(nslots, 1), dtype=np.int64)
@@ -130,6 +132,7 @@ def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, out, tops):
     row1 = np.zeros(64, dtype=np.int64)
     row2 = np.zeros(64, dtype=np.int64)
     snap = np.zeros((64, 12), dtype=np.int64)
+    nrep = 0
     depth = 0
     nker = kernels.shape[0]
     kbegin = np.zeros(nker, dtype=np.int64)
@@ -191,6 +194,11 @@ def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, out, tops):
                                     last = j
                                     break
                     if same:
+                        if last > 3 and nrep < repeats.shape[0]:
+                            repeats[nrep, 0] = n
+                            repeats[nrep, 1] = size
+                            repeats[nrep, 2] = last - 3
+                            nrep += 1
                         for rep in range(last - 3):
                             out[n:n + size, :] = out[b:b + size, :]
                             n += size
@@ -256,9 +264,9 @@ def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, out, tops):
             count = kernels[k, 0]
             if kbegin[k] == kend[k]:   # not resident: place it and load its uops
                 if count > uop_depth:
-                    return FAIL_UOP_DEPTH, n
+                    return FAIL_UOP_DEPTH, n, nrep
                 if sram_end + count > uop_depth:
-                    return FAIL_WRAP, n
+                    return FAIL_WRAP, n, nrep
                 kbegin[k] = sram_end
                 sram_end += count
                 kend[k] = sram_end
@@ -325,12 +333,12 @@ def emit(ops, aff, pads, kernels, nsig, uop_depth, nslots, out, tops):
             n += 1
             for s in range(1, 4):
                 if st[4 + s] or st[8 + s]:
-                    return FAIL_PENDING, n
-            return OK, n   # later pops belong to the next stream, never flushed
+                    return FAIL_PENDING, n, nrep
+            return OK, n, nrep   # later pops belong to the next stream, never flushed
         if n > MAX_INSNS:
-            return FAIL_OVERFLOW, n
+            return FAIL_OVERFLOW, n, nrep
         pc += 1
-    return OK, n
+    return OK, n, nrep
 
 
 # Most instructions one op can emit (a GEMM/ALU with its uop load; a push or pop committing a

@@ -31,6 +31,7 @@ class Streams:
 
     table: np.ndarray
     footprint: dict
+    repeats: np.ndarray = None   # (row, period, count) runs of copied rows: a hint for counting
 
 
 def _fold(dims):
@@ -459,7 +460,8 @@ def stream_columns(layer, env, knobs, reuse: bool = False) -> Streams | None:
     capacity = E.prepare(ops, aff, pads)
     tops = np.zeros(5, dtype=np.int64)
     rows = _buffer(capacity)
-    status, n = E.emit(ops, aff, pads, kern, nsig, env.UOP_DEPTH, prog.nslots, rows, tops)
+    repeats = np.zeros((256, 3), dtype=np.int64)
+    status, n, nrep = E.emit(ops, aff, pads, kern, nsig, env.UOP_DEPTH, prog.nslots, rows, tops, repeats)
     if status != E.OK:
         return None
     table = rows[:n, :E.NCOL].T
@@ -470,4 +472,5 @@ def stream_columns(layer, env, knobs, reuse: bool = False) -> Streams | None:
         found[name] = max(found[name], top[name])
     unit = {"inp": env.INP_ELEM_BYTES, "wgt": env.WGT_ELEM_BYTES, "acc": env.ACC_ELEM_BYTES,
             "uop": env.UOP_ELEM_BYTES, "out": env.OUT_ELEM_BYTES}
-    return Streams(table, {name: found[name] * unit[name] for name in ("inp", "wgt", "acc", "uop", "out")})
+    return Streams(table, {name: found[name] * unit[name] for name in ("inp", "wgt", "acc", "uop", "out")},
+                   repeats[:nrep])
