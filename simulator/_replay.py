@@ -201,14 +201,16 @@ def stream_costs(rows, elem, pad, ii, split, counter, unit, is_load, is_store, p
 _S_VALID, _S_CLOCK, _S_FSTALL, _S_ITERS = 0, 1, 2, 3
 _S_FREE, _S_STALL, _S_BUSY, _S_MOVED, _S_QLEN = 4, 7, 10, 13, 16
 _S_SPLIT, _S_COUNT, _S_PUSHED, _S_POPPED = 19, 24, 31, 35
-_S_WIDTH = 39
+_S_BOUND = 39
+_S_WIDTH = 40
 _PENDING = 16
 
 
 @njit(cache=True, inline="always")
 def _snapshot(sn, pend, fetch_clock, fetch_stalled, gemm_iters, free, stalled, busy, moved, qlen, split_cycles,
-              counters, pushed, popped, push_times):
+              counters, pushed, popped, push_times, fetch_bound):
     sn[_S_VALID] = 1
+    sn[_S_BOUND] = fetch_bound
     sn[_S_CLOCK] = fetch_clock
     sn[_S_FSTALL] = fetch_stalled
     sn[_S_ITERS] = gemm_iters
@@ -233,28 +235,47 @@ def _snapshot(sn, pend, fetch_clock, fetch_stalled, gemm_iters, free, stalled, b
 
 
 @njit(cache=True, inline="always")
-def _periodic(sn, pend, shift, reps, depth, fetch_clock, free, qlen, pushed, popped, push_times, start_pos):
-    """Is the state now the snapshot's shifted by ``shift`` cycles (everything the rest of the
-    run reads: free times, tokens in flight, the start times command-queue slots wait for)?"""
+def _periodic(sn, pend, reps, depth, fetch_clock, free, qlen, pushed, popped, push_times, start_pos, fetch_bound):
+    """The module-time shift D when the rest of the run cannot tell the state now from the
+    snapshot's shifted by D, else 0. Everything the repetitions read must shift by D: the free
+    times of the modules they use (an idle module's is not read), the tokens in flight, and
+    either the fetch clock with the start times command-queue slots wait for (a throttled
+    fetch), or nothing of the fetch at all: it ran ahead of every instruction in the period,
+    gains at most D per period and no command queue can fill in the repetitions."""
     if sn[_S_VALID] == 0:
-        return False
+        return 0
+    shift = 0
     for m in range(3):
-        if free[m] - sn[_S_FREE + m] != shift:
-            return False
+        if qlen[m] > sn[_S_QLEN + m]:
+            d = free[m] - sn[_S_FREE + m]
+            if shift == 0:
+                shift = d
+            elif d != shift:
+                return 0
+    if shift <= 0:
+        return 0
     for q in range(4):
         if pushed[q] - popped[q] != sn[_S_PUSHED + q] - sn[_S_POPPED + q]:
-            return False
+            return 0
         for j in range(pushed[q] - popped[q]):
             if push_times[q, popped[q] + j] != pend[q, j] + shift:
-                return False
+                return 0
+    fetch_shift = fetch_clock - sn[_S_CLOCK]
+    if fetch_shift == shift:
+        for m in range(3):
+            per = qlen[m] - sn[_S_QLEN + m]
+            if per > 0 and qlen[m] + reps * per > depth:
+                for j in range(min(depth, qlen[m])):
+                    b = sn[_S_QLEN + m] - 1 - j
+                    if b < 0 or start_pos[m, qlen[m] - 1 - j] != start_pos[m, b] + shift:
+                        return 0
+        return shift
+    if fetch_shift > shift or fetch_bound != sn[_S_BOUND]:
+        return 0
     for m in range(3):
-        per = qlen[m] - sn[_S_QLEN + m]
-        if qlen[m] + reps * per > depth:
-            for j in range(min(depth, qlen[m])):
-                b = sn[_S_QLEN + m] - 1 - j
-                if b < 0 or start_pos[m, qlen[m] - 1 - j] != start_pos[m, b] + shift:
-                    return False
-    return True
+        if qlen[m] + reps * (qlen[m] - sn[_S_QLEN + m]) > depth:
+            return 0
+    return shift
 
 
 @njit(cache=True, inline="always")
@@ -270,6 +291,8 @@ def _extend(sn, shift, reps, free, stalled, busy, moved, qlen, split_cycles, cou
         busy[m] += reps * (busy[m] - sn[_S_BUSY + m])
         moved[m] += reps * (moved[m] - sn[_S_MOVED + m])
         stalled[m] += reps * (stalled[m] - sn[_S_STALL + m])
+        if per == 0:
+            continue
         for k in range(qlen[m], qlen[m] + reps * per):
             r = (k - qlen[m]) // per + 1
             start_pos[m, k] = start_pos[m, k - r * per] + r * shift
@@ -303,7 +326,7 @@ def count_in_order(rows, elem, pad, ii, split, counter, unit, is_load, is_store,
     run, its final row may differ). A hint whose states do not match is ignored.
 
     Returns (ok, busy[3], moved[3], split[5], GEMM uop-iterations, counters[7], free[3],
-    stalled[3], queue lengths[3], fetch stalled, end of the last FINISH)."""
+    stalled[3], queue lengths[3], fetch stalled, end of the last FINISH, rows added at once)."""
     n = rows.shape[0]
     busy = np.zeros(3, dtype=np.int64)
     moved = np.zeros(3, dtype=np.int64)
@@ -333,6 +356,8 @@ def count_in_order(rows, elem, pad, ii, split, counter, unit, is_load, is_store,
     order = np.argsort(first[:nr], kind="mergesort")
     next_snap = 0
     next_rep = 0
+    fetch_bound = 0   # instructions whose dispatch the fetch delayed or queue room throttled
+    skipped = 0
     retry = -1        # hint whose repetitions did not (yet) reach a periodic state
     retry_row = 0
     retry_left = 0
@@ -343,7 +368,7 @@ def count_in_order(rows, elem, pad, ii, split, counter, unit, is_load, is_store,
             next_snap += 1
             if first[e] == i:
                 _snapshot(snaps[e], pend[e], fetch_clock, fetch_stalled, gemm_iters, free, stalled, busy, moved,
-                          qlen, split_cycles, counters, pushed, popped, push_times)
+                          qlen, split_cycles, counters, pushed, popped, push_times, fetch_bound)
         check = -1
         left = 0
         while next_rep < nr and repeats[next_rep, 0] <= i:
@@ -361,18 +386,20 @@ def count_in_order(rows, elem, pad, ii, split, counter, unit, is_load, is_store,
             # when the state has become periodic, else look again one period later
             period = repeats[check, 1]
             reps = left - 1
-            shift = fetch_clock - snaps[check, _S_CLOCK]
-            if _periodic(snaps[check], pend[check], shift, reps, depth, fetch_clock, free, qlen, pushed, popped,
-                         push_times, start_pos):
+            shift = _periodic(snaps[check], pend[check], reps, depth, fetch_clock, free, qlen, pushed, popped,
+                              push_times, start_pos, fetch_bound)
+            if shift > 0:
+                fetch_shift = fetch_clock - snaps[check, _S_CLOCK]
                 fetch_stalled += reps * (fetch_stalled - snaps[check, _S_FSTALL])
                 gemm_iters += reps * (gemm_iters - snaps[check, _S_ITERS])
                 _extend(snaps[check], shift, reps, free, stalled, busy, moved, qlen, split_cycles, counters,
                         pushed, popped, push_times, start_pos)
-                fetch_clock += reps * shift
+                fetch_clock += reps * fetch_shift
+                skipped += reps * period
                 i += reps * period
             elif reps >= 2:
                 _snapshot(snaps[check], pend[check], fetch_clock, fetch_stalled, gemm_iters, free, stalled, busy,
-                          moved, qlen, split_cycles, counters, pushed, popped, push_times)
+                          moved, qlen, split_cycles, counters, pushed, popped, push_times, fetch_bound)
                 retry = check
                 retry_row = i + period
                 retry_left = left - 1
@@ -423,7 +450,10 @@ def count_in_order(rows, elem, pad, ii, split, counter, unit, is_load, is_store,
             if room > t:
                 fetch_stalled += room - t
                 t = room
+                fetch_bound += 1
         fetch_clock = t
+        if t > free[m]:
+            fetch_bound += 1
         ready = free[m] if free[m] > t else t
         code = m * 16 + (8 if rows[i, 1] != 0 else 0) + (4 if rows[i, 2] != 0 else 0) + \
             (2 if rows[i, 3] != 0 else 0) + (1 if rows[i, 4] != 0 else 0)
@@ -433,7 +463,7 @@ def count_in_order(rows, elem, pad, ii, split, counter, unit, is_load, is_store,
             p1 = pop_tab[code, 1]
             if pushed[p0] <= popped[p0] or (p1 >= 0 and pushed[p1] <= popped[p1]):
                 return (False, busy, moved, split_cycles, gemm_iters, counters, free, stalled, qlen,
-                        fetch_stalled, finish_end)
+                        fetch_stalled, finish_end, skipped)
             token_time = push_times[p0, popped[p0]]
             popped[p0] += 1
             if p1 >= 0:
@@ -458,4 +488,4 @@ def count_in_order(rows, elem, pad, ii, split, counter, unit, is_load, is_store,
             finish_end = end
         i += 1
     return (True, busy, moved, split_cycles, gemm_iters, counters, free, stalled, qlen, fetch_stalled,
-            finish_end)
+            finish_end, skipped)

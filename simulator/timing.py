@@ -241,7 +241,7 @@ class TimingModel:
                 int(p.dma_latency), float(p.dram_bytes_per_cycle), int(p.pipeline_fill), int(p.alu_ii_imm),
                 int(env.OUT_ELEM_BYTES))
         (ok, busy, moved, split_cycles, iters, counters, free, stalled, qlen, fetch_stalled,
-         finish_end) = count_in_order(*args, tokens, int(p.fetch_cycles_per_insn), int(p.cmd_queue_depth),
+         finish_end, self.skipped_rows) = count_in_order(*args, tokens, int(p.fetch_cycles_per_insn), int(p.cmd_queue_depth),
                                       _NO_REPEATS if repeats is None else np.asarray(repeats, dtype=np.int64))
         if ok:
             report = self._report(rows.shape[0], qlen.tolist(), busy.tolist(), moved.tolist(),
