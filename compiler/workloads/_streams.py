@@ -1,7 +1,8 @@
 """Instruction streams of the op-library templates straight from the knobs, as columns.
 
 ``workloads.build`` lowers a schedule and runs its host code against the runtime, one Python
-call per instruction. Here the same host loop nest is written down per template (the loops,
+call per instruction. Here the same host loop nest is written down per template (conv2d_packed
+and alu_packed; dense_packed is not covered yet) (the loops,
 DMA calls, uop kernels and the token pushes/pops of the real ``coproc_sync`` pass, run on a
 skeleton of the nest), and a compiled loop (``_emit``) replays the runtime's bookkeeping. The
 result is the stream's columns (``_emit.COLUMNS``; ``dram_base`` left 0) plus the module's
@@ -22,7 +23,8 @@ from ..isa import ALU_ADD, ALU_MAX, ALU_MIN, ALU_SHR, LOAD, MEM_ACC, MEM_ACC_8BI
 from ..lower.passes.sync import coproc_sync
 from . import _emit as E
 from ._knobs import check_knobs
-from ._layers import Conv2D
+from ._layers import Conv2D, Elementwise
+from ..isa import ALU_MUL
 
 
 @dataclasses.dataclass
@@ -224,6 +226,12 @@ def _conv_structure(tile_tags: tuple, ci_tags: tuple, alu: bool, T: int):
     # their attribute around the nest, so the nest's trailing pops come first; without, the
     # root is the nest itself and they follow the sync (pending in a stream never flushed).
     synced = coproc_sync(Attr("virtual_thread", T, nest) if T > 1 else nest, None)
+    return _items(synced, T)
+
+
+def _items(synced, T):
+    """The synced skeleton as a flat item list (see ``_conv_structure``), the slot of each
+    tagged loop and the number of slots; virtual threads replicate each scope and host call."""
     items, slots = [], {}
     counter = [0]
 
@@ -430,6 +438,109 @@ def conv_program(layer, env, k):
     return p, kern, nsig, top
 
 
+def _epilogue_alu(epilogue):
+    """(alu_opcode, use_imm, imm) of each epilogue step after the main result (no bias)."""
+    out = []
+    for step in epilogue:
+        name, args = step[0], step[1:]
+        if name == "shr":
+            out.append((ALU_SHR, 1, args[0]))
+        elif name == "add":
+            out.append((ALU_ADD, 1, args[0]))
+        elif name == "max":
+            out.append((ALU_MAX, 1, args[0]))
+        elif name == "relu":
+            out.append((ALU_MAX, 1, 0))
+        elif name == "min":
+            out.append((ALU_MIN, 1, args[0]))
+        elif name == "clip":
+            out.append((ALU_MIN, 1, args[1]))
+            out.append((ALU_MAX, 1, args[0]))
+        else:
+            raise _Unsupported(f"epilogue step {name}")
+    return out
+
+
+def _store_block(p, k, co, h, w, Ho, Wo, base_terms, store_slots):
+    """The STORE(s) of one output tile in the acc layout [co][h][w] under the store_axis knob."""
+    hw = h * w
+    axis = k["store_axis"]
+    loops = []
+    if axis in ("h", "w") and co > 1:
+        loops.append((co, hw))
+    if axis == "w" and h > 1:
+        loops.append((h, w))
+    if axis == "co":
+        dims = [(co, Ho * Wo), (h, Wo), (w, 1)]
+    elif axis == "h":
+        dims = [(h, Wo), (w, 1)]
+    else:
+        dims = [(w, 1)]
+    f = _fold(dims)
+    if f is None:
+        raise _Unsupported("output tile is not a 2-D copy")
+    terms = dict(base_terms)
+    for (extent, stride), slot in zip(loops, store_slots):
+        p.op(E.OP_LOOP, extent, slot)
+        terms[slot] = terms.get(slot, 0) + stride
+    p.op(E.OP_DMA, STORE, MEM_OUT, 3, f[0], f[1], f[2], p.affine(0, terms), -1, 3)
+    for _ in loops:
+        p.op(E.OP_END, 0)
+
+
+@functools.lru_cache(maxsize=1024)
+def _ewise_structure(tile_tags: tuple):
+    """The host nest of alu_packed with its tokens (see ``_conv_structure``)."""
+    body = seq(Attr("coproc_scope", 2, _block("compute")), Attr("coproc_scope", 3, _block("store")))
+    nest = _nest([(2, t) for t in tile_tags], Allocate(Buffer("acc", "int32", 1), body))
+    return _items(coproc_sync(nest, None), 1)
+
+
+def ewise_program(layer, env, k):
+    """The op program of ``alu_packed``: per output tile, both operands DMA'd into the
+    accumulator, the combining ALU op and the epilogue, then the store."""
+    p = _Program()
+    co, h, w = k["tile_co"][1], k["tile_h"][1], k["tile_w"][1]
+    tile = co * h * w
+    H, W = layer.height, layer.width
+    alu = [(ALU_ADD if layer.op == "add" else ALU_MUL, 0, 0)] + _epilogue_alu(layer.epilogue)
+    rows = []
+    loops = [(l[0], l[1], l[1]) for l in ((co, h * w), (h, w), (w, 1)) if l[0] > 1]
+    flat = _flatten(loops) if loops else []
+    for i, (opcode, use_imm, imm) in enumerate(alu):
+        row = [1, 0, len(flat)] + [0] * 11
+        for j, (e, d, s_) in enumerate(flat):
+            row[3 + 4 * j:6 + 4 * j] = [e, d, s_]
+        row[11], row[12], row[13] = opcode, use_imm, _imm_field(env, imm)
+        rows.append(row)
+    kern = np.array(rows, dtype=np.int64)
+    top = {"inp": 0, "wgt": 0, "acc": 2 * tile, "out": tile}   # the combine reads rhs at [tile, 2 tile)
+
+    n_b = layer.batch // env.BATCH
+    extents = {"b": n_b, "h": k["tile_h"][0], "c": k["tile_co"][0], "w": k["tile_w"][0]}
+    tile_loops = [(extents[a], a) for a in ("b", "h", "c", "w") if extents[a] > 1]
+    items, slots, nbase = _ewise_structure(tuple(tag for _, tag in tile_loops))
+    extent_of = {tag: extent for extent, tag in tile_loops}
+    p.nslots = nbase + 2
+    f = _fold([(co, H * W), (h, W), (w, 1)])
+    if f is None:
+        raise _Unsupported("operand tile is not a 2-D copy")
+    for item in items:
+        kind = item[0]
+        if kind == E.OP_LOOP:
+            p.op(E.OP_LOOP, extent_of[item[1]], item[2])
+        elif kind == "block" and item[1] == "compute":
+            p.op(E.OP_DMA, LOAD, MEM_ACC, 2, f[0], f[1], f[2], p.affine(0, {}), -1, 2)
+            p.op(E.OP_DMA, LOAD, MEM_ACC, 2, f[0], f[1], f[2], p.affine(tile, {}), -1, 2)
+            for i in range(len(alu)):
+                p.op(E.OP_ALU, i, -1)
+        elif kind == "block":
+            _store_block(p, k, co, h, w, H, W, {}, [nbase, nbase + 1])
+        else:
+            p.op(*item)
+    return p, kern, 1, top
+
+
 class _Unsupported(Exception):
     pass
 
@@ -450,10 +561,11 @@ def stream_columns(layer, env, knobs, reuse: bool = False) -> Streams | None:
     construct is not covered (build it instead). With ``reuse`` the table is a view of a
     buffer the next call overwrites (no copy; for a caller that is done with it by then)."""
     k = check_knobs(layer, env, knobs)
-    if not isinstance(layer, Conv2D):
+    program = {Conv2D: conv_program, Elementwise: ewise_program}.get(type(layer))
+    if program is None:
         return None
     try:
-        prog, kern, nsig, top = conv_program(layer, env, k)
+        prog, kern, nsig, top = program(layer, env, k)
     except _Unsupported:
         return None
     ops, aff, pads = prog.arrays()

@@ -25,7 +25,7 @@ ENV = hwconfigs.get_env()
 ENV_4X8 = hwconfigs.get_env("default", LOG_BATCH=2, LOG_BLOCK=3)
 # 2x8 needs smaller wgt/acc buffers for the GEMM instruction's index fields to fit 128 bits.
 ENV_2X8 = hwconfigs.get_env("default", LOG_BATCH=1, LOG_BLOCK=3, LOG_WGT_BUFF_SIZE=16, LOG_ACC_BUFF_SIZE=15)
-R18 = workloads.resnet18()
+R18 = workloads.resnet18(residual_adds=True)
 BN_RELU = (("bias",), ("relu",), ("add", 1 << 7), ("shr", 8), ("clip", -127, 127))
 
 # (layer, env, random knob sets drawn) of the default run: small layers, every construct.
@@ -41,8 +41,12 @@ SMALL = [
     (workloads.Conv2D(2, 8, 8, 32, 32, 1, 1, 0, epilogue=workloads.RESNET18_EPILOGUE), ENV_2X8, 150),
     (workloads.Conv2D(2, 10, 10, 16, 16, 3, 2, 1, epilogue=BN_RELU), ENV_2X8, 120),
     (workloads.Dense(1, 256, 256, epilogue=(("bias",), ("shr", 6), ("clip", 0, 127))), ENV, 8),
-    (workloads.Elementwise(1, 64, 14, 14, "add", epilogue=(("relu",), ("clip", -127, 127))), ENV, 8),
+    (workloads.Elementwise(1, 64, 14, 14, "add", epilogue=(("relu",), ("clip", -127, 127))), ENV, 100),
+    (workloads.Elementwise(1, 32, 8, 8, "multiply", epilogue=(("shr", 20),)), ENV, 60),
+    (workloads.Elementwise(4, 32, 8, 8, "add", epilogue=(("relu",),)), ENV_4X8, 60),
+    (workloads.Elementwise(2, 16, 7, 7, "add", epilogue=(("max", -3), ("min", 90))), ENV_2X8, 60),
 ]
+COVERED = (workloads.Conv2D, workloads.Elementwise)   # what the fast path generates (Dense: general path)
 
 
 def _draws(layer, env, count, seed):
@@ -130,9 +134,9 @@ def test_generated_stream_equals_the_built_one(case):
     assert len(knobs_list) == count
     for knobs in knobs_list:
         seen[check_stream(layer, env, knobs)] += 1
-    if isinstance(layer, workloads.Conv2D):
+    if isinstance(layer, COVERED):
         assert seen["fallback"] <= count // 50, seen
-        assert seen["refused"] == 0, seen   # no conv knob set passes the static check and fails to build
+        assert seen["refused"] == 0, seen   # no knob set passes the static check and fails to build
 
 
 @pytest.mark.parametrize("case", range(len(SMALL)), ids=IDS)
@@ -143,11 +147,11 @@ def test_refuses_exactly_what_the_build_refuses(case):
         check_stream(layer, env, knobs)
 
 
-@pytest.mark.parametrize("case", [0, 3, 6, 8, 10, 11])
+@pytest.mark.parametrize("case", [0, 3, 6, 8, 10, 11, 13, 14])
 def test_fast_count_equals_the_general_count(case):
     layer, env, _ = SMALL[case]
     paths = [check_count(layer, env, knobs) for knobs in _legal(layer, env, 12, seed=100 + case)]
-    assert "fast" in paths or not isinstance(layer, workloads.Conv2D)
+    assert set(paths) == ({"fast"} if isinstance(layer, COVERED) else {"general"})
 
 
 def test_fast_count_with_full_command_queues():
@@ -158,7 +162,7 @@ def test_fast_count_with_full_command_queues():
     assert "fast" in paths
 
 
-@pytest.mark.parametrize("name", ["C11", "C4"])
+@pytest.mark.parametrize("name", ["C11", "C4", "R4"])
 def test_resnet18_layers(name):
     layer = R18[name]
     space = workloads.knob_space(layer, ENV)
@@ -170,17 +174,17 @@ def test_resnet18_layers(name):
             k = workloads.check_knobs(layer, ENV, knobs)
         except CompileError:
             continue
-        if k["tile_h"][1] * k["tile_w"][1] < 8:   # keep the general build short
+        if k["tile_h"][1] * k["tile_w"][1] < 8 and name != "R4":   # keep the general build short
             continue
         assert check_count(layer, ENV, knobs) == "fast"
         done += 1
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10", "C11"])
+@pytest.mark.parametrize("name", ["C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10", "C11", "R1", "R2", "R3", "R4"])
 def test_resnet18_sweep(name):
     layer = R18[name]
-    for knobs in _legal(layer, ENV, 40, seed=int(name[1:])):
+    for knobs in _legal(layer, ENV, 40, seed=int(name[1:]) + 20 * (name[0] == "R")):
         assert check_stream(layer, ENV, knobs) == "equal"
 
 
