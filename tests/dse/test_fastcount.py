@@ -248,3 +248,14 @@ def test_repeat_hints_change_nothing(name, depth):
         assert with_hints[0] == plain[0], knobs
         assert dataclasses.asdict(with_hints[1]) == dataclasses.asdict(plain[1]), knobs
     assert skipped > 0
+
+
+def test_uop_sram_wrap_takes_the_general_path():
+    """A small uop SRAM makes the runtime's kernel cache wrap (upstream's staging defect then
+    applies): the generator declines and the general path answers, identically."""
+    env = hwconfigs.get_env("default", LOG_UOP_BUFF_SIZE=8)   # 64 uops; two threads' kernels need more
+    layer = SMALL[0][0]
+    knobs = {"tile_h": [2, 4], "tile_w": [1, 8], "tile_ci": [1, 2], "tile_co": [1, 2], "h_nthread": 2,
+             "load_level": "ci_block", "outer_order": "wch", "store_axis": "h"}
+    assert _streams.stream_columns(layer, env, knobs) is None
+    assert check_count(layer, env, knobs) == "general"
