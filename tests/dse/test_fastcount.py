@@ -259,3 +259,10 @@ def test_uop_sram_wrap_takes_the_general_path():
              "load_level": "ci_block", "outer_order": "wch", "store_axis": "h"}
     assert _streams.stream_columns(layer, env, knobs) is None
     assert check_count(layer, env, knobs) == "general"
+
+
+def test_warm_up_runs_the_fast_path():
+    from dse import fastcount
+
+    assert fastcount.warm_up() >= 0
+    assert fastcount.warm_up(ENV_4X8) >= 0
