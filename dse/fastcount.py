@@ -19,7 +19,6 @@ import dataclasses
 
 import simulator
 from compiler import workloads
-from compiler.workloads._streams import stream_columns
 
 
 @dataclasses.dataclass
@@ -53,7 +52,7 @@ class FastCount:
 
 def count_candidate(layer, env, knobs, timing_params=None) -> FastCount:
     """Count-only result of one (layer, hardware env, knobs) candidate; see the module doc."""
-    streams = stream_columns(layer, env, knobs, reuse=True)   # raises CompileError for refused knobs
+    streams = workloads.stream_columns(layer, env, knobs, reuse=True)   # raises CompileError for refused knobs
     if streams is None:
         mod = workloads.build(layer, env=env, knobs=knobs)
         res = simulator.run(mod, count_only=True, timing_params=timing_params)
