@@ -82,18 +82,31 @@ def run(mod, *arrays, count_only: bool = False, sim=None, timing_params=None, wo
     model = TimingModel(mod.env, timing_params)
     bound = [] if (count_only and not arrays) else _check_binding(mod, arrays)
     private = sim is None
-    sim = _new_simulator(mod, sim, work_limit)
-    for arg, array in zip(mod.args, bound):
-        sim.dram[arg.phys_addr:arg.phys_addr + arg.nbytes] = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
-    totals: dict = {}
-    per_program, reports = [], []
-    for program in mod.programs:
-        stream = sim._decode(program)   # once, for both the cycle model and the run
-        reports.append(model.estimate(stream, initial_tokens=sim.tokens))
-        stats = sim._run_stream(stream, program, count_only=count_only, private=private)
-        per_program.append(stats)
-        for key, value in stats.items():
-            totals[key] = totals.get(key, 0) + value
+    sim = _new_simulator(mod, sim)
+    m = sim._m
+    # On a caller's simulator the whole call is all-or-nothing too (each program's execute
+    # already is): a failing later program must not leave the earlier ones' effects behind.
+    saved = None if private else m.checkpoint(("uop", "uop_dst", "uop_src", "uop_wgt", "inp", "wgt", "acc"))
+    try:
+        for arg, array in zip(mod.args, bound):
+            view = sim.dram[arg.phys_addr:arg.phys_addr + arg.nbytes]
+            m.log_dram(view)
+            view[...] = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        totals: dict = {}
+        per_program, reports = [], []
+        for program in mod.programs:
+            stream = sim._decode(program)   # once, for both the cycle model and the run
+            reports.append(model.estimate(stream, initial_tokens=sim.tokens))
+            stats = sim._run_stream(stream, program, count_only=count_only, private=private)
+            per_program.append(stats)
+            for key, value in stats.items():
+                totals[key] = totals.get(key, 0) + value
+    except BaseException:
+        if saved is not None:
+            m.restore(saved)
+        raise
+    if saved is not None:
+        m.commit()
     if not count_only:
         for arg, array in zip(mod.args, bound):
             if arg.is_output:

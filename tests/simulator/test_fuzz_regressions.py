@@ -192,3 +192,48 @@ def test_bad_simulator_arguments_are_named_errors():
             Simulator(**kwargs)
     with pytest.raises(SimulationError):
         WorkLimit(per_instruction=0)
+
+
+def test_failed_run_on_a_callers_simulator_undoes_the_argument_copies_too():
+    layer = workloads.Dense(1, 32, 16)
+    mod = workloads.build(layer, env=ENV)
+    sim = Simulator(ENV, dram_size=mod.dram_size, work_limit=WorkLimit(per_instruction=8))
+    sim.dram[:64] = 3
+    before = _state(sim)
+    inputs = workloads.random_inputs(layer, ENV, seed=2)
+    with pytest.raises(SimulationError, match="work limit"):
+        simulator.run(mod, *inputs, workloads.empty_output(layer, ENV), sim=sim)
+    _assert_same_state(before, _state(sim))
+
+
+def test_a_long_program_stays_interruptible_and_an_interrupt_restores_the_machine():
+    """Ctrl-C (here SIGALRM raising KeyboardInterrupt) stops a program of many bounded GEMMs
+    within a fraction of a second, and the machine is as before."""
+    import signal
+
+    asm = Asm(ENV)
+    r = asm.kernel([Uop(0, 0, 0), Uop(1, 1, 1)])
+    for _ in range(3000):
+        asm.gemm(r, out=(256, 0, 1, 1), inner=(256, 0, 0, 0))
+    program = asm.program()
+    sim = Simulator(ENV, work_limit=WorkLimit(per_program=1 << 40))
+    sim.acc[:3] = 5
+    before = _state(sim)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    start = time.perf_counter()
+    try:
+        # Usually KeyboardInterrupt; numpy may re-raise an interrupt landing inside some of its
+        # C routines as another error (np.unique on structured views: TypeError). Either way the
+        # call stops at once and the machine is restored.
+        with pytest.raises((KeyboardInterrupt, TypeError)):
+            sim.execute(program)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert time.perf_counter() - start < 3
+    _assert_same_state(before, _state(sim))
