@@ -14,7 +14,8 @@ Targets (generators and oracles in ``tests/fuzz_cases.py``, shared with the prop
               dense with bias, elementwise) on 1x16, 2x8, 4x8, 1x32, int16 inputs, int16
               accumulators: check_knobs and build (without the check) must agree
     epilogue  layers with random epilogue constants: refused at construction, or the full run
-              equals workloads.reference
+              equals workloads.reference and simulator.run count-only gives the same counters
+              and cycles
     study     mutated study files through the loader (with the evaluator's workload check)
 
 Each case runs under a per-case timeout (SIGALRM); a case that exceeds it is a *hang*. Outcomes
