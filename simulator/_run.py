@@ -82,7 +82,7 @@ def run(mod, *arrays, count_only: bool = False, sim=None, timing_params=None, wo
     model = TimingModel(mod.env, timing_params)
     bound = [] if (count_only and not arrays) else _check_binding(mod, arrays)
     private = sim is None
-    sim = _new_simulator(mod, sim)
+    sim = _new_simulator(mod, sim, work_limit)
     m = sim._m
     # On a caller's simulator the whole call is all-or-nothing too (each program's execute
     # already is): a failing later program must not leave the earlier ones' effects behind.

@@ -237,3 +237,10 @@ def test_a_long_program_stays_interruptible_and_an_interrupt_restores_the_machin
         signal.signal(signal.SIGALRM, old)
     assert time.perf_counter() - start < 3
     _assert_same_state(before, _state(sim))
+
+
+def test_run_passes_its_work_limit_to_the_fresh_simulator():
+    mod = workloads.build(workloads.Dense(1, 32, 16), env=ENV)
+    with pytest.raises(SimulationError, match="work limit"):
+        simulator.run(mod, count_only=True, work_limit=WorkLimit(per_instruction=8))
+    simulator.run(mod, count_only=True, work_limit=WorkLimit())
