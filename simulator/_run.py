@@ -55,6 +55,8 @@ def _new_simulator(mod, sim, work_limit=None):
         from simulator import Simulator   # late: simulator/__init__ re-exports this module
         return Simulator(mod.env, dram_size=mod.dram_size, work_limit=work_limit)
     from simulator import Simulator
+    if work_limit is not None:
+        raise SimulationError("work_limit bounds a fresh simulator; a given sim has its own (Simulator(work_limit=...))")
     if not isinstance(sim, Simulator):
         raise SimulationError(f"sim must be a simulator.Simulator, got {type(sim).__name__}")
     if sim.env != mod.env:
