@@ -91,9 +91,15 @@ def legal_knob_sets(layer, env):
         yield knobs
 
 
-def exhaustive(layer, env, latency):
-    """{knob text: latency} of every legal knob set."""
-    return {json.dumps(k, sort_keys=True): latency(layer, env, k) for k in legal_knob_sets(layer, env)}
+def exhaustive(layer, env, latency, table=None):
+    """{knob text: latency} of every knob set legal on ``env`` (added to ``table``, which answers
+    the ones it already holds)."""
+    table = {} if table is None else table
+    for knobs in legal_knob_sets(layer, env):
+        text = json.dumps(knobs, sort_keys=True)
+        if text not in table:
+            table[text] = latency(layer, env, knobs)
+    return table
 
 
 def table_search(layer, env, latency, depth, seed=0):
@@ -144,7 +150,7 @@ def per_layer(names, depth, latency):
 
 def exhaustive_front(spec, evaluator, latency):
     """{hardware point: (latency, bram)} of every feasible point, every layer at its exhaustive best."""
-    from dse._driver import BUFFER_KEYS
+    from dse._driver import BUFFER_KEYS, table_hws
     from dse._samplers import static_check
 
     workloads_ = evaluator.resolve(spec.workloads)
@@ -162,10 +168,14 @@ def exhaustive_front(spec, evaluator, latency):
         for w in workloads_:
             key = (geometry, w.name)
             if key not in tables:
+                # every knob set legal on any buffer combination of the geometry: those of the
+                # combinations no other buildable one exceeds (fitting is monotone in each buffer)
                 layer = evaluator_layer(w)
-                tables[key] = [(lat, json.loads(text)) for text, lat in exhaustive(layer, env, latency).items()
-                               if lat is not None]
-                tables[key].sort(key=lambda item: item[0])
+                found: dict = {}
+                for big in table_hws(spec, check.hw):
+                    exhaustive(layer, hwconfigs.get_env(big), latency, found)
+                tables[key] = sorted(((lat, json.loads(text)) for text, lat in found.items() if lat is not None),
+                                     key=lambda item: item[0])
             layer = evaluator_layer(w)
             best = next((lat for lat, k in tables[key] if _fits(layer, env, k)), None)
             if best is None:

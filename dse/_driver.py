@@ -90,6 +90,20 @@ def _table_hws(base, buffer_knobs: tuple, hw) -> tuple:
     return tuple(cfg for _, cfg in maximal)
 
 
+def smallest_hw(spec: StudySpec, hw: hwconfigs.HwConfig) -> hwconfigs.HwConfig | None:
+    """The buildable buffer combination of ``hw``'s geometry with the least on-chip memory in the
+    study's space (what a table's refinement also aims at); None without buffer knobs."""
+    knobs = sorted((k for k in spec.hardware if k.name in BUFFER_KEYS), key=lambda k: BUFFER_KEYS.index(k.name))
+    if not knobs:
+        return None
+    for values in sorted(itertools.product(*(k.values for k in knobs)), key=lambda v: (sum(v), v)):
+        try:
+            return hw.replace(**dict(zip((k.name for k in knobs), values)))
+        except hwconfigs.ConfigError:
+            continue
+    return None
+
+
 def table_hw(spec: StudySpec, hw: hwconfigs.HwConfig) -> hwconfigs.HwConfig:
     """The first (largest) hardware of ``table_hws``: the one a table's search is keyed by."""
     return table_hws(spec, hw)[0]
@@ -315,6 +329,7 @@ class Driver:
         # One schedule table per (layer, table hardware), shared by every trial of the geometry;
         # one job builds it, in one worker, so its search never depends on timing or workers.
         hw, *fit_hws = table_hws(self.spec, ht.hw)
+        small = smallest_hw(self.spec, ht.hw)
         seeds = getattr(self.evaluator, "seed_knobs", None)
         ht.layers = []
         for workload in self.workloads:
@@ -325,7 +340,7 @@ class Driver:
                                      sampler=self.spec.schedule_sampler,
                                      search_seed=table_seed(self.spec, hw, workload),
                                      seeds=self._seeds(seeds, workload, hw), shard=shard, shards=shards,
-                                     fit_hws=fit_hws)
+                                     fit_hws=fit_hws, refine_hws=[small] if small is not None else [])
                 layer.table_group = self._group(layer)
                 ht.layers.append(layer)
                 if layer.table_group in self.tables:

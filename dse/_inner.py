@@ -20,6 +20,11 @@ import optuna
 # costs a static check (~60 us) and an ask/tell of the in-memory study (a few ms).
 REJECT_FACTOR = 32
 DUPLICATE_TRIES = 50
+# The last 1/REFINE_SHARE of a sampled search's budget goes to a local search: up to REFINE_ROUNDS
+# rounds of one-step neighbours of the REFINE_TOP fastest knob sets (see LayerSearch._refine).
+REFINE_TOP = 8
+REFINE_SHARE = 4
+REFINE_ROUNDS = 4
 _INFEASIBLE = 1.0
 
 
@@ -43,7 +48,7 @@ class LayerSearch:
     this shard's proposals), so shards never share one; unsharded, they count 0, 1, 2, ..."""
 
     def __init__(self, space: dict, budget: int, sampler: str, seed: int, static_check, shard: int = 0,
-                 shards: int = 1, seeds=()):
+                 shards: int = 1, seeds=(), fit_checks=()):
         self.names = sorted(space)
         self.choices = {n: list(space[n]) for n in self.names}
         for name, values in self.choices.items():
@@ -61,6 +66,10 @@ class LayerSearch:
         self.exhausted = False
         self._next_index = 0
         self._seen: dict[str, int] = {}       # knob text -> candidate index
+        self._refinements: list = []          # the last part of the budget: neighbours of the best
+        self._refine_rounds = 0
+        self._refine_done = False
+        self._fit_checks = list(fit_checks)   # smaller hardware the refinement also aims at
         self.results: dict[int, tuple[dict, float | None]] = {}   # index -> (knobs, latency or None)
         # Warm starts (e.g. upstream's tuned schedules) are proposed first, by shard 0.
         starts = [p for p in (self._picks(k) for k in seeds) if p is not None] if shard == 0 else []
@@ -116,10 +125,16 @@ class LayerSearch:
         return self._knobs([trial.params[n] for n in self.names]), trial
 
     def next(self) -> Proposal | None:
-        """The next knob set to evaluate (or a rejected one to record); None when the budget is
-        spent or the space exhausted."""
+        """The next knob set to evaluate (or a rejected one to record); after the budget, the
+        refinement around the best ones; None when both are spent or the space exhausted."""
         if self.asked >= self.budget or self.exhausted:
             return None
+        if self._study is not None and not self._refine_done and \
+                self.asked >= self.budget - self.budget // REFINE_SHARE:
+            proposal = self._refine()
+            if proposal is not None:
+                return proposal
+            self._refine_done = True        # every neighbour tried: the sampler has the rest
         for _ in range(DUPLICATE_TRIES):
             knobs, handle = self._propose_raw()
             if knobs is None:
@@ -143,6 +158,60 @@ class LayerSearch:
             return Proposal(index, knobs, handle=handle)
         self.exhausted = True
         return None
+
+    # ---- refinement ------------------------------------------------------------------------
+    def _refine(self) -> Proposal | None:
+        """The last quarter of a sampled search's budget: a local search around the fastest knob
+        sets, in rounds. A round takes the ``REFINE_TOP`` fastest so far, and the fastest of those
+        that fit each of ``fit_checks`` (smaller buffers the table also answers), and moves every
+        knob of each to its neighbouring value, one at a time (a split's next smaller or larger
+        factor, the other thread count, ...); the next round starts from what that found. The
+        best schedule of a point with small buffers is mostly a few such steps from a good one,
+        and the sampler, aiming at the unconstrained optimum, rarely proposes it. Deterministic:
+        a job evaluates one candidate at a time, so every earlier result is in. None when a
+        round finds no new neighbour, after ``REFINE_ROUNDS`` rounds, or for an exhaustive search."""
+        if self._study is None:
+            return None                  # an exhaustive search has every neighbour already
+        while True:
+            while self._refinements:
+                knobs = self._refinements.pop(0)
+                text = json.dumps(knobs, sort_keys=True)
+                if text in self._seen:
+                    continue
+                self._seen[text] = index = self.shard + self.shards * self._next_index
+                self._next_index += 1
+                reason = self.static_check(knobs)
+                if reason is not None:
+                    self.results[index] = (knobs, None)
+                    return Proposal(index, knobs, rejected=reason)
+                self.asked += 1
+                return Proposal(index, knobs)
+            if self._refine_rounds >= REFINE_ROUNDS:
+                return None
+            self._refine_rounds += 1
+            self._refinements = self._neighbours()
+            if not self._refinements:
+                return None
+
+    def _neighbours(self) -> list[dict]:
+        ranked = sorted((lat, i) for i, (_, lat) in self.results.items() if lat is not None)
+        starts = [i for _, i in ranked[:REFINE_TOP]]
+        for fits in self._fit_checks:
+            starts += [i for _, i in ranked if fits(self.results[i][0]) is None][:REFINE_TOP]
+        out, seen = [], set(self._seen)
+        for index in dict.fromkeys(starts):
+            picks = self._picks(self.results[index][0])
+            if picks is None:
+                continue
+            for j, name in enumerate(self.names):
+                for step in (-1, 1):
+                    if 0 <= picks[j] + step < len(self.choices[name]):
+                        knobs = self._knobs(picks[:j] + (picks[j] + step,) + picks[j + 1:])
+                        text = json.dumps(knobs, sort_keys=True)
+                        if text not in seen:
+                            seen.add(text)
+                            out.append(knobs)
+        return out
 
     # ---- results -------------------------------------------------------------------------
     def _tell(self, handle, latency: float | None) -> None:

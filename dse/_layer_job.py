@@ -25,6 +25,7 @@ record has not started (no timeout runs for it).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import signal
 import threading
@@ -56,6 +57,7 @@ class LayerJob:
     fixed: list | None = None           # instead of a search: these knob sets, in order
     seeds: list = dataclasses.field(default_factory=list)     # search: warm starts, proposed first
     fit_hws: list = dataclasses.field(default_factory=list)   # where a candidate not fitting ``hw`` is measured
+    refine_hws: list = dataclasses.field(default_factory=list)  # smaller hardware the search's refinement aims at
     known: dict = dataclasses.field(default_factory=dict)     # index -> latency (None: failed)
     cached: dict = dataclasses.field(default_factory=dict)    # knob text -> measurement
     flight_key: str = ""                # where the candidate in progress is recorded
@@ -146,8 +148,9 @@ def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
             search = _FixedList(job.fixed, static_check)
         else:
             space = evaluator.knob_space(workload, hw)
+            fit_checks = [functools.partial(evaluator.static_check, workload, small) for small in job.refine_hws]
             search = LayerSearch(space, job.budget, job.sampler, job.search_seed, static_check, job.shard, job.shards,
-                                 seeds=job.seeds)
+                                 seeds=job.seeds, fit_checks=fit_checks)
     except Exception as exc:
         flight.close()
         yield {"rows": [], "end": True, "space_error": f"no schedule space on this hardware: "
