@@ -33,7 +33,7 @@ import optuna
 import hwconfigs
 
 from . import _storage, _tables
-from ._columns import COUNTERS, RESOURCES, objective_attr
+from ._columns import COUNTERS, RESOURCES, TIMING, objective_attr
 from ._executor import KILL_GRACE_S, RayPool
 from ._layer_job import LayerJob, latency_of
 from ._progress import Progress
@@ -725,7 +725,8 @@ class Driver:
             jobs.append((len(layers), make_task(hw, workload, knobs, "count", self.spec.seed)))
             layers.append({"workload": workload.name, "count": workload.count, "knobs": knobs, "source": source})
         for (position, _), (result, _) in zip(jobs, self._run_all([task for _, task in jobs])):
-            layers[position].update({k: result.get(k) for k in ("status", "error", "cycles", "latency_s", *COUNTERS)})
+            layers[position].update({k: result.get(k) for k in ("status", "error", "cycles", "latency_s", *COUNTERS,
+                                                                *TIMING)})
         ok = all(layer.get("status") == "ok" for layer in layers)
         baseline = {"hardware": hw.to_dict(),
                     "schedules": "upstream's TopHub schedule where TopHub tuned the layer; elsewhere the best "

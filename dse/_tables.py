@@ -12,7 +12,7 @@ import json
 import math
 from pathlib import Path
 
-from ._columns import COUNTERS, HW_KEYS, RESOURCES, objective_attr, row_columns
+from ._columns import COUNTERS, HW_KEYS, RESOURCES, TIMING, objective_attr, row_columns
 
 
 def _objective_vector(summary: dict, spec) -> tuple | None:
@@ -72,14 +72,14 @@ def results_frame(rows: list[dict]):
     columns = row_columns(names)
     df = pd.DataFrame(flat, columns=columns)
     ints = [*COUNTERS, "cycles", "dsp", "lut", "candidate", "trial", "layer_count", "attempt",
-            *[k for k in HW_KEYS if k.startswith("LOG_")]]
+            *[k for k in HW_KEYS if k.startswith("LOG_")], *[k for k in TIMING if k.endswith(("_cycles", "_bytes"))]]
     for col in ints:
         df[col] = df[col].astype("Int64")
-    for col in ("latency_s", "compile_s", "sim_s", "bram"):
+    for col in ("latency_s", "compile_s", "sim_s", "bram", "gemm_utilization"):
         df[col] = df[col].astype("Float64")
     for col in ("correct", "chosen", "cached", "verified"):
         df[col] = df[col].astype("boolean")
-    for col in ("workload", "mode", "status", "error", "TARGET", "HW_VER"):
+    for col in ("workload", "mode", "status", "error", "TARGET", "HW_VER", "bound_by"):
         df[col] = df[col].astype("string")
     for n in names:
         values = [v for v in df[n] if v is not None and v == v]
