@@ -230,9 +230,13 @@ def write_outputs(out: Path, spec, study, journal, storage_url: str) -> dict:
             (out / name).unlink(missing_ok=True)
     meta = {"study": spec.name, "study_file": spec.path, "sampler": spec.sampler, "seed": spec.seed,
             "objectives": [{"name": n, "direction": d} for n, d in spec.objectives], "n_trials": spec.n_trials,
-            "verify": spec.verify, "storage": _report._hide(storage_url)}
-    (out / "study.json").write_text(json.dumps(meta, indent=2) + "\n")
-    (out / "report.html").write_text(_report.render(spec, results, tdf, best_info, front, storage_url))
+            "verify": spec.verify, "storage": _report._hide(storage_url),
+            # what `vta-dse report/export/compare` read back: the budget, the board, the layers
+            "target": spec.base.TARGET, "constraints": {k: float(v) for k, v in spec.constraints},
+            "workloads": [{"name": w.name, "op": w.op, "params": dict(w.params), "count": w.count}
+                          for w in spec.workloads]}
+    (out / "study.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    _report.write_report(out)
     feasible = int((tdf["feasible"] == True).sum()) if len(tdf) else 0  # noqa: E712
     return {"complete": len(complete), "feasible": feasible, "best": best_info}
 
