@@ -294,9 +294,12 @@ def bars(groups, series, xlabel, title, *, log=None, limit=None, errors=None, wi
     errors: {(series index, group index): (low, high)}; limit: [(value, label, color)] vertical lines."""
     values = [v for _, _, vs in series for v in vs if v is not None]
     lim = [v for v, _, _ in (limit or [])]
+    positive = [v for v in values if v > 0]
+    if log is None:      # bars spanning decades: a log axis, else the small ones are invisible
+        log = bool(positive) and len(positive) == len(values) and max(positive) / min(positive) >= 30
     xa = Axis(values + [0.0] if not log else values, xlabel, log=log, include=lim, clip=False)
-    if xa.log:
-        pass
+    if xa.log:      # bars start half a decade below the shortest, so every bar has a visible length
+        xa.lo = math.log10(min(positive)) - max(0.5, 0.15 * (xa.hi - math.log10(min(positive))))
     elif xa.lo < 0:
         xa.lo = 0.0
     label_w = max([7 * len(g) for g in groups] + [40]) + 12

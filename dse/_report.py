@@ -407,6 +407,10 @@ def _layers(run: Run) -> Section | None:
     return s
 
 
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n].rsplit(" ", 1)[0] + " …"
+
+
 def _text(v) -> str:
     return "" if _missing(v) else str(v)
 
@@ -416,7 +420,8 @@ def _schedules(run: Run) -> Section | None:
     if run.best and run.best.get("schedules"):
         header, rows = schedule_table(run.best["schedules"])
         s.tables.append(("the chosen schedules (a split as outer×inner)", header, rows))
-    stock = {l["workload"]: l.get("knobs") for l in stock_layers(run) if l.get("knobs") is not None}
+    stock = {l["workload"]: l.get("knobs") or _fallback(run, l["workload"]) for l in stock_layers(run)
+             if l.get("knobs") is not None}
     if stock:
         header, rows = schedule_table(stock)
         sources = {l["workload"]: l.get("source") for l in stock_layers(run)}
@@ -426,6 +431,23 @@ def _schedules(run: Run) -> Section | None:
                        .get(sources.get(row[0]), str(sources.get(row[0]) or "")))
         s.tables.append(("the stock baseline's schedules", header, rows))
     return s if s.tables else None
+
+
+def _fallback(run: Run, name: str) -> dict:
+    """The knob set an empty schedule stands for (AutoTVM's fallback), when the layer is known."""
+    w = next((w for w in run.meta.get("workloads") or [] if w["name"] == name), None)
+    hw = (run.baseline or {}).get("hardware")
+    if not w or not hw:
+        return {}
+    try:
+        import hwconfigs
+        from compiler import workloads
+
+        from .evaluate import _layer
+        params = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in w["params"].items()))
+        return workloads.fallback_knobs(_layer(w["op"], params), hwconfigs.get_env(hwconfigs.HwConfig.from_dict(hw)))
+    except Exception:
+        return {}
 
 
 def _front(run: Run) -> Section:
@@ -513,7 +535,8 @@ def _convergence(run: Run) -> Section | None:
         s.paragraphs.append(f"The best {name} ({_g(best)}{' ms' if name == 'latency' else ''}) was first reached at "
                             f"trial {first} of {len(series)}.")
     else:
-        s.paragraphs.append("No trial was feasible.")
+        s.paragraphs.append("No trial was feasible: nothing converged (the reasons are below).")
+        return s
     stock = objective_value(name, run.baseline)
     s.figures.append(_plots.convergence(series, OBJ_LABEL.get(name, name), f"{name} per trial and the best so far",
                                         direction=direction, stock=stock * scale if stock is not None else None))
@@ -526,7 +549,7 @@ def _infeasible(run: Run) -> Section:
     if not counts:
         s.paragraphs.append("Every complete trial was feasible.")
     else:
-        s.tables.append(("trials by reason", ["reason", "trials", "example"], [[k, str(n), ex[:200]] for k, n, ex in counts]))
+        s.tables.append(("trials by reason", ["reason", "trials", "example"], [[k, str(n), _clip(ex, 240)] for k, n, ex in counts]))
     if len(run.results):
         status = run.results["status"].value_counts()
         s.tables.append(("schedule candidates by status", ["status", "candidates"],
@@ -538,9 +561,9 @@ def _infeasible(run: Run) -> Section:
 # ---- the two formats ---------------------------------------------------------------------------
 
 CSS = """body{font-family:sans-serif;margin:2em auto;max-width:1260px;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.4em 0 1.2em}caption{text-align:left;font-style:italic;padding:2px 0}
-td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px;text-align:right}th{background:#eee}
-td:first-child,th:first-child{text-align:left}.figs{display:flex;flex-wrap:wrap;gap:1em}
+table{border-collapse:collapse;margin:.4em 0 1.2em}caption{text-align:left;font-style:italic;padding:2px 0;
+white-space:nowrap}td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px;text-align:left}th{background:#eee}
+td.n{text-align:right}.figs{display:flex;flex-wrap:wrap;gap:1em}
 .none{background:#fee;border:1px solid #c66;padding:.6em}svg.plot{border:1px solid #ddd;background:#fff}
 h2{border-bottom:1px solid #ccc;margin-top:1.6em}"""
 
@@ -558,11 +581,19 @@ def to_html(name: str, secs: list[Section]) -> str:
         for caption, header, rows in s.tables:
             parts.append(f"<table><caption>{html.escape(caption)}</caption><tr>"
                          + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
-                         + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                         + "".join("<tr>" + "".join(f"<td{_align(c)}>{html.escape(c)}</td>" for c in row) + "</tr>"
                                    for row in rows) + "</table>")
         parts.append("</section>")
     parts.append("</body></html>\n")
     return "".join(parts)
+
+
+_NUMBER = re.compile(r"^[-+]?[\d.,]+(e[-+]?\d+)?(%|x|×)?$")
+
+
+def _align(cell: str) -> str:
+    """Numbers right-aligned (they compare down a column), text left."""
+    return ' class="n"' if _NUMBER.match(cell.split(" – ")[0].strip()) else ""
 
 
 def to_markdown(name: str, secs: list[Section]) -> str:
@@ -572,8 +603,10 @@ def to_markdown(name: str, secs: list[Section]) -> str:
         for p in s.paragraphs:
             lines += [f"**{p}**" if p.startswith("NO FEASIBLE") else p, ""]
         for caption, header, rows in s.tables:
+            numeric = [all(_align(row[i]) for row in rows if i < len(row) and row[i]) and any(
+                i < len(row) and row[i] for row in rows) for i in range(len(header))]
             lines += [f"*{caption}*", "", "| " + " | ".join(_md(h) for h in header) + " |",
-                      "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+                      "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
             lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
             lines.append("")
         if s.figures:
