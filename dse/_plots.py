@@ -173,9 +173,10 @@ def marker_svg(px, py, kind, size=5, tip=""):
         s = size - 1
         return (f'<path d="M{px - s},{py - s}L{px + s},{py + s}M{px - s},{py + s}L{px + s},{py - s}" '
                 f'stroke="{COLORS["grey"]}" stroke-width="1.5">{tip}</path>')
-    color = COLORS["front"] if kind == "front" else COLORS["point"]
-    r = size if kind == "front" else size - 1.5
-    return f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{r}" fill="{color}" fill-opacity="0.75">{tip}</circle>'
+    if kind == "front":
+        return (f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{size}" fill="{COLORS["front"]}" stroke="#fff" '
+                f'stroke-width="0.8">{tip}</circle>')
+    return f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{size - 1.5}" fill="{COLORS["point"]}" fill-opacity="0.75">{tip}</circle>'
 
 
 def _legend(items, notes, top, width):
@@ -248,6 +249,10 @@ def scatter(points, xlabel, ylabel, title, *, chosen=None, stock=None, xbudget=N
                     *([(legend_symbol("stock"), "stock baseline")] if stock else [])]
     if clipped:
         p.legend.append((legend_symbol("clipped"), f"{clipped} outlier(s) beyond the axis"))
+    distinct = len({(x, y) for x, y, _, _ in points})
+    if distinct < len(points):
+        p.notes.append(f"{len(points)} trials at {distinct} distinct points: equal trials are drawn on top "
+                       f"of each other (the table lists them)")
     return p.svg()
 
 
@@ -293,7 +298,7 @@ def bars(groups, series, xlabel, title, *, log=None, limit=None, errors=None, wi
     """Horizontal grouped bars. groups: row labels; series: [(name, color, [value or None per group])];
     errors: {(series index, group index): (low, high)}; limit: [(value, label, color)] vertical lines."""
     values = [v for _, _, vs in series for v in vs if v is not None]
-    lim = [v for v, _, _ in (limit or [])]
+    lim = [v for v, _, _ in (limit or [])] + [hi for _, hi in (errors or {}).values()]
     positive = [v for v in values if v > 0]
     if log is None:      # bars spanning decades: a log axis, else the small ones are invisible
         log = bool(positive) and len(positive) == len(values) and max(positive) / min(positive) >= 30

@@ -271,7 +271,14 @@ def _decision(run: Run) -> Section:
         s.paragraphs.append(f"Chosen: trial {best['trial']}, by the rule: {rule_text(run)}. Its hardware config is "
                             f"best_config.json.")
         b = best.get("baseline") or {}
-        if b.get("speedup"):
+        if b.get("speedup") and abs(b["speedup"] - 1) < 5e-4:
+            change = ", ".join(f"{k.upper()} {v:+g}" for k, v in (b.get("resource_change") or {}).items()
+                               if v)
+            s.paragraphs.append(
+                f"Against the stock configuration ({(b.get('hardware') or {}).get('TARGET', '?')} preset with "
+                f"upstream's schedules): the same latency ({ms(best['latency_s'])} ms), "
+                + (f"for less hardware: {change}." if change else "and the same resources: nothing to gain here."))
+        elif b.get("speedup"):
             s.paragraphs.append(
                 f"Against the stock configuration ({(b.get('hardware') or {}).get('TARGET', '?')} preset with "
                 f"upstream's schedules): {b['speedup']:.3f}× the speed (latency {ms(base and base.get('latency_s'))} → "
@@ -579,21 +586,29 @@ def to_html(name: str, secs: list[Section]) -> str:
         if s.figures:
             parts.append('<div class="figs">' + "".join(f"<figure>{f}</figure>" for f in s.figures) + "</div>")
         for caption, header, rows in s.tables:
+            numeric = _numeric_columns(header, rows)
             parts.append(f"<table><caption>{html.escape(caption)}</caption><tr>"
                          + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
-                         + "".join("<tr>" + "".join(f"<td{_align(c)}>{html.escape(c)}</td>" for c in row) + "</tr>"
+                         + "".join("<tr>" + "".join(f"<td{RIGHT if numeric[i] else ''}>{html.escape(c)}</td>"
+                                                    for i, c in enumerate(row)) + "</tr>"
                                    for row in rows) + "</table>")
         parts.append("</section>")
     parts.append("</body></html>\n")
     return "".join(parts)
 
 
+RIGHT = ' class="n"'
 _NUMBER = re.compile(r"^[-+]?[\d.,]+(e[-+]?\d+)?(%|x|×)?$")
 
 
-def _align(cell: str) -> str:
-    """Numbers right-aligned (they compare down a column), text left."""
-    return ' class="n"' if _NUMBER.match(cell.split(" – ")[0].strip()) else ""
+def _align(cell: str) -> bool:
+    return bool(_NUMBER.match(cell.split(" – ")[0].split(" (")[0].strip()))
+
+
+def _numeric_columns(header, rows) -> list[bool]:
+    """A column of numbers is right-aligned (they compare down it), one of text left."""
+    return [any(i < len(r) and r[i] for r in rows) and all(_align(r[i]) for r in rows if i < len(r) and r[i])
+            for i in range(len(header))]
 
 
 def to_markdown(name: str, secs: list[Section]) -> str:
@@ -603,8 +618,7 @@ def to_markdown(name: str, secs: list[Section]) -> str:
         for p in s.paragraphs:
             lines += [f"**{p}**" if p.startswith("NO FEASIBLE") else p, ""]
         for caption, header, rows in s.tables:
-            numeric = [all(_align(row[i]) for row in rows if i < len(row) and row[i]) and any(
-                i < len(row) and row[i] for row in rows) for i in range(len(header))]
+            numeric = _numeric_columns(header, rows)
             lines += [f"*{caption}*", "", "| " + " | ".join(_md(h) for h in header) + " |",
                       "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
             lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
