@@ -83,16 +83,11 @@ def resolve_candidate(args):
         workload = _pick(spec.workloads, args.workload, args.study)
         base = spec.base
     else:
+        from ._export import run_workloads
         from ._report import load_run
-        from ._study import Workload
 
         run = load_run(args.run)
-        listed = [Workload(w["name"], w["op"], tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
-                                                            for k, v in w["params"].items())), w["count"])
-                  for w in run.meta.get("workloads") or []]
-        if not listed:
-            raise StudyError(f"{args.run}/study.json does not list the study's workloads (an older run)")
-        workload = _pick(listed, args.workload, args.run)
+        workload = _pick(run_workloads(run), args.workload, args.run)
         if run.best:
             base = hwconfigs.HwConfig.from_dict(run.best["config"])
             knobs = (run.best.get("schedules") or {}).get(workload.name)

@@ -411,7 +411,8 @@ class Driver:
             pool.shutdown()
             self.progress.close()
         t_write = time.monotonic()
-        summary = _tables.write_outputs(self.out, self.spec, study, self.journal, self.storage_url)
+        summary = _tables.write_outputs(self.out, self.spec, study, self.journal, self.storage_url,
+                                        workloads=self.workloads)
         timing["write"] = time.monotonic() - t_write
         return RunSummary(self.out, self.spec.name, self.storage_url, summary["complete"], summary["feasible"],
                           summary["best"], self.evaluated, self.cache.hits, time.monotonic() - t0, interrupted,

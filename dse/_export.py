@@ -86,6 +86,23 @@ def record(layer, env, knobs: dict, seconds: float, timestamp: float) -> tuple[s
     return json.dumps(line), notes
 
 
+def run_workloads(run) -> list:
+    """The run's layers (``study.json``'s workloads, resolved by the simulator evaluator: a
+    ``resnet18`` entry of an older run becomes its layers), as ``dse.Workload``s."""
+    from ._study import Workload
+    from .evaluate import SimulatorEvaluator
+
+    listed = [Workload(w["name"], w["op"], tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
+                                                        for k, v in w["params"].items())), w.get("count", 1))
+              for w in run.meta.get("workloads") or []]
+    if not listed:
+        raise StudyError(f"{run.out}/study.json does not list the study's workloads (a run of an older vta-dse); "
+                         f"rerun `vta-dse run` on it to rewrite its outputs")
+    if all(w.op != "resnet18" for w in listed):
+        return listed
+    return SimulatorEvaluator().resolve(listed)
+
+
 def export_tophub(out) -> tuple[list[str], list[str]]:
     """(lines of the log file, warnings) for a run folder's chosen configuration."""
     import hwconfigs
@@ -96,10 +113,7 @@ def export_tophub(out) -> tuple[list[str], list[str]]:
     run = load_run(out)
     if not run.best:
         raise NoChoice(f"{out}: no feasible configuration was chosen (no best.json): nothing to export")
-    workloads = {w["name"]: w for w in run.meta.get("workloads") or []}
-    if not workloads:
-        raise StudyError(f"{out}/study.json does not list the study's workloads (a run of an older vta-dse); "
-                         f"rerun `vta-dse run` on it to rewrite its outputs")
+    workloads = {w.name: w for w in run_workloads(run)}
     env = hwconfigs.get_env(hwconfigs.HwConfig.from_dict(run.best["config"]))
     latency = {l["workload"]: l.get("latency_s") for l in _chosen_rows(run)}
     stamp = (Path(out) / "best.json").stat().st_mtime
@@ -111,7 +125,7 @@ def export_tophub(out) -> tuple[list[str], list[str]]:
         if w is None:
             warnings.append(f"{name}: not among study.json's workloads; skipped")
             continue
-        layer = _layer(w["op"], tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in w["params"].items())))
+        layer = _layer(w.op, w.params)
         if task_of(layer, env) is None:
             warnings.append(f"{name}: {type(layer).__name__} has no upstream AutoTVM template; skipped")
             continue

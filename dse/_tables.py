@@ -191,7 +191,9 @@ def baseline_text(base: dict | None) -> str | None:
             f"{(1 / base['speedup'] - 1) * 100:+.2f}%, {change}")
 
 
-def write_outputs(out: Path, spec, study, journal, storage_url: str) -> dict:
+def write_outputs(out: Path, spec, study, journal, storage_url: str, workloads=None) -> dict:
+    """Write every output of a run; ``workloads``: the study's layers as the evaluator resolved them
+    (study.json lists them for `vta-dse export/simulate`), default the study file's."""
     from . import _report
 
     out = Path(out)
@@ -234,7 +236,7 @@ def write_outputs(out: Path, spec, study, journal, storage_url: str) -> dict:
             # what `vta-dse report/export/compare` read back: the budget, the board, the layers
             "target": spec.base.TARGET, "constraints": {k: float(v) for k, v in spec.constraints},
             "workloads": [{"name": w.name, "op": w.op, "params": dict(w.params), "count": w.count}
-                          for w in spec.workloads]}
+                          for w in (workloads if workloads is not None else spec.workloads)]}
     (out / "study.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
     _report.write_report(out)
     feasible = int((tdf["feasible"] == True).sum()) if len(tdf) else 0  # noqa: E712

@@ -157,3 +157,34 @@ def test_candidate_from_a_study_file_names_its_workloads():
     assert res.returncode == 2 and "did you mean 'fc'?" in res.stderr
     res = vta_dse("simulate", "--study", "studies/default.toml", "--workload", "fc")
     assert res.returncode == 0 and "layer fc:" in res.stdout
+
+
+@pytest.mark.parametrize("shape, knobs, index", [
+    # (C_in/16, H, W, C_out/16, kernel, stride, pad), TopHub's knob set and its ConfigSpace index
+    # (tophub/vta_v0.10.log, ResNet-18 on pynq_1x16_i8w8a32_15_15_18_17)
+    ((4, 56, 56, 4, 3, 1, 1), {"tile_h": [7, 8], "tile_w": [1, 56], "tile_ci": [4, 1], "tile_co": [2, 2],
+                               "oc_nthread": 2, "h_nthread": 1}, 828),
+    ((8, 28, 28, 16, 3, 2, 1), {"tile_h": [1, 14], "tile_w": [1, 14], "tile_ci": [8, 1], "tile_co": [4, 4],
+                                "oc_nthread": 2, "h_nthread": 1}, 463),
+    ((16, 14, 14, 32, 3, 2, 1), {"tile_h": [1, 7], "tile_w": [1, 7], "tile_ci": [16, 1], "tile_co": [2, 16],
+                                 "oc_nthread": 2, "h_nthread": 1}, 203),
+    ((8, 28, 28, 8, 3, 1, 1), {"tile_h": [2, 14], "tile_w": [1, 28], "tile_ci": [8, 1], "tile_co": [4, 2],
+                               "oc_nthread": 1, "h_nthread": 2}, 1330),
+    ((4, 56, 56, 8, 1, 2, 0), {"tile_h": [4, 7], "tile_w": [1, 28], "tile_ci": [4, 1], "tile_co": [2, 4],
+                               "oc_nthread": 1, "h_nthread": 2}, 1113),
+])
+def test_exported_record_matches_tophubs_own(shape, knobs, index):
+    import hwconfigs
+    from compiler import workloads
+
+    from dse._export import record
+
+    ci, h, w, co, k, s, p = shape
+    layer = workloads.Conv2D(batch=1, height=h, width=w, in_channels=16 * ci, out_channels=16 * co, kernel=k,
+                             stride=s, pad=p)
+    line, notes = record(layer, hwconfigs.get_env("pynq"), {"tile_b": [1, 1], **knobs}, 1e-3, 0.0)
+    rec = json.loads(line)
+    assert rec["config"]["index"] == index and notes == []
+    assert rec["input"][0] == "ext_dev -device=vta -keys=cpu -model=pynq_1x16_i8w8a32_15_15_18_17"
+    assert rec["input"][2][:2] == [["TENSOR", [1, ci, h, w, 1, 16], "int8"], ["TENSOR", [co, ci, k, k, 16, 16], "int8"]]
+    assert rec["input"][2][2:4] == [[s, s], [p] * 4]

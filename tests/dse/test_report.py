@@ -54,7 +54,7 @@ def test_report_states_the_decision_its_rule_and_the_stock_comparison(real_runs)
     assert f"| {h[0]}×{h[1]} |" in conv
     # per-layer bottleneck of the chosen and the stock configuration
     layers = md.split("*per layer (ms = count × one run)*")[1].split("\n\n")[1].splitlines()
-    assert "| chosen bound by |" in layers[0] and "| stock bound by |" in layers[0]
+    assert "| chosen: bound by |" in layers[0] and "| stock: bound by |" in layers[0] and "| change |" in layers[0]
     assert len(layers) == 2 + len(best["schedules"])
 
 
