@@ -203,7 +203,7 @@ def legend_symbol(kind: str) -> str:
 
 
 def scatter(points, xlabel, ylabel, title, *, chosen=None, stock=None, xbudget=None, ybudget=None,
-            xlog=None, ylog=None) -> str:
+            xlog=None, ylog=None, staircase=True) -> str:
     """points: [(x, y, kind, tip)] with kind 'point' or 'front'; chosen/stock: (x, y, tip) or None;
     budgets: [(value, label)] drawn as dashed lines."""
     xs = [p[0] for p in points] + [p[0] for p in (chosen, stock) if p]
@@ -216,7 +216,7 @@ def scatter(points, xlabel, ylabel, title, *, chosen=None, stock=None, xbudget=N
     p = Plot(xa, ya, title)
     clipped = 0
     front = sorted((pt for pt in points if pt[2] == "front"), key=lambda pt: pt[0])
-    if len(front) > 1:
+    if staircase and len(front) > 1:
         # the front as a staircase (both minimized): what is reachable, not an interpolation
         path = []
         for a, b in zip(front, front[1:]):
@@ -244,7 +244,8 @@ def scatter(points, xlabel, ylabel, title, *, chosen=None, stock=None, xbudget=N
         p.add(p.marker(stock[0], stock[1], "stock", stock[2]))
     if chosen:
         p.add(p.marker(chosen[0], chosen[1], "chosen", chosen[2]))
-    p.legend[:0] = [(legend_symbol("point"), "feasible trial"), (legend_symbol("front"), "Pareto front"),
+    p.legend[:0] = [(legend_symbol("point"), "feasible trial"),
+                    (legend_symbol("front"), "Pareto front" if staircase else "best"),
                     *([(legend_symbol("chosen"), "chosen")] if chosen else []),
                     *([(legend_symbol("stock"), "stock baseline")] if stock else [])]
     if clipped:

@@ -120,7 +120,9 @@ def rule_text(run: Run) -> str:
     if run.meta.get("verify") == "top":
         text += " whose schedules passed the bit-exact re-run"
     if len(objs) > 1:
-        text += ", ties broken by " + ", then ".join(f"{n} ({d})" for n, d in objs[1:])
+        text += ", ties broken by " + ", then ".join(f"{n} ({d})" for n, d in objs[1:]) + ", then the earliest trial"
+    else:
+        text += " (ties: the earliest trial)"
     budget = ", ".join(f"{k.upper()} ≤ {v:g}" for k, v in run.limits.items())
     if budget:
         text += f"; feasible = every layer has a schedule that fits and the estimate is within the budget ({budget})"
@@ -253,7 +255,7 @@ def sections(run: Run) -> tuple[str, list[Section]]:
     summary = (f"{len(complete)} complete trials of {run.meta.get('n_trials', '?')}, {len(feasible)} feasible; "
                f"{len(run.results)} schedule candidates measured, {run.rejected} refused statically; sampler "
                f"{run.meta.get('sampler', '?')}, seed {run.meta.get('seed', '?')}; objectives "
-               + ", ".join(f"{n} ({d})" for n, d in objs) + (f"; board {run.target}" if run.capacity else ""))
+               + ", ".join(f"{n} ({d})" for n, d in objs) + (f"; target {run.target}" if run.target else ""))
     out = [_decision(run), _utilisation(run), _layers(run), _schedules(run), _front(run), _convergence(run),
            _infeasible(run)]
     out[0].paragraphs.insert(0, summary)
@@ -332,14 +334,15 @@ def _utilisation(run: Run) -> Section | None:
                         f"({run.target}); the error bars are the model's stated uncertainty "
                         + ", ".join(f"±{(chosen or stock).uncertainty.get(k, 0) * 100:.0f}% {k.upper()}"
                                     for k in RESOURCES if (chosen or stock)) + " (docs/resources.md).")
-    header = ["resource", "part", "budget", "stock", "stock %", *(["chosen", "chosen %", "chosen % range"] if chosen else [])]
+    header = ["resource", "part", "budget", *(["stock", "stock %"] if stock else []),
+              *(["chosen", "chosen %", "chosen % range"] if chosen else [])]
     rows, series, errors = [], [], {}
     for k in RESOURCES:
         total = getattr(cap, k)
         limit = run.limits.get(k)
-        row = [k.upper(), f"{total:g}", f"{limit:g}" if limit is not None else "", "", ""]
+        row = [k.upper(), f"{total:g}", f"{limit:g}" if limit is not None else "none"]
         if stock:
-            row[3:5] = [f"{getattr(stock, k):g}", pct(getattr(stock, k) / total)]
+            row += [f"{getattr(stock, k):g}", pct(getattr(stock, k) / total)]
         if chosen:
             lo, hi = chosen.band(k)
             row += [f"{getattr(chosen, k):g}", pct(getattr(chosen, k) / total), f"{pct(lo / total)} – {pct(hi / total)}"]
@@ -404,7 +407,8 @@ def _layers(run: Run) -> Section | None:
             if layer is None:
                 row += [(raw or {}).get("status") or "", "", "", ""]
                 continue
-            read = sum(_num(layer.get(f"dram_{p}_bytes")) or 0 for p in ("load", "compute"))
+            ports = [_num(layer.get(f"dram_{p}_bytes")) for p in ("load", "compute")]
+            read = None if None in ports else sum(ports)     # None: a run from before these columns
             row += [_text(layer.get("bound_by")), pct(layer.get("gemm_utilization")), kib(read),
                     kib(layer.get("dram_store_bytes"))]
         rows.append(row)
@@ -517,7 +521,8 @@ def _front(run: Run) -> Section:
                 budgets[axis_name] = lines
         s.figures.append(_plots.scatter(pts, OBJ_LABEL.get(xn, xn), OBJ_LABEL.get(yn, yn),
                                         f"{xn} vs {yn}: {len(feasible)} feasible trials, {len(front)} on the front",
-                                        chosen=chosen, stock=stock, xbudget=budgets.get(xn), ybudget=budgets.get(yn)))
+                                        chosen=chosen, stock=stock, xbudget=budgets.get(xn), ybudget=budgets.get(yn),
+                                        staircase=len(objs) > 1))
     hw = [c for c in run.trials.columns if c.startswith("LOG_")]
     rows = []
     for _, r in feasible[feasible["trial"].isin(front)].sort_values(cols).iterrows():
