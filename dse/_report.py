@@ -266,9 +266,11 @@ def _decision(run: Run) -> Section:
     s = Section("Decision")
     best, base = run.best, run.baseline
     if not best:
+        counts = infeasible_counts(run)
+        top = f" Most often: {counts[0][0]} ({counts[0][1]} of {len(run.complete)} trials)." if counts else ""
         s.paragraphs.append("NO FEASIBLE CONFIGURATION: none of the trials had every layer scheduled within the "
-                            "budget, so nothing is recommended and no best_config.json was written. The reasons "
-                            "are counted below.")
+                            "budget, so nothing is recommended and no best_config.json was written." + top
+                            + " The reasons are counted below.")
     else:
         s.paragraphs.append(f"Chosen: trial {best['trial']}, by the rule: {rule_text(run)}. Its hardware config is "
                             f"best_config.json.")
