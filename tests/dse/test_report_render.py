@@ -33,7 +33,10 @@ def near(pixel, colour, tol=24):
 
 
 def count(image, colour, tol=24) -> int:
-    return sum(1 for p in image.getdata() if near(p, colour, tol))
+    import numpy as np
+
+    pixels = np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(-1, 3).astype(int)
+    return int((np.abs(pixels - np.array(colour)) <= tol).all(axis=1).sum())
 
 
 def rows_with(image, colour) -> list[int]:
