@@ -233,6 +233,8 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-front", action="store_true")
     args = ap.parse_args(argv)
     latency, how = count_latency()
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(f"counting with the {how}")
     t0 = time.perf_counter()
     per_layer(args.layers.split(","), args.depth, latency)

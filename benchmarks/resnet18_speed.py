@@ -6,9 +6,14 @@ candidates/s. Then the whole network (every layer x its ``.count``): the full si
 cold plan cache, as one network evaluation would run it, and count-only. Every full run's output
 is checked against ``workloads.reference`` once (outside the timings).
 
-Goals: (a) whole network bit-exact in <= 1 s; (b) >= 1000 count-only modules/s.
+Then the fast count path (``dse.fastcount.count_candidate``) beside the general build + count-only
+run: per layer with the TopHub knobs, and over random legal knob sets of C2..C11 (median, mean
+and worst candidate; the general path on a subsample, it is slow).
 
-    python benchmarks/resnet18_speed.py [--repeat N]
+Goals: (a) whole network bit-exact in <= 1 s; (b) >= 1000 count-only modules/s; (c) >= 1000
+count-only candidates/s on the fast path over random legal knob sets.
+
+    python benchmarks/resnet18_speed.py [--repeat N] [--fast-only] [--random N]
 """
 from __future__ import annotations
 
@@ -57,10 +62,89 @@ def _knobs():
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=7, help="best of N for the per-layer figures")
+    ap.add_argument("--fast-only", action="store_true", help="only the fast count path section")
+    ap.add_argument("--random", type=int, default=400, help="random legal knob sets for the fast path")
     args = ap.parse_args(argv)
     env = hwconfigs.get_env()
     knobs = _knobs()
     layers = workloads.resnet18()
+    if not args.fast_only:
+        simulator_section(env, knobs, layers, args)
+    fast_path_section(env, knobs, layers, args)
+
+
+def _random_legal(layers, env, count, seed=0):
+    import random
+
+    from compiler.ir import CompileError
+
+    rng = random.Random(seed)
+    names = list(layers)
+    out = []
+    while len(out) < count:
+        layer = layers[names[len(out) % len(names)]]
+        space = workloads.knob_space(layer, env)
+        knobs = {k: rng.choice(v) for k, v in space.items()}
+        try:
+            workloads.check_knobs(layer, env, knobs)
+        except CompileError:
+            continue
+        out.append((layer, knobs))
+    return out
+
+
+def fast_path_section(env, knobs, layers, args) -> None:
+    import statistics
+
+    from dse.fastcount import count_candidate
+
+    def general(layer, k):
+        return simulator.run(workloads.build(layer, env=env, knobs=k), count_only=True)
+
+    t0 = time.perf_counter()
+    count_candidate(layers["C2"], env, knobs["C2"])
+    print(f"\nfast count path (dse.fastcount.count_candidate); first call {time.perf_counter() - t0:.2f} s "
+          f"(numba compile or cache load)")
+    print(f"{'layer':<5} {'insns':>6} {'fast':>9} {'general':>9} {'fast cand/s':>11} {'general cand/s':>14}")
+    for name, layer in layers.items():
+        t_fast, res = _best(lambda: count_candidate(layer, env, knobs[name]), args.repeat * 3)
+        t_gen, ref = _best(lambda: general(layer, knobs[name]), 2)
+        if res.stats != ref.stats or res.cycles != ref.cycles:
+            sys.exit(f"{name}: fast path differs from the general path")
+        print(f"{name:<5} {res.timing[0].modules['fetch'].instructions:>6} {t_fast * 1e3:7.2f}ms {t_gen * 1e3:7.1f}ms "
+              f"{1 / t_fast:11.0f} {1 / t_gen:14.1f}   ({res.path})")
+    cands = _random_legal(layers, env, args.random)
+    passes, cpu = [], []
+    for _ in range(2):   # the first pass also grows the reused output buffer to the largest stream
+        times, paths, insns = [], [], []
+        c0 = time.process_time()
+        for layer, k in cands:
+            t0 = time.perf_counter()
+            res = count_candidate(layer, env, k)
+            times.append(time.perf_counter() - t0)
+            paths.append(res.path)
+            insns.append(res.timing[0].modules["fetch"].instructions)
+        cpu.append(time.process_time() - c0)
+        passes.append(times)
+    sample = cands[::max(1, len(cands) // 25)]
+    gen_times = []
+    for layer, k in sample:
+        t0 = time.perf_counter()
+        general(layer, k)
+        gen_times.append(time.perf_counter() - t0)
+    print(f"random legal knob sets of C2..C11: {len(cands)} candidates, mean {statistics.mean(insns):.0f} "
+          f"instructions (max {max(insns)}), {paths.count('general')} on the general path")
+    for label, times, spent in zip(("fast 1st", "fast 2nd"), passes, cpu):
+        worst = max(range(len(times)), key=times.__getitem__)
+        print(f"  {label:<8}: {len(times) / sum(times):7.0f} candidates/s ({len(times) / spent:5.0f} per CPU-second)   "
+              f"median {statistics.median(times) * 1e3:6.2f} ms   worst {times[worst] * 1e3:6.1f} ms "
+              f"({insns[worst]} instructions)   (goal >= 1000/s)")
+    print(f"  general : {len(gen_times) / sum(gen_times):7.1f} candidates/s   median "
+          f"{statistics.median(gen_times) * 1e3:6.1f} ms   worst {max(gen_times) * 1e3:6.0f} ms   "
+          f"({len(gen_times)} of the same candidates)")
+
+
+def simulator_section(env, knobs, layers, args) -> None:
     print(f"ResNet-18 layers, TopHub knobs, {env!r}; BLAS threads {os.environ['OPENBLAS_NUM_THREADS']}; "
           f"best of {args.repeat}")
     print(f"{'layer':<5} {'x':>2} {'insns':>5} {'uop-iters':>10} {'build':>8} {'full cold':>10} {'full':>8} "

@@ -9,9 +9,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .isa import MEM_OUT, STORE, MemInsn, Program, buffer_nbytes, dtype_bits
+from .isa import (ALU, GEMM, LOAD, MEM_ACC, MEM_ACC_8BIT, MEM_INP, MEM_OUT, MEM_UOP, MEM_WGT, STORE, MemInsn,
+                  Program, buffer_nbytes, decode_uop_fields, dtype_bits)
 from ._runtime.command_queue import CommandQueue
 from ._runtime.memory import PAGE_BYTES
+from ._runtime.uop_cache import UOP_ELEM_BYTES
 
 FORMAT = "vta-dse-module-v1"
 
@@ -103,6 +105,16 @@ class Module:
             args.append(ArgBuffer(arg_name, shape, dtype, int(phys), nbytes, written))
         return cls(env, name, queue.programs, args, required_dram(queue, args), lowered_ir)
 
+    def footprint(self) -> dict[str, int]:
+        """On-chip bytes each SRAM must hold for this module, derived from its instructions.
+
+        Per buffer: (highest element index any LOAD/STORE, GEMM or ALU uop-iteration touches
+        + 1) x element bytes; 'uop' is the highest uop-SRAM index loaded or referenced + 1 times
+        the uop bytes. 'out' is the output buffer, which shares the accumulator's index space
+        (OUT depth = ACC depth, vta-spec §1): stores read it, GEMM/ALU write it at their dst.
+        A reset GEMM reads no input or weight; an ALU with an immediate reads no src."""
+        return module_footprint(self.env, self.programs)
+
     # ---- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         meta = {"format": FORMAT, "name": self.name, "config": self.env.cfg.to_dict(),
@@ -114,6 +126,77 @@ class Module:
             arrays[f"uops_{i}"] = program.uops.astype(np.uint32)
         with open(path, "wb") as handle:   # a file object keeps numpy from appending ".npz"
             np.savez_compressed(handle, **arrays)
+
+
+def module_footprint(env, programs: Sequence[Program]) -> dict[str, int]:
+    """:meth:`Module.footprint` of ``programs`` run in order (uop SRAM persists between them,
+    as on the device, and each LOAD UOP reads the staged words at its DRAM address as the
+    hardware does, including upstream's post-wrap staging defect)."""
+    top = {"inp": 0, "wgt": 0, "acc": 0, "uop": 0, "out": 0}   # highest index + 1
+    sram_of = {MEM_INP: "inp", MEM_WGT: "wgt", MEM_ACC: "acc", MEM_ACC_8BIT: "acc", MEM_UOP: "uop"}
+    uop_dst = [0] * env.UOP_DEPTH
+    uop_src = [0] * env.UOP_DEPTH
+    uop_wgt = [0] * env.UOP_DEPTH
+    for program in programs:
+        dst, src, wgt = (a.tolist() for a in decode_uop_fields(program.uops, env))
+        staged = program.uop_base // UOP_ELEM_BYTES
+        for insn in program.instructions:
+            opcode = insn.opcode
+            if opcode == LOAD or opcode == STORE:
+                if not insn.x_size or not insn.y_size:
+                    continue
+                if opcode == STORE:
+                    end = insn.sram_base + insn.x_size * insn.y_size
+                    if end > top["out"]:
+                        top["out"] = end
+                    continue
+                rows = insn.y_pad_0 + insn.y_size + insn.y_pad_1
+                cols = insn.x_pad_0 + insn.x_size + insn.x_pad_1
+                end = insn.sram_base + rows * cols
+                name = sram_of.get(insn.memory_type)
+                if name is None:
+                    continue
+                if end > top[name]:
+                    top[name] = end
+                if insn.memory_type == MEM_UOP:
+                    for row in range(insn.y_size):
+                        first = insn.dram_base + row * insn.x_stride - staged
+                        sram = insn.sram_base + row * insn.x_size
+                        for j in range(insn.x_size):
+                            w = first + j
+                            inside = 0 <= w < len(dst)   # outside the staging buffer DRAM holds zeros
+                            slot = (sram + j) % env.UOP_DEPTH
+                            uop_dst[slot] = dst[w] if inside else 0
+                            uop_src[slot] = src[w] if inside else 0
+                            uop_wgt[slot] = wgt[w] if inside else 0
+            elif opcode == GEMM or opcode == ALU:
+                bgn, end = insn.uop_bgn, insn.uop_end
+                if end <= bgn or insn.iter_out <= 0 or insn.iter_in <= 0:
+                    continue
+                if end > top["uop"]:
+                    top["uop"] = end
+                o, i = insn.iter_out - 1, insn.iter_in - 1
+                d = max(uop_dst[bgn:end]) + o * insn.dst_factor_out + i * insn.dst_factor_in + 1
+                if d > top["acc"]:
+                    top["acc"] = d
+                if d > top["out"]:
+                    top["out"] = d
+                if opcode == GEMM:
+                    if insn.reset_reg:
+                        continue
+                    s = max(uop_src[bgn:end]) + o * insn.src_factor_out + i * insn.src_factor_in + 1
+                    w = max(uop_wgt[bgn:end]) + o * insn.wgt_factor_out + i * insn.wgt_factor_in + 1
+                    if s > top["inp"]:
+                        top["inp"] = s
+                    if w > top["wgt"]:
+                        top["wgt"] = w
+                elif not insn.use_imm:
+                    s = max(uop_src[bgn:end]) + o * insn.src_factor_out + i * insn.src_factor_in + 1
+                    if s > top["acc"]:
+                        top["acc"] = s
+    unit = {"inp": env.INP_ELEM_BYTES, "wgt": env.WGT_ELEM_BYTES, "acc": env.ACC_ELEM_BYTES,
+            "uop": env.UOP_ELEM_BYTES, "out": env.OUT_ELEM_BYTES}
+    return {name: top[name] * unit[name] for name in top}
 
 
 def required_dram(queue: CommandQueue, args: Sequence[ArgBuffer]) -> int:

@@ -35,12 +35,13 @@ import hwconfigs
 from . import _storage, _tables
 from ._columns import COUNTERS, RESOURCES, TIMING, objective_attr
 from ._executor import KILL_GRACE_S, RayPool
+from ._identity import shared_cache_dir
 from ._layer_job import LayerJob, latency_of
 from ._progress import Progress
 from ._protocol import make_task, measurement
 from ._records import CandidateCache, RowsJournal
 from ._samplers import distributions, make_sampler, static_check
-from ._study import StudyError, StudySpec
+from ._study import ENUMERATE_LIMIT, StudyError, StudySpec
 
 DRIVER_ATTR = "dse:driver"
 PREFETCH = 1          # jobs queued beyond the CPUs by default
@@ -101,6 +102,16 @@ def table_seed(spec: StudySpec, hw: hwconfigs.HwConfig, workload) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % (2 ** 31)
 
 
+FILL_ATTR = "dse:exact_fill"      # a trial scored from complete tables, not proposed by the sampler
+
+
+@dataclasses.dataclass(frozen=True)
+class _Point:
+    """A hardware point scored without an Optuna trial of its own yet (an exact fill)."""
+    number: int
+    params: dict
+
+
 @dataclasses.dataclass
 class RunOptions:
     out: Path
@@ -130,6 +141,7 @@ class RunSummary:
     # search (first submission to last result of the search), search_cpu (the driver process's
     # CPU time in that span), verify, write (tables and report); candidates: evaluated in the search.
     timing: dict = dataclasses.field(default_factory=dict)
+    filled: int = 0       # of the complete trials, those scored exactly from complete tables
 
 
 # ---- driver identity (to recognise trials orphaned by a killed driver) -------------------------
@@ -216,6 +228,9 @@ class Driver:
         self.waiting_trials: int | None = None       # WAITING trials at the last count (None: not known)
         self.tables: dict[str, tuple[dict, str]] = {}   # table group -> (results, space error)
         self.table_rows: dict[str, dict] = {}          # table group -> candidate -> measurement
+        self.filled_geometries: set = set()            # geometries whose every buffer point is a trial
+        self.filled: set[int] = set()                  # trial numbers of the exact fills (not the budget's)
+        self.feasible_points: frozenset | None = None   # the space's buildable, in-budget points (enumerable)
 
     # ---- study setup ---------------------------------------------------------------------
     def _open_study(self):
@@ -286,6 +301,11 @@ class Driver:
     def _open_trial(self, study) -> _HwTrial:
         trial = _storage.ask_owned(study, self.dists, DRIVER_ATTR, self.identity, waiting=self.waiting_trials)
         self.waiting_trials = None
+        return self._new_trial(trial)
+
+    def _new_trial(self, trial) -> _HwTrial:
+        """The hardware trial of ``trial`` (anything with ``number`` and ``params``): statically
+        checked, each layer answered by its schedule table or given the job that builds it."""
         ht = _HwTrial(trial, self.spec, self.workloads)
         check = static_check(self.spec, ht.params)
         ht.hw, ht.resources, ht.violations = check.hw, check.resources, check.overruns
@@ -368,12 +388,15 @@ class Driver:
         self.dists = distributions(self.spec)
         self._enqueue_base(study)
         recovered = self._recover_orphans(study)
-        self.cache = CandidateCache(self.out / "cache.jsonl", self.evaluator.name)
+        shared = shared_cache_dir() if getattr(self.evaluator, "shares_cache", False) else None
+        self.cache = CandidateCache(self.out / "cache.jsonl", self.evaluator.name, shared)
         self.journal = RowsJournal(self.out / "rows.jsonl", self.spec.name)
-        done = self._complete_count(study)
         self.best_value = None
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             self._note_best(t.user_attrs)
+            if t.user_attrs.get(FILL_ATTR):
+                self.filled.add(t.number)
+        done = self._complete_count(study) - len(self.filled)
         self.progress = Progress(self.spec.n_trials, done, enabled=self.opt.progress)
         if recovered and self.opt.progress:
             self.progress.stream.write(f"resuming: {recovered} trial(s) left running by a dead driver failed "
@@ -416,7 +439,7 @@ class Driver:
         timing["write"] = time.monotonic() - t_write
         return RunSummary(self.out, self.spec.name, self.storage_url, summary["complete"], summary["feasible"],
                           summary["best"], self.evaluated, self.cache.hits, time.monotonic() - t0, interrupted,
-                          timing)
+                          timing, len(self.filled))
 
     def _abandon_open_trials(self, study) -> None:
         try:                          # trials with every result in are told, not abandoned
@@ -461,8 +484,11 @@ class Driver:
         # The workers stay busy with the schedule tables of the open trial's geometry.
         if self.active or self.finishing:
             return False
-        # RUNNING counts every driver's open trials, so drivers sharing a study stop together.
-        return self._count(study, "COMPLETE", "RUNNING") < self.spec.n_trials
+        if self.spec.sampler != "grid" and self._space_exhausted(study):   # a grid visits its points itself
+            return False
+        # RUNNING counts every driver's open trials, so drivers sharing a study stop together;
+        # exact fills are not the sampler's trials and spend no budget.
+        return self._count(study, "COMPLETE", "RUNNING") - len(self.filled) < self.spec.n_trials
 
     def _open(self, study) -> None:
         self._finish_pending(study)     # the sampler asks knowing every finished trial
@@ -610,6 +636,69 @@ class Driver:
         _storage.finish_trial(study, ht.trial, values, attrs, {CONSTRAINTS_ATTR: list(constraints.values())})
         self._note_best(summary)
         self.progress.update(done=self.progress.done + 1, best=self._best_text(), force=True)
+        self._fill_geometry(study, ht)
+
+    def _space_exhausted(self, study) -> bool:
+        """Every hardware point of the space that can be built within the budget is held by a
+        trial (the exact fills make this reachable): another trial could only repeat one."""
+        if self.feasible_points is None:
+            knobs = self.spec.hardware
+            if not knobs or math.prod(len(k.values) for k in knobs) > ENUMERATE_LIMIT:
+                self.feasible_points = frozenset()
+            else:
+                points = (dict(zip((k.name for k in knobs), values))
+                          for values in itertools.product(*(k.values for k in knobs)))
+                self.feasible_points = frozenset(json.dumps(p, sort_keys=True) for p in points
+                                                 if static_check(self.spec, p).reason is None)
+        if not self.feasible_points:
+            return False
+        held = {json.dumps(t.params, sort_keys=True) for t in study.get_trials(deepcopy=False)}
+        return self.feasible_points <= held
+
+    # ---- exact where it is cheap ------------------------------------------------------------
+    def _fill_geometry(self, study, ht: _HwTrial) -> None:
+        """Once a geometry's tables are complete, every buffer combination of it in the space is
+        scored from them exactly (table look-ups, no evaluation) and recorded as a COMPLETE trial
+        marked ``dse:exact_fill``: the front is exact over every geometry explored, and the outer
+        sampler, which never proposes a point a trial holds, spends its budget on new geometries.
+        (The grid sampler visits every point itself.)"""
+        if self.spec.sampler == "grid" or ht.hw is None or ht.reason:
+            return
+        if not all(layer.from_table or layer.done for layer in ht.layers) or \
+                any(layer.table_group not in self.tables for layer in ht.layers):
+            return
+        geometry = tuple(sorted((k, v) for k, v in ht.params.items() if k not in BUFFER_KEYS))
+        if geometry in self.filled_geometries:
+            return
+        self.filled_geometries.add(geometry)
+        buffers = [k for k in self.spec.hardware if k.name in BUFFER_KEYS]
+        held = {json.dumps(t.params, sort_keys=True) for t in study.get_trials(deepcopy=False)}
+        for values in itertools.product(*(k.values for k in buffers)):
+            params = {**ht.params, **dict(zip((k.name for k in buffers), values))}
+            if json.dumps(params, sort_keys=True) in held:
+                continue
+            self._record_fill(study, params)
+
+    def _record_fill(self, study, params: dict) -> None:
+        fill = self._new_trial(_Point(-1, params))
+        if any(layer.job is not None and not layer.done for layer in fill.layers):
+            return            # its buffers call for schedules no table holds: a trial of its own
+        summary, values, constraints = self._aggregate(fill)
+        attrs = {key: value for key, value in summary.items() if key != "layers"}
+        for layer in summary["layers"]:
+            attrs[f"schedule:{layer['workload']}"] = layer["knobs"]
+        token = f"{self.identity['host']}:{self.identity['pid']}:{len(self.filled)}"
+        attrs.update({FILL_ATTR: True, "dse:fill_token": token})
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions=self.dists, values=values, user_attrs=attrs,
+            system_attrs={CONSTRAINTS_ATTR: list(constraints.values())}))
+        number = next(t.number for t in reversed(study.get_trials(deepcopy=False))
+                      if t.user_attrs.get("dse:fill_token") == token)
+        for row in fill.rows:
+            row["trial"] = number
+        self.journal.write_trial(number, fill.rows, summary)
+        self.filled.add(number)
+        self._note_best(summary)
 
     def _aggregate(self, ht: _HwTrial):
         layers, reasons = [], []

@@ -54,19 +54,33 @@ class JsonLines:
         return out
 
 
+def _file_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:120]
+
+
 class CandidateCache:
     """Measurements keyed by (evaluator, hardware, workload, knobs, mode), kept across runs, and
     grouped by everything but the knobs (what one layer job may be answered from)."""
 
-    def __init__(self, path: Path, evaluator_name: str):
+    def __init__(self, path: Path, evaluator_name: str, shared: Path | None = None):
         # A lost cache record costs one re-evaluation, not a wrong result: no fsync per candidate.
+        # ``shared``: a folder whose file for this evaluator (its name holds the code's identity)
+        # every study of the user reads and appends to, so a layer tuned once is tuned for all.
         self._file = JsonLines(path, durable=False)
+        self._shared = None
+        if shared is not None:
+            try:
+                Path(shared).mkdir(parents=True, exist_ok=True)
+                self._shared = JsonLines(Path(shared) / f"{_file_name(evaluator_name)}.jsonl", durable=False)
+            except OSError:
+                self._shared = None        # an unwritable cache folder only costs re-evaluations
         self._evaluator = evaluator_name
         self._data: dict[str, dict] = {}
         self._groups: dict[str, dict[str, dict]] = {}
-        for record in self._file.read():
-            if "key" in record:
-                self._add(record["key"], record["m"])
+        for source in (self._file, self._shared):
+            for record in source.read() if source is not None else ():
+                if "key" in record and record["key"] not in self._data:
+                    self._add(record["key"], record["m"])
         self.hits = 0
 
     def _add(self, key: str, result: dict) -> None:
@@ -90,6 +104,11 @@ class CandidateCache:
         if result.get("status") in CACHEABLE and key not in self._data:
             self._add(key, result)
             self._file.append({"key": key, "m": result})
+            if self._shared is not None:
+                try:
+                    self._shared.append({"key": key, "m": result})
+                except OSError:
+                    self._shared = None
 
     def __len__(self) -> int:
         return len(self._data)

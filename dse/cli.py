@@ -60,7 +60,8 @@ def _run(args) -> int:
                          ray_address=args.ray_address, storage=args.storage, progress=not args.quiet)
     summary = run_study(spec, evaluator, options)
     p = print
-    p(f"study {summary.study_name}: {summary.complete} complete trials, {summary.feasible} feasible; "
+    filled = f" ({summary.filled} scored exactly from the schedule tables)" if summary.filled else ""
+    p(f"study {summary.study_name}: {summary.complete} complete trials{filled}, {summary.feasible} feasible; "
       f"{summary.candidates} candidates evaluated ({summary.cache_hits} cache hits) in {summary.elapsed_s:.1f} s")
     if summary.best:
         b = summary.best

@@ -118,7 +118,16 @@ class SimulatorEvaluator:
     gives the latency (``res.cycles``; the timing model of ``simulator.timing`` when the run
     result does not carry cycles)."""
 
-    name = "simulator-v1"
+    # Cache keys carry the evaluator's name: it names the code that measures (dse._identity), and
+    # measurements are shared between studies through the user's cache folder.
+    shares_cache = True
+
+    @property
+    def name(self) -> str:
+        from ._identity import code_identity
+
+        return "simulator-" + code_identity("compiler", "simulator", "hwconfigs", "dse.evaluate",
+                                            "dse.fastcount")[:16]
     ops = OPS
 
     # ---- driver side ---------------------------------------------------------------------
@@ -201,8 +210,8 @@ class SimulatorEvaluator:
             except Exception as exc:
                 return measurement("run_error", f"{type(exc).__name__}: {exc}", compile_s=time.perf_counter() - t0)
             return measurement("ok", "", **{c: int(res.stats[c]) for c in COUNTERS}, cycles=int(res.cycles),
-                               latency_s=float(res.seconds), **_timing_of(res), correct=None, compile_s=time.perf_counter() - t0,
-                               sim_s=0.0)
+                               latency_s=float(res.seconds), **_timing_of(res), correct=None,
+                               compile_s=time.perf_counter() - t0, sim_s=0.0)
         try:
             mod = workloads.build(layer, env=env, knobs=knobs)
         except compile_errors as exc:
@@ -230,5 +239,6 @@ class SimulatorEvaluator:
         if correct is False:
             status, error = "mismatch", "simulator output differs from the numpy reference"
         return measurement(status, error, **{c: int(res.stats[c]) for c in COUNTERS}, cycles=int(cycles),
-                           latency_s=float(seconds), **_timing_of(res), correct=correct, compile_s=compile_s, sim_s=sim_s)
+                           latency_s=float(seconds), **_timing_of(res), correct=correct, compile_s=compile_s,
+                           sim_s=sim_s)
 

@@ -37,6 +37,7 @@ FIELDS: dict[str, tuple[type, int | None, int | None]] = {
 from ._timing import TIMING_KEYS, TIMING_MAX
 
 ALL_KEYS = tuple(FIELDS) + tuple(TIMING_KEYS)
+OPTIONAL_KEYS = ("HW_VER",)
 MAX_CONFIG_BYTES = 1 << 20
 
 
@@ -127,11 +128,13 @@ class HwConfig:
             raise ConfigError(f"{source}: unknown key {_short(key)}{hint}; "
                               f"valid keys: {', '.join(ALL_KEYS)}")
         # Upstream's files always carry every key; a missing one is a truncated or hand-edited
-        # file, not a request for our defaults.
-        missing = [k for k in FIELDS if k not in data]
+        # file, not a request for our defaults. HW_VER only labels the hardware (no figure depends
+        # on it), and published build records leave it out: it defaults to the current version.
+        missing = [k for k in FIELDS if k not in data and k not in OPTIONAL_KEYS]
         if missing:
             raise ConfigError(f"{source}: missing key(s) {', '.join(missing)}; a hardware config has all of "
-                              f"{', '.join(FIELDS)} (the TIMING_* keys are optional)")
+                              f"{', '.join(k for k in FIELDS if k not in OPTIONAL_KEYS)} "
+                              f"(HW_VER and the TIMING_* keys are optional)")
         return cls(**dict(data))
 
     @classmethod

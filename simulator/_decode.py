@@ -421,15 +421,21 @@ def _check(stream: Stream, env, dram_size: int) -> None:
     stream.fifos = tuple(np.flatnonzero(module == m).tolist() for m in range(3))
     stream.finish = int(finishes[0])
 
-    # Counters never depend on data (vta-spec §4); reset GEMMs add nothing.
+    stream.counters = _count(c, t, key, active, store, env)
+
+
+def _count(c: dict, t: dict, key: np.ndarray, active: np.ndarray, store: np.ndarray, env) -> list:
+    """The seven counters of a stream's columns. Counters never depend on data (vta-spec §4);
+    reset GEMMs add nothing."""
+    x, y, op = c["x_size"], c["y_size"], c["opcode"]
     counters = np.zeros(len(C.COUNTER_NAMES), dtype=np.int64)
     load = active & t["load"][key]
     np.add.at(counters, t["counter"][key[load]], (x * y * t["unit"][key])[load])
     counters[C.OUT_STORE] += int((x * y)[active & store].sum()) * env.OUT_ELEM_BYTES
-    iterations = c["iter_out"] * c["iter_in"] * (uend - bgn)
+    iterations = c["iter_out"] * c["iter_in"] * (c["uop_end"] - c["uop_bgn"])
     counters[C.GEMM_COUNT] += int(iterations[(op == isa.GEMM) & (c["reset_reg"] == 0)].sum())
     counters[C.ALU_COUNT] += int(iterations[op == isa.ALU].sum())
-    stream.counters = counters.tolist()
+    return counters.tolist()
 
 
 def _build_steps(stream: Stream) -> list:

@@ -127,3 +127,34 @@ def run(mod, *arrays, count_only: bool = False, sim=None, timing_params=None, wo
     cycles = sum(report.cycles for report in reports)
     return RunResult(stats=totals, cycles=cycles, seconds=cycles / (model.params.clock_mhz * 1e6),
                      program_stats=per_program, timing=reports)
+
+
+def count_columns(env, table: np.ndarray, timing_params=None, initial_tokens: dict | None = None, repeats=None):
+    """Counters and cycle model of one program given as a (len(COLUMNS), n) column table (the
+    layout of ``simulator._decode.COLUMNS``), without decoding or running it: ``(stats dict,
+    TimingReport)``. The stream is trusted (no static checks): callers pass what a compiler
+    generator emitted, e.g. ``compiler.workloads``' column streams. Same counters and report
+    as ``run(mod, count_only=True)`` on the program those columns describe. ``repeats``, rows of
+    (column, period, count) saying columns [column, column + period * count) repeat the period
+    before, is an optional hint that lets the count skip work (the table still holds every
+    instruction; a hint that does not hold is ignored)."""
+    from simulator._counters import as_dict
+
+    counters, report = _model(env, timing_params).count_rows(np.asarray(table).T, initial_tokens, repeats)
+    return as_dict(counters), report
+
+
+_MODELS: dict = {}
+
+
+def _model(env, timing_params):
+    """One TimingModel per (env, timing parameters): building one resolves the parameters."""
+    key = (id(env), timing_params)
+    found = _MODELS.get(key)
+    if found is None or found[0] is not env:
+        from simulator.timing import TimingModel
+
+        if len(_MODELS) > 64:
+            _MODELS.clear()
+        found = _MODELS[key] = (env, TimingModel(env, timing_params))
+    return found[1]

@@ -212,19 +212,71 @@ class TimingModel:
             finish_end = None
             if last_finish >= 0:
                 finish_end = start_of[1][queues[1].index(last_finish)] + cycles[last_finish]
-        total = max([finish_end or 0] + free)
-        # Per-module sums: every instruction ran (else the deadlock above).
         busy = np.bincount(module_arr, weights=cycles_arr, minlength=3)
         moved = np.bincount(module_arr, weights=nbytes, minlength=3)
+        on_compute = module_arr == 1
+        split_cycles = np.bincount(split_idx[on_compute], weights=cycles_arr[on_compute], minlength=len(_SPLIT))
+        return self._report(n, [len(q) for q in queues], busy, moved, split_cycles, int(gemm_iters.sum()),
+                            free, stalled, fetch_stalled, finish_end)
+
+    def estimate_columns(self, table: np.ndarray, initial_tokens: dict | None = None) -> TimingReport:
+        """``estimate`` of a stream given as a (len(COLUMNS), n) column table (any integer
+        dtype and strides), costed and replayed by compiled loops (``_replay``)."""
+        return self.count_rows(table.T, initial_tokens)[1]
+
+    def count_rows(self, rows: np.ndarray, initial_tokens: dict | None = None, repeats: np.ndarray | None = None):
+        """(counters list, TimingReport) of a stream given one row per instruction (the
+        COLUMNS in order): the decoder's counters and ``estimate``'s report, from compiled
+        loops: one pass in program order when every token is pushed before it is popped (the
+        streams the runtime emits), else costs then the event-driven replay."""
+        from ._decode import _tables
+        from ._replay import count_in_order, replay, stream_costs
+
+        p, env = self.params, self.env
+        tokens = np.array([int((initial_tokens or {}).get(q, 0)) for q in QUEUES], dtype=np.int64)
+        elem, pad, ii, split = self._cost_tables()
+        t, _ = _tables(env)
+        pop_tab, push_tab = _flag_arrays()
+        args = (rows, elem, pad, ii, split, t["counter"], t["unit"], t["load"], t["store"], pop_tab, push_tab,
+                int(p.dma_latency), float(p.dram_bytes_per_cycle), int(p.pipeline_fill), int(p.alu_ii_imm),
+                int(env.OUT_ELEM_BYTES))
+        (ok, busy, moved, split_cycles, iters, counters, free, stalled, qlen, fetch_stalled,
+         finish_end, self.skipped_rows) = count_in_order(*args, tokens, int(p.fetch_cycles_per_insn), int(p.cmd_queue_depth),
+                                      _NO_REPEATS if repeats is None else np.asarray(repeats, dtype=np.int64))
+        if ok:
+            report = self._report(rows.shape[0], qlen.tolist(), busy.tolist(), moved.tolist(),
+                                  split_cycles.tolist(), int(iters), free.tolist(), stalled.tolist(),
+                                  int(fetch_stalled), int(finish_end) if finish_end >= 0 else None)
+            return counters.tolist(), report
+        # a token popped before it is pushed in program order: the event-driven replay
+        (cycles, module, pop0, pop1, push0, push1, busy, moved, split_cycles, iters, counters,
+         last_finish) = stream_costs(rows, elem, pad, ii, split, t["counter"], t["unit"], t["load"], t["store"],
+                                     pop_tab, push_tab, int(p.dma_latency), float(p.dram_bytes_per_cycle),
+                                     int(p.pipeline_fill), int(p.alu_ii_imm), int(env.OUT_ELEM_BYTES))
+        start, free, stalled, nxt, qlen, done, fetch_stalled, pushed, popped = replay(
+            module, pop0, pop1, push0, push1, cycles, tokens, int(p.fetch_cycles_per_insn), int(p.cmd_queue_depth))
+        if np.any(nxt < qlen) or not done:
+            queues = tuple(np.flatnonzero(module == m) for m in range(3))
+            stuck = {MODULES[m]: int(queues[m][nxt[m]]) for m in range(3) if nxt[m] < qlen[m]}
+            counts = ", ".join(f"{QUEUES[q]}: {int(pushed[q])}/{int(popped[q])}" for q in range(4))
+            raise TimingError(f"dependencies deadlock: next instructions {stuck} cannot start; "
+                              f"tokens pushed/popped {{{counts}}}")
+        finish_end = int(start[last_finish] + cycles[last_finish]) if last_finish >= 0 else None
+        report = self._report(rows.shape[0], qlen.tolist(), busy.tolist(), moved.tolist(), split_cycles.tolist(),
+                              int(iters), free.tolist(), stalled.tolist(), int(fetch_stalled), finish_end)
+        return counters.tolist(), report
+
+    def _report(self, n, queue_lengths, busy, moved, split_cycles, iters, free, stalled, fetch_stalled,
+                finish_end) -> TimingReport:
+        """The report from the per-module sums (every instruction ran, else a deadlock error)."""
+        p = self.params
+        total = max([finish_end or 0] + list(free))
         times = {"fetch": ModuleTime(n * p.fetch_cycles_per_insn, fetch_stalled, n)}
         dram = {"fetch": 16 * n}
         for m, name in enumerate(MODULES):
-            times[name] = ModuleTime(int(busy[m]), stalled[m], len(queues[m]))
+            times[name] = ModuleTime(int(busy[m]), stalled[m], queue_lengths[m])
             dram[name] = int(moved[m])
-        on_compute = module_arr == 1
-        split_cycles = np.bincount(split_idx[on_compute], weights=cycles_arr[on_compute], minlength=len(_SPLIT))
         split = {name: int(split_cycles[k]) for k, name in enumerate(_SPLIT)}
-        iters = int(gemm_iters.sum())
         bound = max(MODULES + ("fetch",), key=lambda name: times[name].busy)
         return TimingReport(
             cycles=total, seconds=total / (p.clock_mhz * 1e6), modules=times, compute_split=split,
@@ -344,6 +396,19 @@ class TimingModel:
                     nxt[m], free[m], stalled[m] = h, f, st
                     progress = True
         return start_of, free, stalled, nxt, dispatch, fetch_stalled, push_times, popped
+
+
+_FLAG_ARRAYS: list = []
+_NO_REPEATS = np.zeros((0, 3), dtype=np.int64)
+
+
+def _flag_arrays():
+    """POPS and PUSHES of every flag code as (48, 2) arrays of queue indices (-1: none)."""
+    if not _FLAG_ARRAYS:
+        def table(entries):
+            return np.array([[e[k] if len(e) > k else -1 for k in range(2)] for e in entries], dtype=np.int64)
+        _FLAG_ARRAYS.extend([table(POPS), table(PUSHES)])
+    return _FLAG_ARRAYS
 
 
 def estimate(program, params: TimingParams | None = None) -> TimingReport:

@@ -117,5 +117,6 @@ def test_every_op_parameter_is_documented_with_its_default():
         if default is _study.REQUIRED:
             assert cell == "required", (op, key)
         else:
-            assert cell.startswith(f"`{default}`".replace("'", '"')), (op, key, cell)
+            written = str(default).lower() if isinstance(default, bool) else default    # as TOML writes it
+            assert cell.startswith(f"`{written}`".replace("'", '"')), (op, key, cell)
     assert set(re.findall(r"`(\w+)`", rows("[workloads]")["op"][2])) == set(ops)

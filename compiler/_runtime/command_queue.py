@@ -40,11 +40,15 @@ def _field_masks(env, insn_class) -> list[tuple[str, int, bool]]:
 _MASKS: dict = {}
 
 
-def _fit_fields(insn: Insn, env) -> Insn:
+def _fit_fields(insn: Insn, fields) -> Insn:
     """Truncate every field to its bit width, as the C bit-field assignments upstream do, so the
-    objects in a Program equal what decoding its bytes gives."""
-    for attr, mask, signed in _field_masks(env, type(insn)):
-        value = int(getattr(insn, attr)) & mask
+    objects in a Program equal what decoding its bytes gives. ``fields`` is ``_field_masks``
+    of the instruction's class; a value already in range (the usual case) is left alone."""
+    for attr, mask, signed in fields:
+        value = getattr(insn, attr)
+        if type(value) is int and 0 <= value <= (mask >> 1 if signed else mask):
+            continue
+        value = int(value) & mask
         if signed and value > mask >> 1:
             value -= mask + 1
         setattr(insn, attr, value)
@@ -71,6 +75,8 @@ class CommandQueue:
         self._uops = UopCache(env.UOP_DEPTH)
         self._uop_staging: int | None = None
         self._insn_staging: int | None = None
+        self._masks: dict = {}        # instruction class -> _field_masks (hashing an env is slow)
+        self._elem_bytes: dict = {}   # memory type -> element bytes
 
     # ---- staging buffers ----------------------------------------------------------------
     def open(self) -> None:
@@ -98,12 +104,16 @@ class CommandQueue:
     # ---- DMA ----------------------------------------------------------------------------
     def elem_bytes(self, memory_type: int) -> int:
         """Bytes of one element of ``memory_type``: the unit of ``dram_base`` (upstream GetElemBytes)."""
+        found = self._elem_bytes.get(memory_type)
+        if found is not None:
+            return found
         try:
             size = isa_elem_bytes(self.env, memory_type)
         except IsaError as exc:
             raise RuntimeCheckError(str(exc)) from None
         if size > PAGE_BYTES:
             raise RuntimeCheckError(f"{MEM_NAMES[memory_type]} element of {size} B exceeds the {PAGE_BYTES} B page")
+        self._elem_bytes[memory_type] = size
         return size
 
     def _dram_base(self, phys: int, elem_offset: int, memory_type: int) -> int:
@@ -200,7 +210,11 @@ class CommandQueue:
 
     # ---- stream ---------------------------------------------------------------------------
     def _append(self, stage: int, insn: Insn) -> None:
-        self._insns.create(stage, _fit_fields(insn, self.env))
+        cls = type(insn)
+        fields = self._masks.get(cls)
+        if fields is None:
+            fields = self._masks[cls] = _field_masks(self.env, cls)
+        self._insns.create(stage, _fit_fields(insn, fields))
 
     def _check_overflow(self) -> None:
         # Upstream checks after each DMA/GEMM/ALU call and synchronizes on its own when the

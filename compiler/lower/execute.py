@@ -37,11 +37,49 @@ def _ev(e, env):
     raise CompileError(f"cannot evaluate {e!r} on the host")
 
 
+_BINOPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "max": max, "min": min,
+           "//": lambda a, b: a // b, "%": lambda a, b: a % b}
+
+
+def _compile(e):
+    """``_ev`` of ``e`` as a closure over the loop-variable environment (built once per call
+    site: the host loops evaluate the same expressions thousands of times)."""
+    if isinstance(e, int):
+        return lambda env, v=e: v
+    if isinstance(e, IntImm):
+        return lambda env, v=e.value: v
+    if isinstance(e, Affine):
+        const, terms = e.const, tuple(e.terms.items())
+        if not terms:
+            return lambda env: const
+        if len(terms) == 1:
+            (var, c), = terms
+            return lambda env: const + c * env[var]
+        if len(terms) == 2:
+            (v1, c1), (v2, c2) = terms
+            return lambda env: const + c1 * env[v1] + c2 * env[v2]
+        if len(terms) == 3:
+            (v1, c1), (v2, c2), (v3, c3) = terms
+            return lambda env: const + c1 * env[v1] + c2 * env[v2] + c3 * env[v3]
+
+        def many(env):
+            total = const
+            for var, c in terms:
+                total += c * env[var]
+            return total
+        return many
+    if isinstance(e, BinOp) and e.op in _BINOPS:
+        fa, fb, op = _compile(e.a), _compile(e.b), _BINOPS[e.op]
+        return lambda env: op(fa(env), fb(env))
+    return lambda env: _ev(e, env)   # raises the evaluation error when called
+
+
 class Executor:
     def __init__(self, queue, phys: dict):
         self.q, self.phys = queue, phys
         self._sig_vars: dict = {}
         self._sites: dict = {}
+        self._args: dict = {}   # id(call) -> (call, compiled argument evaluators)
 
     def run(self, s, env):
         if isinstance(s, For):
@@ -67,13 +105,20 @@ class Executor:
         elif s is not None:
             raise CompileError(f"cannot execute {s!r}")
 
+    def _compiled(self, c, skip):
+        found = self._args.get(id(c))
+        if found is None or found[0] is not c:
+            found = self._args[id(c)] = (c, [None if i in skip else _compile(x) for i, x in enumerate(c.args)])
+        return found[1]
+
     def _call(self, c, env):
         n, a = c.name, c.args
         if n == "VTALoadBuffer2D":
-            self.q.load_buffer_2d(self.phys[a[0].buffer], *[_ev(x, env) for x in a[1:]])
+            fs = self._compiled(c, (0,))
+            self.q.load_buffer_2d(self.phys[a[0].buffer], *[f(env) for f in fs[1:]])
         elif n == "VTAStoreBuffer2D":
-            self.q.store_buffer_2d(_ev(a[0], env), _ev(a[1], env), self.phys[a[2].buffer],
-                                   *[_ev(x, env) for x in a[3:]])
+            fs = self._compiled(c, (2,))
+            self.q.store_buffer_2d(fs[0](env), fs[1](env), self.phys[a[2].buffer], *[f(env) for f in fs[3:]])
         elif n == "vta.coproc_dep_push":
             self.q.dep_push(a[0], a[1])
         elif n == "vta.coproc_dep_pop":

@@ -14,7 +14,8 @@ from ._tophub import tophub_knobs
 
 __all__ = ["Conv2D", "Dense", "ELEMENTWISE_OPS", "Elementwise", "RESNET18_EPILOGUE", "TUTORIAL_EPILOGUE", "build", "check_knobs", "dense_shapes", "empty_output",
            "fallback_knobs", "input_shapes", "knob_space", "normalize_knobs", "output_shape", "random_inputs",
-           "reference", "resnet18", "resnet18_network", "schedule", "tile_footprint", "tophub_knobs"]
+           "reference", "resnet18", "resnet18_network", "schedule", "stream_columns", "tile_footprint",
+           "tophub_knobs"]
 
 
 def schedule(layer, env=None, knobs=None):
@@ -39,3 +40,12 @@ def build(layer, env=None, knobs=None, name=None):
     env = env or hwconfigs.get_env()
     s, args = schedule(layer, env, knobs)
     return compile_schedule(s, args, env=env, name=name or layer.name or type(layer).__name__.lower())
+
+
+def stream_columns(layer, env, knobs, reuse: bool = False):
+    """The instruction stream ``build`` would emit, generated straight from the knobs as
+    columns, with the module's footprint (``_streams.Streams``); None for constructs the
+    generator does not cover. Raises CompileError for refused knobs. Imports numba on first use."""
+    from ._streams import stream_columns as generate
+
+    return generate(layer, env, knobs, reuse)

@@ -11,11 +11,15 @@ REPO = Path(__file__).resolve().parents[2]
 TOY = "tests.dse._toy:ToyEvaluator"
 
 # The toy co-design space shared by the command-line tests: a str.format template to append to a
-# [study] section, with ``{sleep}`` the milliseconds per candidate.
+# [study] section, with ``{sleep}`` the milliseconds per candidate. Twelve geometries, so that a
+# budget of 8 sampled trials never runs out of new ones (the buffer points of an explored geometry
+# are scored from its tables without spending the budget).
 TOY_SPACE = """[objectives]
 latency = "minimize"
 [hardware]
+LOG_BATCH = [0, 1, 2]
 LOG_BLOCK = [3, 4]
+LOG_UOP_BUFF_SIZE = [14, 15]
 LOG_ACC_BUFF_SIZE = {{ low = 15, high = 17 }}
 [schedule]
 trials_per_layer = 4
@@ -52,6 +56,11 @@ def subprocess_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     return env
+
+
+def sampled(trials) -> list:
+    """The trials the sampler proposed (not the exact fills scored from complete tables)."""
+    return [t for t in trials if not t.user_attrs.get("dse:exact_fill")]
 
 
 # Two real studies on the simulator evaluator, run once per session by the report and command

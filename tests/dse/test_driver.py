@@ -66,7 +66,9 @@ def test_two_workers_end_to_end(ray_session, tmp_path):
     df = pd.read_parquet(out / "results.parquet")
     for col in ["workload", *LOG_KEYS, "tile_m", "tile_n", "tile_k", "nthread", *MEASUREMENT, *RESOURCES]:
         assert col in df.columns, col
-    assert summary.complete == 6 and set(df["trial"]) <= set(range(6))
+    # the sampler's trials, then every buffer point of each explored geometry scored from its
+    # tables; the study ends once every buildable point within the budget is held
+    assert 1 <= summary.complete - summary.filled <= 6 and set(df["trial"]) <= set(range(summary.complete))
     ok = df[df["status"] == "ok"]
     assert len(ok) > 0
     for _, r in ok.iterrows():    # every row's counters equal a direct evaluation of the candidate
@@ -225,23 +227,20 @@ def test_dead_workers_timeouts_and_failures_become_rows(ray_session, tmp_path):
     assert set(hangs[hangs["tile_n"] == 1]["status"]) == {"ok"}
     broken = first[first["workload"] == "broken"]
     assert set(broken[broken["tile_k"] == 2]["status"]) == {"compile_error"}
-    assert summary.complete == 2 and summary.best is not None
-    # the second trial is the same hardware: the schedule tables the first built answer it, with
-    # nothing evaluated again (its rows are the chosen schedules, taken from the tables)
-    second = df[df["trial"] == 1]
-    assert len(second) == 3 and second["cached"].all() and second["chosen"].all()
+    assert summary.complete == 1 and summary.best is not None    # one point: the space is exhausted
     assert summary.candidates == (first["status"] != "run_error").sum()
     assert not (df["mode"] == "static").any()        # refused knob sets are in rejected.parquet
 
 
 def test_budget_increase_resumes_the_same_study(ray_session, tmp_path):
-    spec = study(tmp_path, CODESIGN.replace("n_trials = 6", "n_trials = 3"))
+    grid = CODESIGN.replace('seed = 7', 'seed = 7\nsampler = "grid"')
+    spec = study(tmp_path, grid.replace("n_trials = 6", "n_trials = 3"))
     out = tmp_path / "out"
     run(spec, out)
     first = pd.read_parquet(out / "results.parquet")
-    run(study(tmp_path, CODESIGN, trials=5), out)
+    run(study(tmp_path, grid, trials=5), out)
     second = pd.read_parquet(out / "results.parquet")
-    assert sorted(set(second["trial"])) == [0, 1, 2, 3, 4]
+    assert sorted(pd.read_parquet(out / "trials.parquet")["trial"]) == [0, 1, 2, 3, 4]
     pd.testing.assert_frame_equal(first.drop(columns=["verified"]),
                                   second[second["trial"] < 3].drop(columns=["verified"]).reset_index(drop=True),
                                   check_like=True)

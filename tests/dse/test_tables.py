@@ -1,5 +1,6 @@
 """Schedule tables: one search per (layer, geometry) shared by every hardware trial, the
 invariance that makes that exact, warm starts, and a study's answer independent of the workers."""
+import itertools
 import json
 import random
 
@@ -228,6 +229,7 @@ def test_where_the_largest_buffers_cannot_be_built_together_a_table_spans_the_ma
 ONE_GEOMETRY = """
 [study]
 name = "resume"
+sampler = "grid"
 seed = 5
 n_trials = 3
 verify = "none"
@@ -258,3 +260,81 @@ def test_a_resumed_study_reuses_its_tables(ray_session, tmp_path):
     assert second.complete == 7 and second.candidates == 0       # every schedule answered by the table
     trials = pd.read_parquet(out / "trials.parquet")
     assert trials.groupby(["LOG_ACC_BUFF_SIZE", "LOG_INP_BUFF_SIZE"])["latency_s"].nunique().max() <= 1
+
+
+# ---- tables shared between studies, keyed by the code's identity --------------------------------
+
+class _SharingToy(ToyEvaluator):
+    shares_cache = True
+
+
+def test_a_second_study_reuses_the_first_ones_measurements(ray_session, tmp_path, monkeypatch):
+    monkeypatch.setenv("VTA_DSE_CACHE_DIR", str(tmp_path / "cache"))
+    body = ONE_GEOMETRY
+    first = run_study(load_study(write_study(tmp_path, body, "a.toml"), ToyEvaluator.ops), _SharingToy(),
+                      RunOptions(out=tmp_path / "a", workers=2, progress=False))
+    other = body.replace('name = "resume"', 'name = "another"').replace("n_trials = 3", "n_trials = 4")
+    second = run_study(load_study(write_study(tmp_path, other, "b.toml"), ToyEvaluator.ops), _SharingToy(),
+                       RunOptions(out=tmp_path / "b", workers=2, progress=False))
+    assert first.candidates > 0 and second.candidates == 0
+    assert (tmp_path / "cache" / f"{ToyEvaluator.name}.jsonl").is_file()
+
+
+def test_the_code_identity_changes_with_any_source_file(tmp_path, monkeypatch):
+    from dse._identity import code_identity
+
+    package = tmp_path / "pkg_identity_probe"
+    package.mkdir()
+    (package / "__init__.py").write_text("X = 1\n")
+    (package / "data.json").write_text("{}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = code_identity("pkg_identity_probe")
+    code_identity.cache_clear()
+    (package / "data.json").write_text('{"a": 1}\n')
+    assert code_identity("pkg_identity_probe") != before
+    code_identity.cache_clear()
+    assert code_identity("no_such_module_here") != code_identity("another_missing_one")
+
+
+def test_the_simulator_evaluator_is_named_by_its_code():
+    from dse._identity import code_identity
+    from dse.evaluate import SimulatorEvaluator
+
+    name = SimulatorEvaluator().name
+    assert name.startswith("simulator-") and name[10:] == code_identity(
+        "compiler", "simulator", "hwconfigs", "dse.evaluate", "dse.fastcount")[:16]
+
+
+def test_every_buffer_point_of_an_explored_geometry_is_scored_exactly(ray_session, tmp_path):
+    """Once a geometry's tables exist, its other buffer points are scored from them (no
+    evaluation, no budget): two sampled trials explore both geometries, and the study holds every
+    buildable point with the latency a brute force over the tables gives."""
+    spec = load_study(write_study(tmp_path, CODESIGN.replace("n_trials = 10", "n_trials = 2")), ToyEvaluator.ops)
+    out = tmp_path / "out"
+    summary = run_study(spec, ToyEvaluator(), RunOptions(out=out, workers=2, progress=False))
+    trials = pd.read_parquet(out / "trials.parquet")
+    points = {(int(r.LOG_BLOCK), int(r.LOG_ACC_BUFF_SIZE), int(r.LOG_INP_BUFF_SIZE)) for r in trials.itertuples()}
+    assert len(points) == len(trials)                                   # no point twice
+    buildable = set()
+    for block, acc, inp in itertools.product([3, 4], range(14, 18), [13, 15]):
+        try:
+            spec.hw_config({"LOG_BLOCK": block, "LOG_ACC_BUFF_SIZE": acc, "LOG_INP_BUFF_SIZE": inp})
+            buildable.add((block, acc, inp))
+        except hwconfigs.ConfigError:
+            pass
+    assert buildable <= points and summary.complete - summary.filled == 2 and summary.filled > 0
+    # each point's latency is the table's best fitting schedule per layer (the rows of the tables)
+    rows = pd.read_parquet(out / "results.parquet")
+    measured = rows[(rows["mode"] == "count") & (rows["status"] == "ok") & ~rows["cached"]]
+    ev = ToyEvaluator()
+    for r in trials[trials["feasible"] == True].itertuples():  # noqa: E712
+        hw = spec.hw_config({"LOG_BLOCK": r.LOG_BLOCK, "LOG_ACC_BUFF_SIZE": r.LOG_ACC_BUFF_SIZE,
+                             "LOG_INP_BUFF_SIZE": r.LOG_INP_BUFF_SIZE})
+        total = 0.0
+        for w in spec.workloads:
+            table = measured[(measured["workload"] == w.name) & (measured["LOG_BLOCK"] == r.LOG_BLOCK)]
+            fits = [row.latency_s for row in table.itertuples()
+                    if ev.static_check(w, hw, {k: int(getattr(row, k)) for k in ("tile_m", "tile_n", "tile_k",
+                                                                                  "nthread")}) is None]
+            total += w.count * min(fits)
+        assert abs(total - r.latency_s) <= 1e-12 * total, r

@@ -41,11 +41,17 @@ def test_unreadable_files_are_config_errors(tmp_path, content):
 
 def test_a_file_missing_keys_is_refused_naming_them(tmp_path):
     data = hwconfigs.resolve_config("default").to_dict()
-    del data["LOG_ACC_BUFF_SIZE"], data["HW_VER"]
+    del data["LOG_ACC_BUFF_SIZE"], data["LOG_BATCH"], data["HW_VER"]
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(data))
-    with pytest.raises(ConfigError, match="HW_VER, LOG_ACC_BUFF_SIZE"):
+    with pytest.raises(ConfigError, match=r"missing key\(s\) LOG_BATCH, LOG_ACC_BUFF_SIZE;"):
         hwconfigs.get_env(str(path))
+
+
+def test_only_the_version_label_may_be_left_out():
+    data = hwconfigs.resolve_config("pynq").to_dict()
+    del data["HW_VER"]       # published build records name the hardware without it
+    assert hwconfigs.HwConfig.from_dict(data) == hwconfigs.resolve_config("pynq")
 
 
 @pytest.mark.parametrize("name", hwconfigs.preset_names())
