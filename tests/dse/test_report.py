@@ -139,3 +139,16 @@ def test_tick_labels_do_not_overlap():
         widths = [6.5 * len(_plots.fmt(t)) for t in ticks]
         for (a, wa), (b, wb) in zip(zip(px, widths), list(zip(px, widths))[1:]):
             assert b - a > (wa + wb) / 2 + 4, (values, ticks)
+
+
+def test_count_path_and_bit_exact_rerun_agree_on_the_breakdown(real_runs):
+    """The search's count rows (dse.fastcount where it is there) and the verify step's bit-exact
+    rows of the same candidates carry the same timing columns."""
+    results = pd.read_parquet(real_runs["ok"] / "results.parquet")
+    key = ["trial", "workload", "candidate"]
+    full = results[results["mode"] == "full"].set_index(key)
+    count = results[(results["mode"] == "count") & results["chosen"]].set_index(key)
+    both = full.index.intersection(count.index)
+    assert len(both) >= 2
+    for col in TIMING:
+        assert list(full.loc[both, col]) == list(count.loc[both, col]), col
