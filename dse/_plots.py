@@ -263,6 +263,8 @@ def convergence(series, ylabel, title, *, direction="minimize", stock=None) -> s
     trials = [n for n, _ in series]
     xa = Axis(trials, "trial", integer=True, clip=False)
     ya = Axis(vals, ylabel, include=[stock] if stock else [])
+    if any(v is None for _, v in series):     # a strip under the data for the infeasible marks
+        ya.lo -= 0.1 * (ya.hi - ya.lo)
     p = Plot(xa, ya, title)
     best, line, clipped, infeasible = None, [], 0, 0
     for n, v in series:

@@ -252,7 +252,11 @@ def sections(run: Run) -> tuple[str, list[Section]]:
     name = run.meta.get("study", run.out.name)
     objs = run.objectives
     complete, feasible = run.complete, run.feasible
-    summary = (f"{len(complete)} complete trials of {run.meta.get('n_trials', '?')}, {len(feasible)} feasible; "
+    budget = run.meta.get("n_trials")
+    trials = (f"{len(complete)} complete trials ({budget} sampled, the others scored exactly from the schedule "
+              f"tables)" if isinstance(budget, int) and len(complete) > budget
+              else f"{len(complete)} complete trials of {budget if budget is not None else '?'}")
+    summary = (f"{trials}, {len(feasible)} feasible; "
                f"{len(run.results)} schedule candidates measured, {run.rejected} refused statically; sampler "
                f"{run.meta.get('sampler', '?')}, seed {run.meta.get('seed', '?')}; objectives "
                + ", ".join(f"{n} ({d})" for n, d in objs) + (f"; target {run.target}" if run.target else ""))
