@@ -8,6 +8,8 @@ with ``--full``) and prints the seven counters, the cycles and the cycle model's
 
 Exit status: 0 done; 1 the candidate itself fails (knobs refused, compile or run error, output
 mismatch); 2 bad input (unknown op or parameter, bad JSON, unknown hardware key).
+
+Like ``demo``, it imports compiler and simulator (lazily): a tool over one candidate, not the search.
 """
 from __future__ import annotations
 

@@ -14,6 +14,9 @@ too); ``index`` is the knob set's position in AutoTVM's ConfigSpace (knobs in te
 a mixed-radix digit). The result is our cycle model's latency for one run. Lines starting with
 ``#`` carry what a reader should know (AutoTVM's ``load_from_file`` skips them): knobs of ours
 that the upstream template does not have, where the chosen value is not upstream's behaviour.
+
+Like ``demo`` and ``evaluate``, a command-line tool over single candidates: it imports the op
+library (lazily), which the search side of ``dse`` never does.
 """
 from __future__ import annotations
 

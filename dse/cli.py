@@ -72,7 +72,7 @@ def _run(args) -> int:
             p(f"vs stock: {text}")
     else:
         p("no feasible configuration found (see results.csv for each candidate's status and error)")
-    p(f"results: {out / 'results.parquet'}, {out / 'results.csv'}, {out / 'report.html'}")
+    p(f"results: {out / 'results.parquet'}, {out / 'results.csv'}, {out / 'report.html'} ({out / 'report.md'})")
     if summary.interrupted:
         p("interrupted: run the same command again to resume")
         return _interrupted_status(args)
