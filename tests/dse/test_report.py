@@ -152,3 +152,21 @@ def test_count_path_and_bit_exact_rerun_agree_on_the_breakdown(real_runs):
     assert len(both) >= 2
     for col in TIMING:
         assert list(full.loc[both, col]) == list(count.loc[both, col]), col
+
+
+def test_three_objectives_are_drawn_as_projections_with_their_budgets(real_runs, tmp_path):
+    for name in RUN_FILES:
+        shutil.copy(real_runs["ok"] / name, tmp_path / name)
+    meta = json.loads((tmp_path / "study.json").read_text())
+    meta["objectives"].append({"name": "dsp", "direction": "minimize"})
+    (tmp_path / "study.json").write_text(json.dumps(meta))
+    trials = pd.read_parquet(tmp_path / "trials.parquet")
+    trials["value_dsp"] = trials["dsp"].astype("Float64")
+    trials.to_parquet(tmp_path / "trials.parquet", index=False)
+    write_report(tmp_path)
+    text = (tmp_path / "report.html").read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert "3 objectives: each plot is a projection" in md
+    assert "latency vs bram:" in text and "latency vs dsp:" in text
+    assert "pynq DSP" in text and "pynq BRAM" in text          # each resource axis has its budget line
+    assert "| DSP slices |" in md                               # the front table's objective columns
