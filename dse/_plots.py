@@ -176,7 +176,8 @@ def marker_svg(px, py, kind, size=5, tip=""):
     if kind == "front":
         return (f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{size}" fill="{COLORS["front"]}" stroke="#fff" '
                 f'stroke-width="0.8">{tip}</circle>')
-    return f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{size - 1.5}" fill="{COLORS["point"]}" fill-opacity="0.75">{tip}</circle>'
+    return (f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{size - 1.5}" fill="{COLORS["point"]}" fill-opacity="0.75">'
+            f'{tip}</circle>')
 
 
 def _legend(items, notes, top, width):
@@ -329,7 +330,8 @@ def bars(groups, series, xlabel, title, *, log=None, limit=None, errors=None, wi
     base = p_x(xa.lo if xa.log else 0.0) if not xa.log else left
     for g, name in enumerate(groups):
         y0 = TOP + g * row_h + 5
-        out.append(f'<text x="{left - 6}" y="{y0 + n * bar_h / 2 + 4:.0f}" text-anchor="end">{html.escape(name)}</text>')
+        out.append(f'<text x="{left - 6}" y="{y0 + n * bar_h / 2 + 4:.0f}" text-anchor="end">'
+                   f'{html.escape(name)}</text>')
         for s, (sname, color, vs) in enumerate(series):
             v = vs[g]
             if v is None:

@@ -351,7 +351,8 @@ def _utilisation(run: Run) -> Section | None:
             row += [f"{getattr(stock, k):g}", pct(getattr(stock, k) / total)]
         if chosen:
             lo, hi = chosen.band(k)
-            row += [f"{getattr(chosen, k):g}", pct(getattr(chosen, k) / total), f"{pct(lo / total)} – {pct(hi / total)}"]
+            row += [f"{getattr(chosen, k):g}", pct(getattr(chosen, k) / total),
+                    f"{pct(lo / total)} – {pct(hi / total)}"]
         rows.append(row)
     s.tables.append(("estimated use of the part", header, rows))
     groups = [k.upper() for k in RESOURCES]
@@ -536,7 +537,8 @@ def _front(run: Run) -> Section:
         rows.append([f"{t}" + (" (chosen)" if t == best_trial else ""), *(_text(r[c]) for c in hw),
                      *(ms(r["value_latency"]) if n == "latency" else _g(r[f"value_{n}"]) for n, _ in objs),
                      *(_g(r[k]) for k in RESOURCES if k not in dict(objs))])
-    header = ["trial", *hw, *(OBJ_LABEL.get(n, n) for n, _ in objs), *(k.upper() for k in RESOURCES if k not in dict(objs))]
+    header = ["trial", *hw, *(OBJ_LABEL.get(n, n) for n, _ in objs),
+              *(k.upper() for k in RESOURCES if k not in dict(objs))]
     s.tables.append((f"the front ({len(front)} trials)", header, rows))
     return s
 
@@ -573,7 +575,8 @@ def _infeasible(run: Run) -> Section:
     if not counts:
         s.paragraphs.append("Every complete trial was feasible.")
     else:
-        s.tables.append(("trials by reason", ["reason", "trials", "example"], [[k, str(n), _clip(ex, 240)] for k, n, ex in counts]))
+        s.tables.append(("trials by reason", ["reason", "trials", "example"],
+                         [[k, str(n), _clip(ex, 240)] for k, n, ex in counts]))
     if len(run.results):
         status = run.results["status"].value_counts()
         s.tables.append(("schedule candidates by status", ["status", "candidates"],

@@ -129,7 +129,8 @@ def test_simulate_a_runs_chosen_candidate_gives_its_recorded_cycles(real_runs):
     assert res.returncode == 0, res.stderr
     rows = pd.read_parquet(out / "results.parquet")
     row = rows[(rows["trial"] == best["trial"]) & (rows["workload"] == "conv") & rows["chosen"]].iloc[0]
-    cycles = int(next(line for line in res.stdout.splitlines() if line.startswith("cycles")).split()[1].replace(",", ""))
+    line = next(line for line in res.stdout.splitlines() if line.startswith("cycles"))
+    cycles = int(line.split()[1].replace(",", ""))
     assert cycles == int(row["cycles"])
     assert f"bound by           {row['bound_by']:>14}" in res.stdout
 

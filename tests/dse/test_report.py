@@ -88,7 +88,8 @@ def test_reason_classes():
     assert reason_class("over the resource budget: bram 114 > 14, lut 19072 > 5320") == \
         "over the resource budget: BRAM and LUT"
     assert reason_class("hardware cannot be built: the GEMM ...").startswith("hardware cannot be built")
-    assert reason_class("conv: no schedule of this layer compiled and ran") == "a layer has no schedule that fits and runs"
+    assert reason_class("conv: no schedule of this layer compiled and ran") == \
+        "a layer has no schedule that fits and runs"
 
 
 def test_schedule_table_has_one_row_per_layer_and_the_union_of_knobs():
