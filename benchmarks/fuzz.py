@@ -14,7 +14,8 @@ Targets (generators and oracles in ``tests/fuzz_cases.py``, shared with the prop
               dense with bias, elementwise) on 1x16, 2x8, 4x8, 1x32, int16 inputs, int16
               accumulators: check_knobs and build (without the check) must agree
     epilogue  layers with random epilogue constants: refused at construction, or the full run
-              equals workloads.reference
+              equals workloads.reference and simulator.run count-only gives the same counters
+              and cycles
     study     mutated study files through the loader (with the evaluator's workload check)
 
 Each case runs under a per-case timeout (SIGALRM); a case that exceeds it is a *hang*. Outcomes
@@ -40,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests import fuzz_cases as F  # noqa: E402
 
 OUTCOMES = ("named", "ok", "crash", "hang", "disagreement", "mismatch")
+DEFAULT_TIMEOUT = 20.0
+BUILD_TIMEOUT = 120.0
 
 
 class Hang(BaseException):
@@ -104,7 +107,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", type=int, default=10_000, help="cases per target (default 10,000)")
     parser.add_argument("--targets", default=",".join(F.TARGETS), help=f"comma list of {', '.join(F.TARGETS)}")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--timeout", type=float, default=20.0, help="seconds per case before it is a hang")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help=f"seconds per case before it is a hang (default {DEFAULT_TIMEOUT:g}, knobs {BUILD_TIMEOUT:g}: "
+                             f"a legal knob set of a ResNet-18 layer may build 300,000 instructions in ~20 s)")
     parser.add_argument("--verify-refusals", type=float, default=0.2,
                         help="fraction of check_knobs refusals also built to confirm them (default 0.2)")
     args = parser.parse_args(argv)
@@ -119,7 +124,8 @@ def main(argv=None) -> int:
     print(f"{'target':<9} {'cases':>6} " + " ".join(f"{o:>12}" for o in OUTCOMES) + f" {'seconds':>8}")
     with tempfile.TemporaryDirectory() as tmp_dir:
         for name in targets:
-            result = run_target(name, args.cases, args.seed, args.timeout, args.verify_refusals, tmp_dir)
+            timeout = args.timeout or (BUILD_TIMEOUT if name == "knobs" else DEFAULT_TIMEOUT)
+            result = run_target(name, args.cases, args.seed, timeout, args.verify_refusals, tmp_dir)
             c = result["counts"]
             print(f"{name:<9} {args.cases:>6} " + " ".join(f"{c.get(o, 0):>12}" for o in OUTCOMES)
                   + f" {result['seconds']:>8.1f}", flush=True)
@@ -129,7 +135,8 @@ def main(argv=None) -> int:
                 for case_seed, detail in found:
                     print(f"{'':<9} {key[:40]}: case seed {case_seed}: {detail}")
             bad += sum(c.get(o, 0) for o in ("crash", "hang", "disagreement", "mismatch"))
-    print(f"cases: {args.cases} per target, seed {args.seed}, per-case timeout {args.timeout:g} s; "
+    print(f"cases: {args.cases} per target, seed {args.seed}, per-case timeout "
+          f"{args.timeout or DEFAULT_TIMEOUT:g} s ({args.timeout or BUILD_TIMEOUT:g} s for knobs); "
           f"{bad} crash/hang/disagreement/mismatch outcomes")
     return 1 if bad else 0
 

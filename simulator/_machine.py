@@ -92,37 +92,39 @@ class Machine:
     # A run that raises (a data-dependent index error, the work limit, Ctrl-C, out of memory)
     # must leave the machine exactly as it found it: leftover tokens or half-written SRAMs would
     # silently corrupt the next, correct run. The SRAMs a run can write are copied before it
-    # (they are small next to the work of a run); DRAM writes (STOREs, uop placement) are
-    # undone from a log of the bytes they overwrote.
-    undo = None
+    # (they are small next to the work of a run); DRAM writes (STOREs, uop placement, argument
+    # copies) are undone from a log of the bytes they overwrote. Checkpoints nest: a module's
+    # run (several programs) is one, each program's execute another.
     work_limit = DEFAULT_WORK_LIMIT
 
     def checkpoint(self, srams) -> tuple:
-        """State to ``restore`` after a failed run that may write ``srams`` (names of arrays)."""
-        self.undo = []
+        """State to ``restore`` after a failed run that may write ``srams`` (names of arrays);
+        every checkpoint is closed by exactly one ``restore`` or ``commit``."""
+        self.__dict__.setdefault("_logs", []).append([])
         if "acc" not in self.__dict__:   # not allocated yet: all zeros, which a restore re-creates
             return list(self.tokens), None
-        copies = {name: self.__dict__[name].copy() for name in srams}
-        return list(self.tokens), copies
+        return list(self.tokens), {name: self.__dict__[name].copy() for name in srams}
 
     def log_dram(self, view: np.ndarray) -> None:
         """Record the bytes a DRAM write through ``view`` is about to overwrite."""
-        if self.undo is not None:
-            self.undo.append((view, view.copy()))
+        logs = self.__dict__.get("_logs")
+        if logs:
+            logs[-1].append((view, view.copy()))
 
     def restore(self, saved: tuple) -> None:
         tokens, copies = saved
+        log = self._logs.pop()
         self.tokens[:] = tokens
         if copies is None:
             for name in _ARRAYS:
                 self.__dict__.pop(name, None)
-            self.undo = None
             return
         for name, copy in copies.items():
             self.__dict__[name][...] = copy
-        for view, old in reversed(self.undo or ()):
+        for view, old in reversed(log):
             view[...] = old
-        self.undo = None
 
     def commit(self) -> None:
-        self.undo = None
+        log = self._logs.pop()
+        if self._logs:   # an enclosing checkpoint may still have to undo these writes
+            self._logs[-1].extend(log)

@@ -75,6 +75,8 @@ def _new_simulator(mod, sim, work_limit=None):
         from simulator import Simulator   # late: simulator/__init__ re-exports this module
         return Simulator(mod.env, dram_size=mod.dram_size, work_limit=work_limit)
     from simulator import Simulator
+    if work_limit is not None:
+        raise SimulationError("work_limit bounds a fresh simulator; a given sim has its own (Simulator(work_limit=...))")
     if not isinstance(sim, Simulator):
         raise SimulationError(f"sim must be a simulator.Simulator, got {type(sim).__name__}")
     if sim.env != mod.env:
@@ -103,17 +105,30 @@ def run(mod, *arrays, count_only: bool = False, sim=None, timing_params=None, wo
     bound = [] if (count_only and not arrays) else _check_binding(mod, arrays)
     private = sim is None
     sim = _new_simulator(mod, sim, work_limit)
-    for arg, array in zip(mod.args, bound):
-        sim.dram[arg.phys_addr:arg.phys_addr + arg.nbytes] = _device_bytes(arg, array)
-    totals: dict = {}
-    per_program, reports = [], []
-    for program in mod.programs:
-        stream = sim._decode(program)   # once, for both the cycle model and the run
-        reports.append(model.estimate(stream, initial_tokens=sim.tokens))
-        stats = sim._run_stream(stream, program, count_only=count_only, private=private)
-        per_program.append(stats)
-        for key, value in stats.items():
-            totals[key] = totals.get(key, 0) + value
+    m = sim._m
+    # On a caller's simulator the whole call is all-or-nothing too (each program's execute
+    # already is): a failing later program must not leave the earlier ones' effects behind.
+    saved = None if private else m.checkpoint(("uop", "uop_dst", "uop_src", "uop_wgt", "inp", "wgt", "acc"))
+    try:
+        for arg, array in zip(mod.args, bound):
+            view = sim.dram[arg.phys_addr:arg.phys_addr + arg.nbytes]
+            m.log_dram(view)
+            view[...] = _device_bytes(arg, array)
+        totals: dict = {}
+        per_program, reports = [], []
+        for program in mod.programs:
+            stream = sim._decode(program)   # once, for both the cycle model and the run
+            reports.append(model.estimate(stream, initial_tokens=sim.tokens))
+            stats = sim._run_stream(stream, program, count_only=count_only, private=private)
+            per_program.append(stats)
+            for key, value in stats.items():
+                totals[key] = totals.get(key, 0) + value
+    except BaseException:
+        if saved is not None:
+            m.restore(saved)
+        raise
+    if saved is not None:
+        m.commit()
     if not count_only:
         for arg, array in zip(mod.args, bound):
             if arg.is_output:

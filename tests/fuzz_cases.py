@@ -393,6 +393,8 @@ def make_epilogue(rng: random.Random):
 
 
 def check_epilogue(case) -> str:
+    """Refused at construction (or by check_knobs), or the full run equals the reference and
+    ``simulator.run`` count-only gives the full run's counters and cycles."""
     geo, kind, epilogue, seed = case
     env = geometry(geo)
     b = env.BATCH
@@ -412,9 +414,13 @@ def check_epilogue(case) -> str:
         return "named"
     inputs = workloads.random_inputs(layer, env, seed, knobs)
     out = workloads.empty_output(layer, env)
-    simulator.run(mod, *inputs, out)
+    full = simulator.run(mod, *inputs, out)
     if not np.array_equal(out, workloads.reference(layer, *inputs, env=env)):
         raise Mismatch(f"{geo} {layer}: the simulator's output differs from workloads.reference")
+    count = simulator.run(mod, count_only=True)   # simulator.run's private count-only path
+    if (count.stats, count.cycles) != (full.stats, full.cycles):
+        raise Disagreement(f"{geo} {layer}: count-only {count.stats} {count.cycles} cycles, "
+                           f"full {full.stats} {full.cycles} cycles")
     return "ok"
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tests import fuzz_cases as F
 
 
-@settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=200, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(st.integers(0, 2 ** 32 - 1))
 def test_fuzzed_study_cases_end_in_a_named_error_or_a_correct_answer(seed):
     make, check = F.TARGETS["study"]

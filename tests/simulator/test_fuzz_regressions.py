@@ -192,3 +192,64 @@ def test_bad_simulator_arguments_are_named_errors():
             Simulator(**kwargs)
     with pytest.raises(SimulationError):
         WorkLimit(per_instruction=0)
+
+
+def test_failed_run_on_a_callers_simulator_undoes_the_argument_copies_too():
+    layer = workloads.Dense(1, 32, 16)
+    mod = workloads.build(layer, env=ENV)
+    sim = Simulator(ENV, dram_size=mod.dram_size, work_limit=WorkLimit(per_instruction=8))
+    sim.dram[:64] = 3
+    before = _state(sim)
+    inputs = workloads.random_inputs(layer, ENV, seed=2)
+    with pytest.raises(SimulationError, match="work limit"):
+        simulator.run(mod, *inputs, workloads.empty_output(layer, ENV), sim=sim)
+    _assert_same_state(before, _state(sim))
+
+
+def test_a_long_program_stays_interruptible_and_an_interrupt_restores_the_machine():
+    """Ctrl-C (here SIGALRM raising KeyboardInterrupt) stops a program of many bounded GEMMs
+    within a fraction of a second, and the machine is as before."""
+    import signal
+
+    asm = Asm(ENV)
+    r = asm.kernel([Uop(0, 0, 0), Uop(1, 1, 1)])
+    for _ in range(3000):
+        asm.gemm(r, out=(256, 0, 1, 1), inner=(256, 0, 0, 0))
+    program = asm.program()
+    sim = Simulator(ENV, work_limit=WorkLimit(per_program=1 << 40))
+    sim.acc[:3] = 5
+    before = _state(sim)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    start = time.perf_counter()
+    raised = None
+    try:
+        sim.execute(program)
+    except BaseException as exc:   # noqa: BLE001 — which exception is what is checked below
+        raised = exc
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    elapsed = time.perf_counter() - start
+    # Usually the KeyboardInterrupt itself; numpy re-raises an interrupt that lands inside some
+    # of its C routines as another error (np.unique on structured views: a TypeError). Either
+    # way the call stops at once and the machine is restored.
+    chain, exc = [], raised
+    while exc is not None:
+        chain.append(type(exc).__name__)
+        exc = exc.__context__
+    assert raised is not None, "the program finished before the interrupt"
+    assert "KeyboardInterrupt" in chain or isinstance(raised, TypeError), chain
+    assert elapsed < 10, elapsed
+    _assert_same_state(before, _state(sim))
+
+
+def test_run_passes_its_work_limit_to_the_fresh_simulator():
+    mod = workloads.build(workloads.Dense(1, 32, 16), env=ENV)
+    with pytest.raises(SimulationError, match="work limit"):
+        simulator.run(mod, count_only=True, work_limit=WorkLimit(per_instruction=8))
+    simulator.run(mod, count_only=True, work_limit=WorkLimit())

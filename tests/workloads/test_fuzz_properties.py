@@ -11,16 +11,21 @@ from hypothesis import strategies as st
 from tests import fuzz_cases as F
 
 
-@settings(max_examples=80, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=80, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(st.integers(0, 2 ** 32 - 1))
 def test_fuzzed_knobs_cases_end_in_a_named_error_or_a_correct_answer(seed):
-    make, check = F.TARGETS["knobs"]
+    # Small layers only: a legal knob set of a ResNet-18 layer may build for 20 s (the long
+    # run, benchmarks/fuzz.py, draws those too).
+    check = F.TARGETS["knobs"][1]
+
+    def make(rng):
+        return F.make_knobs(rng, resnet=False)
     # A seeded Random, not Hypothesis's own: the generators need real variety, and a failing
     # seed reproduces with `F.TARGETS[target][1](F.TARGETS[target][0](random.Random(seed)))`.
     assert check(make(random.Random(seed))) in ("ok", "named")
 
 
-@settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(st.integers(0, 2 ** 32 - 1))
 def test_fuzzed_epilogue_cases_end_in_a_named_error_or_a_correct_answer(seed):
     make, check = F.TARGETS["epilogue"]
