@@ -14,8 +14,18 @@ RESOURCES = ("bram", "dsp", "lut")
 
 STATUSES = ("ok", "infeasible", "compile_error", "run_error", "timeout", "mismatch")
 
+# The cycle model's breakdown of a run (``simulator.timing.TimingReport.as_row()`` minus cycles
+# and latency, summed over the module's programs): which module bounds it, how busy the GEMM core
+# is, each module's busy and stalled cycles, compute's cycles by kind and the DRAM bytes per port.
+# ``dse/evaluate.py`` checks at import that the simulator's row has exactly these keys.
+TIMING_MODULES = ("fetch", "load", "compute", "store")
+TIMING = ("bound_by", "gemm_utilization",
+          *(f"{m}_{what}_cycles" for m in TIMING_MODULES for what in ("busy", "stall")),
+          *(f"compute_{kind}_cycles" for kind in ("gemm", "alu", "uop_load", "acc_load", "other")),
+          *(f"dram_{m}_bytes" for m in TIMING_MODULES))
+
 # What a candidate's evaluation measures (the evaluator fills these, nothing else).
-MEASUREMENT = ("status", "error", *COUNTERS, "cycles", "latency_s", "correct", "compile_s", "sim_s")
+MEASUREMENT = ("status", "error", *COUNTERS, "cycles", "latency_s", *TIMING, "correct", "compile_s", "sim_s")
 
 # Where the candidate sits in the study; then the hardware; then knobs (one column each, after
 # these); then the measurement; then bookkeeping.

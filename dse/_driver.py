@@ -33,7 +33,7 @@ import optuna
 import hwconfigs
 
 from . import _storage, _tables
-from ._columns import COUNTERS, RESOURCES, objective_attr
+from ._columns import COUNTERS, RESOURCES, TIMING, objective_attr
 from ._executor import KILL_GRACE_S, RayPool
 from ._identity import shared_cache_dir
 from ._layer_job import LayerJob, latency_of
@@ -449,7 +449,8 @@ class Driver:
             pool.shutdown()
             self.progress.close()
         t_write = time.monotonic()
-        summary = _tables.write_outputs(self.out, self.spec, study, self.journal, self.storage_url)
+        summary = _tables.write_outputs(self.out, self.spec, study, self.journal, self.storage_url,
+                                        workloads=self.workloads)
         timing["write"] = time.monotonic() - t_write
         return RunSummary(self.out, self.spec.name, self.storage_url, summary["complete"], summary["feasible"],
                           summary["best"], self.evaluated, self.cache.hits, time.monotonic() - t0, interrupted,
@@ -829,7 +830,8 @@ class Driver:
             jobs.append((len(layers), make_task(hw, workload, knobs, "count", self.spec.seed)))
             layers.append({"workload": workload.name, "count": workload.count, "knobs": knobs, "source": source})
         for (position, _), (result, _) in zip(jobs, self._run_all([task for _, task in jobs])):
-            layers[position].update({k: result.get(k) for k in ("status", "error", "cycles", "latency_s", *COUNTERS)})
+            layers[position].update({k: result.get(k) for k in ("status", "error", "cycles", "latency_s", *COUNTERS,
+                                                                *TIMING)})
         ok = all(layer.get("status") == "ok" for layer in layers)
         baseline = {"hardware": hw.to_dict(),
                     "schedules": "upstream's TopHub schedule where TopHub tuned the layer; elsewhere the best "

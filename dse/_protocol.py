@@ -22,7 +22,7 @@ import dataclasses
 import json
 from typing import Any, Protocol
 
-from ._columns import COUNTERS
+from ._columns import COUNTERS, TIMING
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +71,7 @@ def make_task(hw_config, workload, knobs: dict, mode: str = "count", seed: int =
 def measurement(status: str, error: str = "", **values) -> dict:
     """A measurement dict with every field present (missing numbers are None)."""
     out = {"status": status, "error": error, **{c: None for c in COUNTERS}, "cycles": None,
-           "latency_s": None, "correct": None, "compile_s": None, "sim_s": None}
+           "latency_s": None, **{c: None for c in TIMING}, "correct": None, "compile_s": None, "sim_s": None}
     out.update(values)
     return out
 

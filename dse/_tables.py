@@ -12,7 +12,7 @@ import json
 import math
 from pathlib import Path
 
-from ._columns import COUNTERS, HW_KEYS, RESOURCES, objective_attr, row_columns
+from ._columns import COUNTERS, HW_KEYS, RESOURCES, TIMING, objective_attr, row_columns
 
 
 def _objective_vector(summary: dict, spec) -> tuple | None:
@@ -72,14 +72,14 @@ def results_frame(rows: list[dict]):
     columns = row_columns(names)
     df = pd.DataFrame(flat, columns=columns)
     ints = [*COUNTERS, "cycles", "dsp", "lut", "candidate", "trial", "layer_count", "attempt",
-            *[k for k in HW_KEYS if k.startswith("LOG_")]]
+            *[k for k in HW_KEYS if k.startswith("LOG_")], *[k for k in TIMING if k.endswith(("_cycles", "_bytes"))]]
     for col in ints:
         df[col] = df[col].astype("Int64")
-    for col in ("latency_s", "compile_s", "sim_s", "bram"):
+    for col in ("latency_s", "compile_s", "sim_s", "bram", "gemm_utilization"):
         df[col] = df[col].astype("Float64")
     for col in ("correct", "chosen", "cached", "verified"):
         df[col] = df[col].astype("boolean")
-    for col in ("workload", "mode", "status", "error", "TARGET", "HW_VER"):
+    for col in ("workload", "mode", "status", "error", "TARGET", "HW_VER", "bound_by"):
         df[col] = df[col].astype("string")
     for n in names:
         values = [v for v in df[n] if v is not None and v == v]
@@ -191,7 +191,9 @@ def baseline_text(base: dict | None) -> str | None:
             f"{(1 / base['speedup'] - 1) * 100:+.2f}%, {change}")
 
 
-def write_outputs(out: Path, spec, study, journal, storage_url: str) -> dict:
+def write_outputs(out: Path, spec, study, journal, storage_url: str, workloads=None) -> dict:
+    """Write every output of a run; ``workloads``: the study's layers as the evaluator resolved them
+    (study.json lists them for `vta-dse export/simulate`), default the study file's."""
     from . import _report
 
     out = Path(out)
@@ -230,9 +232,13 @@ def write_outputs(out: Path, spec, study, journal, storage_url: str) -> dict:
             (out / name).unlink(missing_ok=True)
     meta = {"study": spec.name, "study_file": spec.path, "sampler": spec.sampler, "seed": spec.seed,
             "objectives": [{"name": n, "direction": d} for n, d in spec.objectives], "n_trials": spec.n_trials,
-            "verify": spec.verify, "storage": _report._hide(storage_url)}
-    (out / "study.json").write_text(json.dumps(meta, indent=2) + "\n")
-    (out / "report.html").write_text(_report.render(spec, results, tdf, best_info, front, storage_url))
+            "verify": spec.verify, "storage": _report._hide(storage_url),
+            # what `vta-dse report/export/compare` read back: the budget, the board, the layers
+            "target": spec.base.TARGET, "constraints": {k: float(v) for k, v in spec.constraints},
+            "workloads": [{"name": w.name, "op": w.op, "params": dict(w.params), "count": w.count}
+                          for w in (workloads if workloads is not None else spec.workloads)]}
+    (out / "study.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    _report.write_report(out)
     feasible = int((tdf["feasible"] == True).sum()) if len(tdf) else 0  # noqa: E712
     return {"complete": len(complete), "feasible": feasible, "best": best_info}
 

@@ -72,7 +72,7 @@ def _run(args) -> int:
             p(f"vs stock: {text}")
     else:
         p("no feasible configuration found (see results.csv for each candidate's status and error)")
-    p(f"results: {out / 'results.parquet'}, {out / 'results.csv'}, {out / 'report.html'}")
+    p(f"results: {out / 'results.parquet'}, {out / 'results.csv'}, {out / 'report.html'} ({out / 'report.md'})")
     if summary.interrupted:
         p("interrupted: run the same command again to resume")
         return _interrupted_status(args)
@@ -147,6 +147,67 @@ def _show(args) -> int:
     return show(args.dir, top=args.top)
 
 
+def _report(args) -> int:
+    from dse._report import write_report
+
+    html_path, md_path = write_report(args.dir)
+    print(f"wrote {html_path} and {md_path}")
+    return 0
+
+
+def _compare(args) -> int:
+    from dse._compare import compare
+
+    return compare(args.dirs[0], args.dirs[1], sys.stdout)
+
+
+def _export(args) -> int:
+    from dse._export import NoChoice, export_tophub
+
+    try:
+        lines, warnings = export_tophub(args.dir)
+    except NoChoice as exc:
+        print(f"vta-dse: {exc}", file=sys.stderr)
+        return EXIT_NONE_FEASIBLE
+    text = "\n".join(lines) + "\n"
+    for warning in warnings:
+        print(f"vta-dse: note: {warning}", file=sys.stderr)
+    if args.output and args.output != "-":
+        Path(args.output).write_text(text)
+        records = sum(1 for line in lines if not line.startswith("#"))
+        print(f"wrote {records} AutoTVM record(s) to {args.output} (autotvm.apply_history_best({args.output!r}))")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _candidate(args) -> int:
+    from dse import _candidate
+
+    command = _candidate.compile_command if args.command == "compile" else _candidate.simulate_command
+    try:
+        return command(args, sys.stdout)
+    except _candidate.CandidateFailed as exc:
+        print(f"vta-dse: {args.command}: {exc}", file=sys.stderr)
+        return _candidate.EXIT_CANDIDATE_FAILED
+
+
+def _add_candidate_options(p) -> None:
+    layer = p.add_argument_group("the layer (one of)")
+    layer.add_argument("--op", help="an op as a study names it: dense, conv2d, elementwise, resnet18")
+    layer.add_argument("--param", action="append", metavar="KEY=VALUE",
+                       help="a parameter of --op (repeat), e.g. --param height=14")
+    layer.add_argument("--study", help="a study file; with --workload NAME")
+    layer.add_argument("--run", help="a run folder; with --workload NAME (its chosen hardware and schedule)")
+    layer.add_argument("--workload", help="the workload's name in --study or --run")
+    hw = p.add_argument_group("hardware and schedule")
+    hw.add_argument("--hw", help="a preset name or a vta_config JSON file (default: the study's or run's, else "
+                                 "'default')")
+    hw.add_argument("--set", action="append", metavar="KEY=VALUE", help="a hardware override, e.g. --set LOG_BLOCK=5")
+    hw.add_argument("--knobs", help="the schedule knobs as JSON, or @FILE (default: the run's chosen schedule, "
+                                    "else AutoTVM's fallback)")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -185,6 +246,34 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("dir", help="output folder of `vta-dse run`")
     show.add_argument("--top", type=_positive_int, default=10, help="how many trials to list (default: 10)")
     show.set_defaults(func=_show)
+
+    report = sub.add_parser("report", help="(re)write report.html and report.md of a run folder from its files")
+    report.add_argument("dir", help="output folder of `vta-dse run`")
+    report.set_defaults(func=_report)
+
+    cmp = sub.add_parser("compare", help="two runs' chosen configurations side by side")
+    cmp.add_argument("dirs", nargs=2, metavar="DIR", help="output folders of `vta-dse run`")
+    cmp.set_defaults(func=_compare)
+
+    export = sub.add_parser("export", help="the chosen schedules as AutoTVM log records (TopHub format)",
+                            description="Write the chosen configuration's schedules as AutoTVM log lines "
+                                        "(format v0.2, as TopHub's VTA logs) that upstream TVM applies with "
+                                        "autotvm.apply_history_best. Exit 3 when the run chose nothing.")
+    export.add_argument("dir", help="output folder of `vta-dse run`")
+    export.add_argument("--format", choices=["tophub"], default="tophub", help="only 'tophub' (AutoTVM log)")
+    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    export.set_defaults(func=_export)
+
+    for name, text in (("compile", "compile one candidate: lowered IR and the disassembly of its programs"),
+                       ("simulate", "run one candidate: counters, cycles and the cycle model's module breakdown")):
+        cand = sub.add_parser(name, help=text, description=text + ". Exit 1 when the candidate fails (knobs "
+                              "refused, compile or run error, output mismatch), 2 on bad input.")
+        _add_candidate_options(cand)
+        if name == "simulate":
+            cand.add_argument("--full", action="store_true", help="bit-exact run on random inputs, checked "
+                                                                  "against numpy (default: count-only)")
+            cand.add_argument("--seed", type=int, default=0, help="seed of --full's inputs (default: 0)")
+        cand.set_defaults(func=_candidate)
     return parser
 
 
@@ -194,7 +283,7 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    if args.command in ("run", "show"):
+    if args.command in ("run", "show", "report", "compare", "export", "compile", "simulate"):
         from dse import StudyError
 
         try:
@@ -207,7 +296,7 @@ def main(argv=None) -> int:
             print("vta-dse: interrupted", file=sys.stderr)
             return _interrupted_status(args)
         except BrokenPipeError:
-            if args.command != "show":
+            if args.command == "run":
                 raise
             # the reader went away (`vta-dse show DIR | head`): not an error; nothing more to print
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

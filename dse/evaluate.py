@@ -19,7 +19,7 @@ import numpy as np
 
 import hwconfigs
 
-from ._columns import COUNTERS
+from ._columns import COUNTERS, TIMING
 from ._protocol import Task, measurement
 from ._study import REQUIRED, StudyError
 
@@ -49,6 +49,32 @@ def _check_counter_names() -> None:
 
     if tuple(simulator.COUNTER_NAMES) != COUNTERS:
         raise RuntimeError(f"simulator counters {simulator.COUNTER_NAMES} differ from dse's {COUNTERS}")
+
+
+def timing_columns(reports) -> dict:
+    """The ``_columns.TIMING`` fields of a run from its programs' TimingReports: cycles, bytes
+    and busy/stall cycles add up over the programs, the GEMM utilization is recomputed over the
+    whole run and ``bound_by`` is the module with the most busy cycles (as ``fastcount``'s
+    ``timing_row``)."""
+    rows = [report.as_row() for report in reports]
+    if not rows:
+        return {}
+    if set(rows[0]) - {"cycles", "latency_s"} != set(TIMING):
+        raise RuntimeError(f"simulator timing row {sorted(rows[0])} differs from dse's {sorted(TIMING)}")
+    if len(rows) == 1:
+        return {k: rows[0][k] for k in TIMING}
+    merged = {k: sum(r[k] for r in rows) for k in TIMING if k not in ("bound_by", "gemm_utilization")}
+    cycles = sum(r["cycles"] for r in rows)
+    merged["gemm_utilization"] = sum(r["gemm_utilization"] * r["cycles"] for r in rows) / cycles if cycles else 0.0
+    merged["bound_by"] = max(("load", "compute", "store", "fetch"), key=lambda m: merged[f"{m}_busy_cycles"])
+    return {k: merged[k] for k in TIMING}
+
+
+def _timing_of(res) -> dict:
+    """Plain Python values (the journal is JSON) of a run's timing fields."""
+    row = getattr(res, "timing_row", None)
+    row = {k: row[k] for k in TIMING} if row is not None else timing_columns(getattr(res, "timing", None) or [])
+    return {k: str(v) if k == "bound_by" else float(v) if k == "gemm_utilization" else int(v) for k, v in row.items()}
 
 
 @functools.lru_cache(maxsize=512)
@@ -184,8 +210,8 @@ class SimulatorEvaluator:
             except Exception as exc:
                 return measurement("run_error", f"{type(exc).__name__}: {exc}", compile_s=time.perf_counter() - t0)
             return measurement("ok", "", **{c: int(res.stats[c]) for c in COUNTERS}, cycles=int(res.cycles),
-                               latency_s=float(res.seconds), correct=None, compile_s=time.perf_counter() - t0,
-                               sim_s=0.0)
+                               latency_s=float(res.seconds), **_timing_of(res), correct=None,
+                               compile_s=time.perf_counter() - t0, sim_s=0.0)
         try:
             mod = workloads.build(layer, env=env, knobs=knobs)
         except compile_errors as exc:
@@ -213,5 +239,6 @@ class SimulatorEvaluator:
         if correct is False:
             status, error = "mismatch", "simulator output differs from the numpy reference"
         return measurement(status, error, **{c: int(res.stats[c]) for c in COUNTERS}, cycles=int(cycles),
-                           latency_s=float(seconds), correct=correct, compile_s=compile_s, sim_s=sim_s)
+                           latency_s=float(seconds), **_timing_of(res), correct=correct, compile_s=compile_s,
+                           sim_s=sim_s)
 

@@ -61,3 +61,62 @@ def subprocess_env() -> dict:
 def sampled(trials) -> list:
     """The trials the sampler proposed (not the exact fills scored from complete tables)."""
     return [t for t in trials if not t.user_attrs.get("dse:exact_fill")]
+
+
+# Two real studies on the simulator evaluator, run once per session by the report and command
+# tests: a small co-design study with a feasible choice, and one whose budget nothing fits.
+REAL_STUDY = """
+[study]
+name = "{name}"
+base = "default"
+sampler = "tpe"
+seed = 0
+n_trials = {trials}
+verify = "top"
+verify_top_k = 1
+[objectives]
+latency = "minimize"
+bram = "minimize"
+[hardware]
+LOG_BLOCK = [3, 4]
+LOG_ACC_BUFF_SIZE = {{ low = 14, high = 17 }}
+[schedule]
+sampler = "tpe"
+trials_per_layer = 4
+[constraints]
+board = "pynq"
+{margin}
+[[workloads]]
+name = "fc"
+op = "dense"
+in_features = 256
+out_features = 256
+[[workloads]]
+name = "conv"
+op = "conv2d"
+height = 14
+width = 14
+in_channels = 64
+out_channels = 64
+kernel = 3
+pad = 1
+"""
+
+
+@pytest.fixture(scope="session")
+def real_runs(tmp_path_factory):
+    """{"ok": run folder with a chosen configuration, "none": run folder where nothing was feasible}."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("real_runs")
+    out = {}
+    for key, name, trials, margin, status in (("ok", "report_small", 5, "", 0),
+                                              ("none", "report_nofit", 3, "margin = 0.9", 3)):
+        study = write_study(root, REAL_STUDY.format(name=name, trials=trials, margin=margin), f"{name}.toml")
+        res = subprocess.run([sys.executable, "-m", "dse", "run", str(study), "--out", str(root / name),
+                              "--workers", "1", "--quiet"], capture_output=True, text=True, env=subprocess_env(),
+                             cwd=REPO, timeout=600)
+        assert res.returncode == status, res.stdout + res.stderr
+        out[key] = root / name
+    return out
