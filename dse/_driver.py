@@ -844,14 +844,22 @@ class Driver:
         (self.out / "baseline.json").write_text(json.dumps(baseline, indent=2, default=str) + "\n")
 
     def _stock_schedules(self) -> dict:
-        """Workload -> the schedule the study chose for its stock hardware (the trial of the base
-        hardware), {} when the space does not hold it."""
+        """Workload -> the schedule the study's tables give its stock hardware: the trial of the
+        base hardware, or (when the sampler never visited it) the tables of its geometry if this
+        run holds them; {} otherwise."""
         base = {k.name: getattr(self.spec.base, k.name) for k in self.spec.hardware}
         for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             if t.params == base and t.user_attrs.get("feasible"):
                 return {key.split(":", 1)[1]: value for key, value in t.user_attrs.items()
                         if key.startswith("schedule:")}
-        return {}
+        try:
+            stock = self._new_trial(_Point(-1, base))
+        except Exception:
+            return {}
+        if stock.reason or any(not layer.from_table for layer in stock.layers):
+            return {}
+        summary, _, _ = self._aggregate(stock)
+        return {layer["workload"]: layer["knobs"] for layer in summary["layers"]}
 
     # ---- verification of the reported candidates ------------------------------------------------
     def _verify(self, study) -> None:
