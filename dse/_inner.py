@@ -195,11 +195,15 @@ class LayerSearch:
 
     def _neighbours(self) -> list[dict]:
         ranked = sorted((lat, i) for i, (_, lat) in self.results.items() if lat is not None)
-        starts = [i for _, i in ranked[:REFINE_TOP]]
+        levels = [[i for _, i in ranked[:REFINE_TOP]]]
         for fits in self._fit_checks:
-            starts += [i for _, i in ranked if fits(self.results[i][0]) is None][:REFINE_TOP]
+            levels.append([i for _, i in ranked if fits(self.results[i][0]) is None][:REFINE_TOP])
+        # the best of each level first, then the second best of each, ...: the budget left may
+        # not reach the end of the list
+        checks = [None, *self._fit_checks]
+        starts = [(level[k], checks[n]) for k in range(REFINE_TOP) for n, level in enumerate(levels) if k < len(level)]
         out, seen = [], set(self._seen)
-        for index in dict.fromkeys(starts):
+        for index, fits in starts:
             picks = self._picks(self.results[index][0])
             if picks is None:
                 continue
@@ -208,7 +212,8 @@ class LayerSearch:
                     if 0 <= picks[j] + step < len(self.choices[name]):
                         knobs = self._knobs(picks[:j] + (picks[j] + step,) + picks[j + 1:])
                         text = json.dumps(knobs, sort_keys=True)
-                        if text not in seen:
+                        # a smaller level's walk stays on what fits it
+                        if text not in seen and (fits is None or fits(knobs) is None):
                             seen.add(text)
                             out.append(knobs)
         return out

@@ -127,3 +127,25 @@ def test_fast_candidates_share_a_message_and_the_rows_are_the_same():
     assert len(batched) < evaluated and evaluated == 8
     assert rows_of(j) == [[i, k, {x: v for x, v in m.items() if x not in TIMING}, how]
                           for message in batched for i, k, m, how in message["rows"]]
+
+
+def _best_fitting(fit_checks, budget=120, seed=4):
+    """Run a sampled search on a synthetic space (latency -a*b*c, unconstrained best at the
+    largest values) and return the best latency among its knob sets with a + b + c <= 12 (the
+    'smallest buffers'; their best is 4, 4, 4 alone)."""
+    space = {name: list(range(1, 13)) for name in ("a", "b", "c")}
+    small = lambda k: None if sum(k.values()) <= 12 else "too big"   # noqa: E731
+    search = LayerSearch(space, budget, "random", seed, lambda k: None,
+                         fit_checks=[small] if fit_checks else [])
+    while (proposal := search.next()) is not None:
+        search.report(proposal, -float(proposal.knobs["a"] * proposal.knobs["b"] * proposal.knobs["c"]))
+    return min(lat for k, lat in search.results.values() if lat is not None and small(k) is None)
+
+
+def test_the_refinement_climbs_to_what_the_smallest_buffers_allow():
+    """The last quarter of the budget walks from the best schedules that fit the smallest buffers
+    to the best such schedule, which random draws and a refinement around the unconstrained best miss."""
+    aimed = [_best_fitting(fit_checks=True, seed=seed) for seed in range(8)]
+    plain = [_best_fitting(fit_checks=False, seed=seed) for seed in range(8)]
+    assert all(a <= p for a, p in zip(aimed, plain)) and sum(aimed) < sum(plain)
+    assert aimed.count(-64.0) >= 4 and plain.count(-64.0) == 0
