@@ -205,7 +205,7 @@ def pareto(points):
                   if not any((l2 <= lat and b2 <= bram) and (l2, b2) != (lat, bram) for l2, b2 in points.values()))
 
 
-def front_check(depth, latency):
+def front_check(depth, latency, keep=None):
     from dse import load_study
     from dse._driver import RunOptions, run_study
     from dse.evaluate import SimulatorEvaluator
@@ -213,6 +213,8 @@ def front_check(depth, latency):
 
     ev = SimulatorEvaluator()
     with tempfile.TemporaryDirectory() as tmp:
+        tmp = keep or tmp
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         path = Path(tmp) / "study.toml"
         path.write_text(FRONT_STUDY.replace("DEPTH", str(depth)))
         spec = load_study(path, ev.ops)
@@ -241,6 +243,7 @@ def main(argv=None) -> None:
     ap.add_argument("--layers", default="C9,C10,C11")
     ap.add_argument("--depth", type=int, default=40, help="candidates per table search (the study's trials_per_layer)")
     ap.add_argument("--skip-front", action="store_true")
+    ap.add_argument("--keep", help="keep the study's output folder here")
     args = ap.parse_args(argv)
     latency, how = count_latency()
     import optuna
@@ -249,7 +252,7 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     per_layer(args.layers.split(","), args.depth, latency)
     if not args.skip_front:
-        front_check(args.depth, latency)
+        front_check(args.depth, latency, args.keep)
     print(f"total {time.perf_counter() - t0:.0f} s")
 
 

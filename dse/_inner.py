@@ -22,9 +22,9 @@ REJECT_FACTOR = 32
 DUPLICATE_TRIES = 50
 # The last 1/REFINE_SHARE of a sampled search's budget goes to a local search: up to REFINE_ROUNDS
 # rounds of one-step neighbours of the REFINE_TOP fastest knob sets (see LayerSearch._refine).
-REFINE_TOP = 8
-REFINE_SHARE = 4
-REFINE_ROUNDS = 4
+REFINE_TOP = 4
+REFINE_SHARE = 3
+REFINE_ROUNDS = 8
 _INFEASIBLE = 1.0
 
 
@@ -161,7 +161,7 @@ class LayerSearch:
 
     # ---- refinement ------------------------------------------------------------------------
     def _refine(self) -> Proposal | None:
-        """The last quarter of a sampled search's budget: a local search around the fastest knob
+        """The last third of a sampled search's budget: a local search around the fastest knob
         sets, in rounds. A round takes the ``REFINE_TOP`` fastest so far, and the fastest of those
         that fit each of ``fit_checks`` (smaller buffers the table also answers), and moves every
         knob of each to its neighbouring value, one at a time (a split's next smaller or larger
