@@ -74,22 +74,15 @@ def main(argv=None) -> None:
 
 
 def _random_legal(layers, env, count, seed=0):
+    """``count`` (layer, knobs) pairs, the layers taken in turn, each knob set a random legal one."""
     import random
-
-    from compiler.ir import CompileError
 
     rng = random.Random(seed)
     names = list(layers)
     out = []
     while len(out) < count:
         layer = layers[names[len(out) % len(names)]]
-        space = workloads.knob_space(layer, env)
-        knobs = {k: rng.choice(v) for k, v in space.items()}
-        try:
-            workloads.check_knobs(layer, env, knobs)
-        except CompileError:
-            continue
-        out.append((layer, knobs))
+        out.extend((layer, knobs) for knobs in workloads.random_legal_knobs(layer, env, rng, 1))
     return out
 
 

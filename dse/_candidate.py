@@ -148,10 +148,10 @@ def _build(layer, env, knobs):
         raise CandidateFailed(f"knobs refused or compile error: {exc}") from None
 
 
-def compile_command(args, stream) -> int:
+def _prepare(args, stream):
+    """(name, layer, env, knobs, built module) of the candidate the arguments name, its header
+    written to ``stream``."""
     import compiler
-    from compiler import workloads
-
     import hwconfigs
 
     name, layer, hw, knobs = resolve_candidate(args)
@@ -160,7 +160,14 @@ def compile_command(args, stream) -> int:
         _header(stream, name, layer, env, knobs)
     except compiler.CompileError as exc:
         raise CandidateFailed(f"knobs refused: {exc}") from None
-    mod = _build(layer, env, knobs)
+    return name, layer, env, knobs, _build(layer, env, knobs)
+
+
+def compile_command(args, stream) -> int:
+    import compiler
+    from compiler import workloads
+
+    name, layer, env, knobs, mod = _prepare(args, stream)
     s, tensors = workloads.schedule(layer, env, knobs)
     stream.write("\n== lowered IR ==\n")
     stream.write(str(compiler.lower(s, tensors)).rstrip() + "\n")
@@ -173,20 +180,12 @@ def compile_command(args, stream) -> int:
 def simulate_command(args, stream) -> int:
     import numpy as np
 
-    import compiler
-    import hwconfigs
     import simulator
     from compiler import workloads
 
     from .evaluate import timing_columns
 
-    name, layer, hw, knobs = resolve_candidate(args)
-    env = hwconfigs.get_env(hw)
-    try:
-        _header(stream, name, layer, env, knobs)
-    except compiler.CompileError as exc:
-        raise CandidateFailed(f"knobs refused: {exc}") from None
-    mod = _build(layer, env, knobs)
+    name, layer, env, knobs, mod = _prepare(args, stream)
     correct = None
     try:
         if args.full:

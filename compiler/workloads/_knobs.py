@@ -291,3 +291,21 @@ def check_knobs(layer, env, knobs) -> dict:
     if threads > 1 and layer.batch // env.BATCH > 1:
         _check_uop_kernels(layer, env, k)
     return k
+
+
+def random_legal_knobs(layer, env, rng, count: int, max_tries: int | None = None) -> list[dict]:
+    """Up to ``count`` knob sets drawn uniformly from ``knob_space`` (one ``rng.choice`` per knob,
+    in the space's order) that ``check_knobs`` admits: what a search's random draws evaluate.
+    Gives up after ``max_tries`` draws (default 50 per set asked for)."""
+    space = knob_space(layer, env)
+    found: list[dict] = []
+    for _ in range(50 * count if max_tries is None else max_tries):
+        knobs = {name: rng.choice(values) for name, values in space.items()}
+        try:
+            check_knobs(layer, env, knobs)
+        except CompileError:
+            continue
+        found.append(knobs)
+        if len(found) == count:
+            break
+    return found

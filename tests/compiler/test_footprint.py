@@ -22,21 +22,6 @@ LAYERS = [
 LOG_KEY = {"inp": "LOG_INP_BUFF_SIZE", "wgt": "LOG_WGT_BUFF_SIZE", "acc": "LOG_ACC_BUFF_SIZE"}
 
 
-def _legal(layer, rng, count):
-    space = workloads.knob_space(layer, ENV)
-    found = []
-    for _ in range(200):
-        knobs = {name: rng.choice(values) for name, values in space.items()}
-        try:
-            workloads.check_knobs(layer, ENV, knobs)
-        except CompileError:
-            continue
-        found.append(knobs)
-        if len(found) == count:
-            break
-    return found
-
-
 def test_footprint_of_a_known_stream():
     """Two h-threads of a 4x8 tile of a padded 3x3 conv with a bias: 60 input rows, 18 weight
     blocks and 64 + 2 accumulator elements per thread, 66 uops in all."""
@@ -52,7 +37,7 @@ def test_footprint_of_a_known_stream():
 def test_module_fits_its_footprint_and_not_one_size_below(layer):
     rng = random.Random(11)
     checked = 0
-    for knobs in _legal(layer, rng, 4):
+    for knobs in workloads.random_legal_knobs(layer, ENV, rng, 4, max_tries=200):
         mod = workloads.build(layer, env=ENV, knobs=knobs)
         fp = mod.footprint()
         assert fp["acc"] > 0 and fp["uop"] > 0

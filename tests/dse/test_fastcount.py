@@ -58,19 +58,7 @@ def _draws(layer, env, count, seed):
 
 def _legal(layer, env, count, seed):
     """``count`` random knob sets the static check admits (what the search evaluates)."""
-    space = workloads.knob_space(layer, env)
-    rng = random.Random(seed)
-    found = []
-    for _ in range(50 * count):
-        knobs = {name: rng.choice(values) for name, values in space.items()}
-        try:
-            workloads.check_knobs(layer, env, knobs)
-        except CompileError:
-            continue
-        found.append(knobs)
-        if len(found) == count:
-            break
-    return found
+    return workloads.random_legal_knobs(layer, env, random.Random(seed), count)
 
 
 def _general(layer, env, knobs):

@@ -1,7 +1,6 @@
 """Schedule tables: one search per (layer, geometry) shared by every hardware trial, the
 invariance that makes that exact, warm starts, and a study's answer independent of the workers."""
 import itertools
-import json
 import random
 
 import pandas as pd
@@ -20,21 +19,6 @@ from tests.dse.conftest import write_study
 
 _BUFFERS = [dict(zip(BUFFER_KEYS, sizes)) for sizes in
             [(15, 18, 17), (16, 19, 18), (14, 18, 17), (15, 17, 16), (13, 16, 15), (17, 20, 19), (15, 18, 15)]]
-
-
-def _random_legal(layer, env, rng, n, max_tries=4000):
-    space = workloads.knob_space(layer, env)
-    found = []
-    for _ in range(max_tries):
-        knobs = {name: rng.choice(values) for name, values in space.items()}
-        try:
-            workloads.check_knobs(layer, env, knobs)
-        except CompileError:
-            continue
-        found.append(knobs)
-        if len(found) == n:
-            break
-    return found
 
 
 @pytest.mark.parametrize("geometry, layer", [
@@ -61,7 +45,7 @@ def test_counters_and_cycles_do_not_depend_on_the_buffers_a_schedule_fits(geomet
             pass
     largest = max(legal, key=lambda env: sum(getattr(env, key) for key in BUFFER_KEYS))
     checked = 0
-    for knobs in _random_legal(layer, largest, rng, 6):
+    for knobs in workloads.random_legal_knobs(layer, largest, rng, 6, max_tries=4000):
         seen = None
         for buffers in _BUFFERS:
             try:
