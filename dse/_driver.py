@@ -502,8 +502,15 @@ class Driver:
         if self.spec.sampler != "grid" and self._space_exhausted(study):   # a grid visits its points itself
             return False
         # RUNNING counts every driver's open trials, so drivers sharing a study stop together;
-        # exact fills are not the sampler's trials and spend no budget.
-        return self._count(study, "COMPLETE", "RUNNING") - len(self.filled) < self.spec.n_trials
+        # exact fills (any driver's) are not the sampler's trials and spend no budget.
+        started = self._count(study, "COMPLETE", "RUNNING")
+        if started - len(self.filled) < self.spec.n_trials:
+            return True
+        if not self.filled and self.spec.sampler == "grid":
+            return False
+        fills = sum(1 for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                    if t.user_attrs.get(FILL_ATTR))
+        return started - fills < self.spec.n_trials
 
     def _open(self, study) -> None:
         self._finish_pending(study)     # the sampler asks knowing every finished trial
