@@ -16,6 +16,10 @@ def show(out, top: int = 10, stream=None) -> int:
     stream = stream or sys.stdout
     out = Path(out)
     trials_path = out / "trials.parquet"
+    journal = out / "rows.jsonl"
+    if (out / "study.db").is_file() and journal.is_file() and (
+            not trials_path.is_file() or journal.stat().st_mtime > trials_path.stat().st_mtime):
+        return show_live(out, top, stream)      # a study still running (or stopped before its tables)
     if not trials_path.is_file():
         raise StudyError(f"{out} holds no study results (no trials.parquet); run `vta-dse run STUDY.toml --out {out}`")
     trials = read_trials(trials_path)
@@ -52,4 +56,38 @@ def show(out, top: int = 10, stream=None) -> int:
                 front = feasible[feasible["trial"].isin(pareto(vecs))].sort_values(values[0])
                 w(f"\nPareto front ({len(front)} trials):\n")
                 w(front[cols].to_string(index=False) + "\n")
+    return 0
+
+
+def show_live(out: Path, top: int, stream) -> int:
+    """The trials a running study has told so far, read from its Optuna storage (the tables and
+    the report are written when the run ends)."""
+    import optuna
+    import pandas as pd
+
+    url = f"sqlite:///{out / 'study.db'}"
+    try:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage=url)]
+        if len(names) != 1:
+            raise StudyError(f"{out / 'study.db'} holds {len(names)} studies; open it with optuna or optuna-dashboard")
+        study = optuna.load_study(study_name=names[0], storage=url)
+        trials = study.get_trials(deepcopy=False)
+    except StudyError:
+        raise
+    except Exception as exc:       # a storage being written: say so, do not crash
+        raise StudyError(f"cannot read the running study in {out / 'study.db'}: {exc}") from None
+    states = pd.Series([t.state.name for t in trials]).value_counts().to_dict() if trials else {}
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    rows = [{"trial": t.number, **t.params, "latency_s": t.user_attrs.get("latency_s"),
+             **{k: t.user_attrs.get(k) for k in ("bram", "dsp", "lut")},
+             "exact_fill": bool(t.user_attrs.get("dse:exact_fill"))}
+            for t in done if t.user_attrs.get("feasible")]
+    w = stream.write
+    w(f"{out}: study {names[0]!r} running (live from its storage; tables and report when it ends): "
+      + ", ".join(f"{n} {k.lower()}" for k, n in sorted(states.items())) + f"; {len(rows)} feasible\n")
+    if rows:
+        frame = pd.DataFrame(rows).sort_values(["latency_s", "bram", "trial"])
+        w(f"\nbest {top} so far by latency (exact_fill: scored from complete schedule tables):\n")
+        with pd.option_context("display.width", 200, "display.max_columns", 40):
+            w(frame.head(top).to_string(index=False) + "\n")
     return 0

@@ -197,3 +197,31 @@ def test_the_board_sets_the_base_target_unless_the_base_names_another_board(base
             parse_study(doc, "s.toml", ToyEvaluator().ops)
     else:
         assert parse_study(doc, "s.toml", ToyEvaluator().ops).base.TARGET == target
+
+
+def test_show_on_a_running_study_reads_its_storage(tmp_path):
+    """`vta-dse show` on a study still running lists the trials told so far (live from the storage)."""
+    path = write_study(tmp_path, STUDY.format(name="live", trials=8, sleep=300))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "dse", "run", str(path), "--evaluator", TOY, "--out", str(out),
+                             "--workers", "2", "--quiet"], env=subprocess_env(), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (out / "rows.jsonl").is_file():
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        shown = subprocess.run([sys.executable, "-m", "dse", "show", str(out)], env=subprocess_env(), cwd=REPO,
+                               capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert "running (live from its storage" in shown.stdout and "complete" in shown.stdout
+        assert "best 10 so far by latency" in shown.stdout
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)        # stops like Ctrl-C: its outputs are written
+        try:
+            proc.communicate(timeout=180)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
