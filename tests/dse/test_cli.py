@@ -55,6 +55,15 @@ def _complete(out):
     return st, [t for t in st.trials if t.state.name == "COMPLETE"]
 
 
+def _running(out) -> bool:
+    try:
+        st = optuna.load_study(study_name="killme", storage=f"sqlite:///{out / 'study.db'}")
+        # a trial the driver asked (an exact fill, written whole, is never one)
+        return any(t.state.name == "RUNNING" and "dse:driver" in t.system_attrs for t in st.get_trials(deepcopy=False))
+    except Exception:         # the storage not created yet, or busy
+        return False
+
+
 def test_sigkill_mid_study_then_rerun_completes_without_loss_or_duplicates(tmp_path):
     path = write_study(tmp_path, SLOW_STUDY.format(sleep=150))
     out = tmp_path / "out"
@@ -66,12 +75,14 @@ def test_sigkill_mid_study_then_rerun_completes_without_loss_or_duplicates(tmp_p
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
-            if journal.is_file() and sum(1 for _ in journal.open()) >= 3:
+            # kill mid-trial: 3 trials journaled (a sampled one and its exact fills count) and
+            # one open, its tables being built
+            if journal.is_file() and sum(1 for _ in journal.open()) >= 3 and _running(out):
                 break
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.05)
         else:
-            pytest.fail("the study never finished 3 trials")
+            pytest.fail("the study never finished 3 trials with one running")
         os.kill(proc.pid, signal.SIGKILL)       # the driver, mid-study
         proc.wait()
     finally:
@@ -81,7 +92,9 @@ def test_sigkill_mid_study_then_rerun_completes_without_loss_or_duplicates(tmp_p
             pass
     st, before = _complete(out)
     assert 2 <= len(before) < 8     # the 3rd may be journaled but not yet told: dropped on resume
-    assert any(t.state.name == "RUNNING" for t in st.trials)       # orphaned by the kill
+    # usually a trial is left RUNNING, orphaned by the kill; a trial of a geometry whose tables
+    # exist completes in milliseconds, so the kill may also land between two trials
+    orphaned = any(t.state.name == "RUNNING" for t in st.trials)
     before_rows = pd.DataFrame([r for line in journal.open() for r in json.loads(line)["rows"]])
 
     res = subprocess.run(cmd, env=subprocess_env(), cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -102,7 +115,7 @@ def test_sigkill_mid_study_then_rerun_completes_without_loss_or_duplicates(tmp_p
     # an orphaned trial's hardware was enqueued again
     failed = [t for t in st.trials if t.state.name == "FAIL"]
     retried = {t.user_attrs.get("dse:retry_of") for t in after}
-    assert failed and {t.number for t in failed} <= retried
+    assert {t.number for t in failed} <= retried and (failed or not orphaned)
 
     shown = vta_dse("show", out)
     assert shown.returncode == 0 and "top 10 by latency" in shown.stdout and "chosen: trial" in shown.stdout
