@@ -510,9 +510,9 @@ def enumerate_codesign(template: str, evaluator, tmp: Path, workers: int, pool: 
 
 
 def _timed_eval(evaluator, timeout, task) -> dict:
-    from dse._layer_job import evaluate_with_timeout
+    from dse._layer_job import evaluate_isolated
 
-    return evaluate_with_timeout(evaluator, task, timeout)
+    return evaluate_isolated(evaluator, task, timeout)
 
 
 def _key_of(params: dict) -> tuple:

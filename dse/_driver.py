@@ -34,7 +34,7 @@ import hwconfigs
 
 from . import _storage, _tables
 from ._columns import COUNTERS, RESOURCES, TIMING, objective_attr
-from ._executor import KILL_GRACE_S, RayPool
+from ._executor import RayPool
 from ._identity import shared_cache_dir
 from ._layer_job import LayerJob, latency_of
 from ._progress import Progress
@@ -135,8 +135,8 @@ class RunOptions:
     progress: bool = True
     prefetch: int | None = None       # extra jobs queued beyond the CPUs (default: PREFETCH)
     runtime_env: dict | None = None
-    max_attempts: int = 2             # a candidate whose worker dies is submitted this often in all
-    kill_grace: float = KILL_GRACE_S  # past a candidate's timeout, before a worker deaf to it is killed
+    max_attempts: int = 2             # a job whose Ray worker dies is submitted this often in all
+    isolate: bool = True              # candidates in a child process of each worker (dse._isolation)
 
 
 @dataclasses.dataclass
@@ -193,7 +193,7 @@ class _Layer:
         self.error = ""
         self.known: dict[int, float | None] = {}          # candidate -> latency told (None: failed)
         self.results: dict[int, tuple[dict, float | None]] = {}
-        self.crashes: dict = {}               # candidate (None: the job itself) -> workers lost
+        self.lost = 0                         # Ray workers lost running this layer's job
         self.table_group: str | None = None   # the schedule table answering this layer
         self.from_table = False               # answered by a table another trial built
 
@@ -426,7 +426,7 @@ class Driver:
         t_ray = time.monotonic()
         pool = RayPool(self.evaluator, workers=workers, address=self.opt.ray_address,
                        timeout=self.spec.candidate_timeout, prefetch=prefetch, runtime_env=self.opt.runtime_env,
-                       in_order=workers == 1, kill_grace=self.opt.kill_grace)
+                       in_order=workers == 1, isolate=self.opt.isolate)
         self.pool = pool
         timing = {"ray_start": time.monotonic() - t_ray}
         try:
@@ -445,6 +445,9 @@ class Driver:
         except KeyboardInterrupt:
             interrupted = True
             self._abandon_open_trials(study)
+        except StudyError:            # no candidate can be evaluated: the open trials are given back
+            self._abandon_open_trials(study)
+            raise
         finally:
             pool.shutdown()
             self.progress.close()
@@ -576,29 +579,17 @@ class Driver:
             if message.get("end"):
                 self._job_ended(study, ht, layer, done=True)
             return
-        flight = event.flight if event.flight is not None and event.flight[0] not in layer.known else None
-        index, knobs = flight if flight is not None else (None, {})
-        if event.timed_out:
-            self._row(ht, layer, index, knobs, self._killed(), mode=self.mode,
-                      attempt=layer.crashes.get(index, 0) + 1)
-            failed = True
-        else:
-            layer.crashes[index] = layer.crashes.get(index, 0) + 1
-            self._row(ht, layer, index, knobs, measurement("run_error", event.crashed), mode=self.mode,
-                      attempt=layer.crashes[index])
-            failed = layer.crashes[index] >= self.opt.max_attempts
-        if failed and index is None:       # the job itself cannot run: no schedule for this layer
-            layer.error = f"the layer search failed: {event.crashed or 'stuck past its timeout'}"
+        # The worker (or its node) died, or the job failed: candidates crash and time out in the
+        # worker's child process and come back as rows, so this is never a candidate's doing.
+        if event.cannot_start:
+            raise StudyError(f"candidates cannot be evaluated: {event.crashed}")
+        layer.lost += 1
+        self._row(ht, layer, None, {}, measurement("run_error", event.crashed), mode=self.mode, attempt=layer.lost)
+        if layer.lost >= self.opt.max_attempts:     # no schedule for this layer on this hardware
+            layer.error = f"the layer search failed: {event.crashed}"
             self._job_ended(study, ht, layer, done=True)
             return
-        if failed:
-            layer.known[index] = None
-            layer.results[index] = (knobs, None)
         self._job_ended(study, ht, layer, done=False)     # resubmitted: it replays what is known
-
-    def _killed(self) -> dict:
-        """The measurement of a candidate whose worker the driver killed past its timeout."""
-        return measurement("timeout", f"candidate took longer than {self.spec.candidate_timeout:g} s (worker killed)")
 
     def _record(self, ht, layer: _Layer, job: LayerJob, index: int, knobs: dict, result: dict, how: str) -> None:
         latency = latency_of(result)
@@ -615,7 +606,7 @@ class Driver:
         self.evaluated += 1
         self.progress.update(candidates=1)
         self.cache.put(self._task(job, knobs), result)
-        self._row(ht, layer, index, knobs, result, mode=self.mode, attempt=layer.crashes.get(index, 0) + 1)
+        self._row(ht, layer, index, knobs, result, mode=self.mode, attempt=layer.lost + 1)
 
     def _job_ended(self, study, ht: _HwTrial, layer: _Layer, *, done: bool) -> None:
         group = self._group(layer)
@@ -933,8 +924,8 @@ class Driver:
                             self.evaluated += 1
                             self.cache.put(tasks[i], result)
                         results[i] = (result, attempts[i])
-                elif event.timed_out:
-                    results[i] = (self._killed(), attempts[i])
+                elif event.cannot_start:
+                    raise StudyError(f"candidates cannot be evaluated: {event.crashed}")
                 elif attempts[i] < self.opt.max_attempts:
                     queue.append(i)
                 else:

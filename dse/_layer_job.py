@@ -17,10 +17,12 @@ Replay. A job resubmitted after its worker died carries the results the driver a
 proposes the same candidates again; known ones are told their recorded latency and produce no
 row, so the driver never receives a row twice.
 
-Flight record (``dse._flight``). When it starts, and before each evaluation, the worker records
-what it is doing: when the worker dies or hangs, the driver reads which candidate it was on,
-exactly -- messages still in flight die with the worker and cannot tell -- and a job without a
-record has not started (no timeout runs for it).
+Isolation (``dse._isolation``). Candidates are evaluated in a child process of the worker, started
+once and reused by every job the worker runs: a candidate that crashes it (a segfault, the OOM
+killer, a kill from outside) is a ``run_error`` row, one past its timeout is killed and a
+``timeout`` row, and the next candidate gets a fresh child. The worker itself only searches, so
+it never hangs on a candidate. ``isolate=False`` evaluates in the worker's own process (a SIGALRM
+stops a candidate past its timeout, unless it is stuck in native code), for tests and benchmarks.
 """
 from __future__ import annotations
 
@@ -31,8 +33,8 @@ import signal
 import threading
 import time
 
-from ._flight import FlightRecorder
 from ._inner import LayerSearch
+from ._isolation import shared
 from ._protocol import make_task, measurement
 
 # A message goes out after the evaluation that ends this long a quiet spell: fast candidates share
@@ -60,7 +62,6 @@ class LayerJob:
     refine_hws: list = dataclasses.field(default_factory=list)  # smaller hardware the search's refinement aims at
     known: dict = dataclasses.field(default_factory=dict)     # index -> latency (None: failed)
     cached: dict = dataclasses.field(default_factory=dict)    # knob text -> measurement
-    flight_key: str = ""                # where the candidate in progress is recorded
 
 
 def knob_text(knobs: dict) -> str:
@@ -73,7 +74,22 @@ def latency_of(result: dict) -> float | None:
     return float(result["latency_s"]) if ok else None
 
 
-# ---- per-candidate timeout ----------------------------------------------------------------------
+# ---- one candidate, isolated or in this process -------------------------------------------------
+
+def evaluate_isolated(evaluator, task, timeout: float | None) -> dict:
+    """``evaluator.evaluate(task)`` in this process's child (``dse._isolation``): a crash or a
+    timeout is a row; raises ``ChildStartError`` when no child can start at all."""
+    t0 = time.perf_counter()
+    outcome = shared(evaluator.evaluate).run(task, timeout)
+    if outcome.kind == "ok":
+        return outcome.value
+    if outcome.kind == "timeout":
+        return measurement("timeout", f"candidate took longer than {timeout:g} s (its process was killed)",
+                           sim_s=time.perf_counter() - t0)
+    if outcome.kind == "died":
+        return measurement("run_error", f"the candidate's process {outcome.error}")
+    return measurement("run_error", outcome.error)        # the evaluator raised: its bug, this candidate's row
+
 
 class _CandidateTimeout(BaseException):
     """Raised by SIGALRM inside ``evaluate()``. Not an ``Exception``: an evaluator that turns its
@@ -85,8 +101,9 @@ def _on_alarm(signum, frame):
     raise _CandidateTimeout()
 
 
-def evaluate_with_timeout(evaluator, task, timeout: float | None) -> dict:
-    """Run ``evaluator.evaluate(task)``; past ``timeout`` seconds, a ``timeout`` measurement."""
+def evaluate_in_process(evaluator, task, timeout: float | None) -> dict:
+    """``evaluator.evaluate(task)`` here; past ``timeout`` seconds (a SIGALRM, main thread only),
+    a ``timeout`` measurement."""
     use_alarm = bool(timeout) and threading.current_thread() is threading.main_thread()
     t0 = time.perf_counter()
     if use_alarm:
@@ -128,10 +145,10 @@ class _FixedList:
         pass
 
 
-def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
+def run_layer_job(evaluator, job: LayerJob, timeout: float | None, isolate: bool = True):
     """Generator of messages (see the module docstring); evaluates candidates one at a time."""
     hw, workload = job.hw, job.workload
-    flight = FlightRecorder(job.flight_key)
+    evaluate = evaluate_isolated if isolate else evaluate_in_process
 
     where: dict = {}      # knob text -> the hardware it is measured on (the first of hw, fit_hws it fits)
 
@@ -152,7 +169,6 @@ def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
             search = LayerSearch(space, job.budget, job.sampler, job.search_seed, static_check, job.shard, job.shards,
                                  seeds=job.seeds, fit_checks=fit_checks)
     except Exception as exc:
-        flight.close()
         yield {"rows": [], "end": True, "space_error": f"no schedule space on this hardware: "
                                                        f"{type(exc).__name__}: {exc}"}
         return
@@ -175,14 +191,12 @@ def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
             rows.append([index, knobs, hit, "cached"])
             search.report(proposal, latency_of(hit))
             continue
-        flight.record(index, knobs)
         task = make_task(where.get(knob_text(knobs), hw), workload, knobs, job.mode, job.seed)
-        result = evaluate_with_timeout(evaluator, task, timeout)
+        result = evaluate(evaluator, task, timeout)
         search.report(proposal, latency_of(result))
         rows.append([index, knobs, result, "eval"])
         now = time.monotonic()
         if now - sent >= MESSAGE_EVERY_S:
             yield {"rows": rows, "end": False, "space_error": None}
             rows, sent = [], now
-    flight.close()
     yield {"rows": rows, "end": True, "space_error": None}

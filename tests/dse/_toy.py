@@ -6,19 +6,24 @@ resume, caching, failures) run in milliseconds and have a brute-force answer. Th
 (`vta-dse run`) uses ``dse.evaluate.SimulatorEvaluator``. It injects faults on demand through
 the workload's ``fault`` parameter:
 
-- ``crash_once:DIR``  the worker process dies (os._exit) the first time it meets a candidate
-  (a marker file per candidate in DIR);
+- ``exit:N``          candidates with ``tile_n == N`` end their process (``os._exit(17)``);
+- ``segfault:N``      the same by a segmentation fault;
+- ``await_kill:N:DIR`` the same candidates write their process id into DIR (a file named after it)
+  and sleep until someone kills them;
+- ``kill_worker_once:DIR`` the Ray worker dies (SIGKILL, from the candidate's process) the first
+  time each candidate is met (a marker file per candidate in DIR);
 - ``hang:N``          candidates with ``tile_n == N`` sleep for an hour (timeouts);
-- ``stuck:N``         the same, deaf to the worker's SIGALRM, like native code that never returns
-  (the driver has to kill the worker);
+- ``stuck:N``         the same, deaf to SIGALRM, like native code that never returns;
 - ``compile_error:N`` candidates with ``tile_k == N`` fail to "compile".
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -91,11 +96,21 @@ class ToyEvaluator:
         env = _env(task.hw)
         fault = p.get("fault", "")
         t0 = time.perf_counter()
-        if fault.startswith("crash_once:"):
-            marker = Path(fault.split(":", 1)[1]) / hashlib.sha1(task.key(self.name).encode()).hexdigest()
+        selected = fault.split(":")[1] if ":" in fault else None
+        if fault.startswith("kill_worker_once:"):
+            marker = Path(selected) / hashlib.sha1(task.key(self.name).encode()).hexdigest()
             if not marker.exists():
-                marker.write_text("crashed here once\n")
+                marker.write_text("killed its worker here once\n")
+                # isolated, the candidate runs in a child of the worker (which never imports Ray)
+                os.kill(os.getpid() if "ray" in sys.modules else os.getppid(), signal.SIGKILL)
+                time.sleep(3600)
+        if fault.startswith(("exit:", "segfault:", "await_kill:")) and knobs["tile_n"] == int(selected):
+            if fault.startswith("exit:"):
                 os._exit(17)
+            if fault.startswith("segfault:"):
+                os.kill(os.getpid(), signal.SIGSEGV)
+            (Path(fault.split(":")[2]) / str(os.getpid())).write_text(json.dumps(knobs))
+            time.sleep(3600)
         if fault.startswith(("hang:", "stuck:")) and knobs["tile_n"] == int(fault.split(":")[1]):
             if fault.startswith("stuck:"):
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
@@ -118,3 +133,17 @@ class ToyEvaluator:
             correct = bool(np.array_equal(acc, a @ b))
         return measurement("ok", **fig["stats"], cycles=fig["cycles"], latency_s=fig["seconds"], correct=correct,
                            compile_s=time.perf_counter() - t0, sim_s=0.0)
+
+
+def _only_with_ray():
+    if "ray" not in sys.modules:       # the candidate process: no Ray there
+        raise ImportError("this evaluator cannot be loaded outside a Ray worker (test double)")
+    return UnloadableInChild()
+
+
+class UnloadableInChild(ToyEvaluator):
+    """A ToyEvaluator that loads in a Ray worker but not in its candidate process, like an
+    evaluator whose imports fail there."""
+
+    def __reduce__(self):
+        return _only_with_ray, ()

@@ -2,6 +2,10 @@
 Ray session: files and columns, counters, grid = brute force, determinism, failures, cache."""
 import itertools
 import json
+import os
+import signal
+import threading
+import time
 
 import pandas as pd
 import pytest
@@ -164,11 +168,11 @@ def test_grid_study_finds_the_brute_force_optimum(ray_session, tmp_path):
         sorted(itertools.product(*(k.values for k in spec.hardware)))
 
 
-def test_same_seed_one_worker_gives_identical_tables(ray_session, tmp_path):
+def test_same_seed_one_worker_gives_identical_tables_with_or_without_isolation(ray_session, tmp_path):
     spec = study(tmp_path, CODESIGN.replace("n_trials = 6", "n_trials = 5"))
     tables = []
-    for name in ("one", "two"):
-        run(spec, tmp_path / name, workers=1)
+    for name, isolate in (("isolated", True), ("in_process", False)):
+        run(spec, tmp_path / name, workers=1, isolate=isolate)
         df = pd.read_parquet(tmp_path / name / "results.parquet").drop(columns=TIMING)
         tables.append(df)
     assert len(tables[0]) > 10
@@ -187,19 +191,26 @@ LOG_BLOCK = [4]
 [schedule]
 sampler = "grid"
 [[workloads]]
-name = "crashy"
-op = "toy_gemm"
-m = 1
-n = 32
-k = 32
-fault = "crash_once:{marks}"
-[[workloads]]
 name = "hangs"
 op = "toy_gemm"
 m = 1
 n = 32
 k = 48
 fault = "hang:2"
+[[workloads]]
+name = "segv"
+op = "toy_gemm"
+m = 1
+n = 32
+k = 16
+fault = "segfault:2"
+[[workloads]]
+name = "exits"
+op = "toy_gemm"
+m = 1
+n = 32
+k = 16
+fault = "exit:2"
 [[workloads]]
 name = "broken"
 op = "toy_gemm"
@@ -210,26 +221,64 @@ fault = "compile_error:2"
 """
 
 
-def test_dead_workers_timeouts_and_failures_become_rows(ray_session, tmp_path):
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    spec = study(tmp_path, FAULTS.format(marks=marks))
+def test_crashes_timeouts_and_failures_of_candidates_become_rows(ray_session, tmp_path):
+    spec = study(tmp_path, FAULTS)
     summary = run(spec, tmp_path / "out")
     df = pd.read_parquet(tmp_path / "out" / "results.parquet")
     first = df[df["trial"] == 0]
-    crashy = first[first["workload"] == "crashy"]
-    # each candidate's worker died once: a run_error row, then the resubmission's ok row
-    assert (crashy["status"] == "run_error").sum() == 8 and (crashy["status"] == "ok").sum() == 8   # 2·2·2 knob sets
-    assert crashy[crashy["status"] == "run_error"]["error"].str.contains("worker died").all()
-    assert set(crashy[crashy["status"] == "ok"]["attempt"]) == {2}
     hangs = first[first["workload"] == "hangs"]
-    assert set(hangs[hangs["tile_n"] == 2]["status"]) == {"timeout"}
+    timeouts = hangs[hangs["tile_n"] == 2]
+    assert len(timeouts) == 4 and set(timeouts["status"]) == {"timeout"}
+    assert timeouts["error"].str.contains("its process was killed").all()
+    assert (timeouts["sim_s"] < 2 + 1).all()         # the timeout, plus the kill
     assert set(hangs[hangs["tile_n"] == 1]["status"]) == {"ok"}
+    for name, cause in (("segv", "was killed by SIGSEGV"), ("exits", "exited with code 17")):
+        rows = first[first["workload"] == name]
+        crashed = rows[rows["tile_n"] == 2]
+        assert len(crashed) == 2 and set(crashed["status"]) == {"run_error"}
+        assert crashed["error"].str.contains(cause).all(), crashed["error"].tolist()
+        assert set(rows[rows["tile_n"] == 1]["status"]) == {"ok"}
     broken = first[first["workload"] == "broken"]
     assert set(broken[broken["tile_k"] == 2]["status"]) == {"compile_error"}
+    assert set(first["attempt"]) == {1} and first["candidate"].notna().all()     # no worker was lost
     assert summary.complete == 1 and summary.best is not None    # one point: the space is exhausted
-    assert summary.candidates == (first["status"] != "run_error").sum()
+    assert summary.candidates == len(first)
     assert not (df["mode"] == "static").any()        # refused knob sets are in rejected.parquet
+
+
+LOST_WORKER = """
+[study]
+name = "lost"
+n_trials = 1
+verify = "none"
+[hardware]
+LOG_BLOCK = [4]
+[schedule]
+sampler = "grid"
+[[workloads]]
+name = "lost"
+op = "toy_gemm"
+m = 1
+n = 16
+k = 16
+fault = "kill_worker_once:{marks}"
+"""
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+def test_a_lost_worker_is_replaced_and_its_job_replayed(ray_session, tmp_path, isolate):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    summary = run(study(tmp_path, LOST_WORKER.format(marks=marks)), tmp_path / "out", workers=1, max_attempts=3,
+                  isolate=isolate)
+    df = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    lost = df[df["candidate"].isna()]
+    # each of the two candidates took its worker down once: a row per lost worker, then every
+    # candidate once, from the job that got through
+    assert len(lost) == 2 and lost["error"].str.contains("worker died").all()
+    ok = df[df["candidate"].notna()]
+    assert sorted(ok["candidate"]) == [0, 1] and set(ok["status"]) == {"ok"} and set(ok["attempt"]) == {3}
+    assert summary.complete == 1 and summary.best is not None
 
 
 def test_budget_increase_resumes_the_same_study(ray_session, tmp_path):
@@ -262,19 +311,68 @@ op = "toy_gemm"
 m = 1
 n = 32
 k = 32
-fault = "stuck:2"
+fault = "{fault}"
 """
 
 
-def test_a_worker_deaf_to_its_timeout_is_killed_and_the_search_goes_on(ray_session, tmp_path):
-    summary = run(study(tmp_path, STUCK), tmp_path / "out", kill_grace=0.5)
+def test_a_candidate_deaf_to_signals_is_killed_at_its_timeout(ray_session, tmp_path):
+    summary = run(study(tmp_path, STUCK.format(fault="stuck:2")), tmp_path / "out")
     df = pd.read_parquet(tmp_path / "out" / "results.parquet")
     stuck = df[df["tile_n"] == 2]
-    # the flight record names the candidate the killed worker was stuck on
     assert len(stuck) == 4 and set(stuck["status"]) == {"timeout"}
-    assert stuck["error"].str.contains("worker killed").all()
+    assert stuck["error"].str.contains("its process was killed").all()
     assert set(df[df["tile_n"] == 1]["status"]) == {"ok"} and (df["tile_n"] == 1).sum() == 4
     assert summary.complete == 1 and summary.best is not None
+
+
+def test_killing_the_candidate_process_from_outside_yields_a_row_and_the_study_completes(ray_session, tmp_path):
+    """The acceptance test of crash isolation: a kill by process id, mid-candidate."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    killed: list[dict] = []
+    done = threading.Event()
+
+    def killer():                       # kills each candidate process that announces itself
+        seen = set()
+        while not done.is_set():
+            for path in pids.iterdir():
+                if path.name not in seen:
+                    seen.add(path.name)
+                    os.kill(int(path.name), signal.SIGKILL)
+                    killed.append(json.loads(path.read_text()))
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        # a timeout far beyond the test: only the kill ends these candidates
+        spec = study(tmp_path, STUCK.format(fault=f"await_kill:2:{pids}").replace("candidate_timeout = 1",
+                                                                                  "candidate_timeout = 600"))
+        summary = run(spec, tmp_path / "out")
+    finally:
+        done.set()
+        thread.join()
+    df = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    victims = df[df["tile_n"] == 2]
+    assert len(killed) == 4 and len(victims) == 4
+    assert set(victims["status"]) == {"run_error"} and victims["error"].str.contains("killed by SIGKILL").all()
+    assert sorted(map(json.dumps, killed)) == sorted(json.dumps({k: int(r[k]) for k in sorted(killed[0])})
+                                                     for _, r in victims.iterrows())
+    assert set(df[df["tile_n"] == 1]["status"]) == {"ok"} and (df["tile_n"] == 1).sum() == 4
+    assert summary.complete == 1 and summary.best is not None
+
+
+def test_a_study_whose_candidate_process_cannot_start_stops_with_the_reason(ray_session, tmp_path):
+    from dse import StudyError
+    from tests.dse._toy import UnloadableInChild
+
+    spec = study(tmp_path, STUCK.format(fault=""))
+    with pytest.raises(StudyError, match="candidates cannot be evaluated.*failed to start 3 times in a row.*"
+                                         "cannot be loaded outside a Ray worker"):
+        run_study(spec, UnloadableInChild(), RunOptions(out=tmp_path / "out", workers=1, progress=False))
+    import optuna
+    st = optuna.load_study(study_name="stuck", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
+    assert [t.state.name for t in st.trials] == ["FAIL", "WAITING"]     # given back: a rerun resumes it
 
 
 ONE_POINT = """

@@ -6,7 +6,7 @@ import pytest
 import hwconfigs
 from dse import _layer_job as layer_job
 from dse._inner import LayerSearch
-from dse._layer_job import LayerJob, evaluate_with_timeout, knob_text, latency_of, run_layer_job
+from dse._layer_job import LayerJob, evaluate_in_process, knob_text, latency_of, run_layer_job
 from dse._protocol import measurement
 from dse._study import Workload
 from tests.dse._toy import ToyEvaluator
@@ -88,7 +88,7 @@ class _Swallowing:
 
 def test_a_timeout_is_not_caught_by_the_evaluators_own_error_handling():
     t = time.perf_counter()
-    m = evaluate_with_timeout(_Swallowing(), None, timeout=0.2)
+    m = evaluate_in_process(_Swallowing(), None, timeout=0.2)
     assert m["status"] == "timeout" and time.perf_counter() - t < 2
 
 

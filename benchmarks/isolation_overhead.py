@@ -1,0 +1,127 @@
+"""What crash isolation costs: the search's count path in this process versus in a child process
+(``dse._isolation``), side by side in one run, on the real evaluator and ResNet-18's layers.
+
+Printed: the child's start (interpreter + imports) and its first candidate (numba's cache load);
+the pipe round trip of a realistic task and measurement with nothing evaluated; then candidates/s
+of ``SimulatorEvaluator.evaluate`` over random legal knob sets of C2..C11 (the fast count path,
+~1 ms a candidate), in process and isolated, in alternating rounds (the machine is shared: each
+round gives both the same conditions), with the overhead per candidate. The measurements of the
+two ways must agree (every field but the wall-clock ones).
+
+    python benchmarks/isolation_overhead.py [--candidates N] [--rounds R]
+"""
+from __future__ import annotations
+
+import os
+
+# One core: BLAS must not spread a matmul over threads (set before numpy is imported).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import hwconfigs  # noqa: E402
+from compiler import workloads  # noqa: E402
+from dse._isolation import Isolated  # noqa: E402
+from dse._layer_job import evaluate_in_process, evaluate_isolated  # noqa: E402
+from dse._protocol import make_task  # noqa: E402
+from dse._study import Workload  # noqa: E402
+from dse.evaluate import SimulatorEvaluator  # noqa: E402
+
+WALL_CLOCK = ("compile_s", "sim_s")
+
+
+def _tasks(count: int, seed: int = 0) -> list:
+    """``count`` count-mode tasks of ResNet-18's convolutions, the layers in turn, random legal knobs."""
+    env = hwconfigs.get_env()
+    hw = hwconfigs.resolve_config("default")
+    net = workloads.resnet18()
+    names = [name for name in net if name.startswith("C")]
+    rng = random.Random(seed)
+    out = []
+    while len(out) < count:
+        name = names[len(out) % len(names)]
+        for knobs in workloads.random_legal_knobs(net[name], env, rng, 1):
+            out.append(make_task(hw, Workload(name, "resnet18_layer", (("batch", 1), ("layer", name)), 1), knobs))
+    return out
+
+
+class Echo:
+    """Answers every task with the same measurement: the pipe's cost alone."""
+
+    def __init__(self, answer: dict):
+        self.answer = answer
+
+    def __call__(self, task) -> dict:
+        return self.answer
+
+
+def _per_candidate(fn, tasks) -> tuple[float, list]:
+    t0 = time.perf_counter()
+    results = [fn(task) for task in tasks]
+    return (time.perf_counter() - t0) / len(tasks), results
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--candidates", type=int, default=300, help="random legal knob sets per round")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds, in process then isolated")
+    args = ap.parse_args(argv)
+    evaluator = SimulatorEvaluator()
+    tasks = _tasks(args.candidates)
+    timeout = 300.0
+
+    t0 = time.perf_counter()
+    first = evaluate_isolated(evaluator, tasks[0], timeout)      # starts this process's child
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    evaluate_isolated(evaluator, tasks[1], timeout)
+    warm = time.perf_counter() - t0
+    print(f"child: start + first candidate {cold:.2f} s (interpreter, imports, numba cache load); "
+          f"the next candidate {warm * 1e3:.2f} ms")
+
+    import isolation_overhead       # this file by its name, so that the child can import Echo
+    with Isolated(isolation_overhead.Echo(first)) as echo:
+        echo.run(tasks[0], timeout)
+        trips = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for task in tasks:
+                echo.run(task, timeout)
+            trips.append((time.perf_counter() - t0) / len(tasks))
+    print(f"pipe round trip (a task out, a {len(first)}-field measurement back, nothing evaluated): "
+          f"median {statistics.median(trips) * 1e6:.0f} us, best {min(trips) * 1e6:.0f} us")
+
+    for task in tasks:                   # warm both ways: numba, plan caches, the layers' lru caches
+        evaluate_in_process(evaluator, task, timeout)
+        evaluate_isolated(evaluator, task, timeout)
+    inproc, isolated = [], []
+    for _ in range(args.rounds):
+        t_in, res_in = _per_candidate(lambda task: evaluate_in_process(evaluator, task, timeout), tasks)
+        t_iso, res_iso = _per_candidate(lambda task: evaluate_isolated(evaluator, task, timeout), tasks)
+        inproc.append(t_in)
+        isolated.append(t_iso)
+        for a, b in zip(res_in, res_iso):
+            if {k: v for k, v in a.items() if k not in WALL_CLOCK} != {k: v for k, v in b.items() if k not in WALL_CLOCK}:
+                sys.exit(f"isolated and in-process measurements differ: {a} vs {b}")
+    statuses = {}
+    for r in res_in:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    t_in, t_iso = statistics.median(inproc), statistics.median(isolated)
+    print(f"\nfast count path, {len(tasks)} random legal knob sets of ResNet-18's convolutions "
+          f"({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}), median of {args.rounds} alternating rounds:")
+    print(f"  in process  {t_in * 1e3:6.3f} ms/candidate  {1 / t_in:7.0f} candidates/s   "
+          f"(rounds: {', '.join(f'{t * 1e3:.3f}' for t in inproc)} ms)")
+    print(f"  isolated    {t_iso * 1e3:6.3f} ms/candidate  {1 / t_iso:7.0f} candidates/s   "
+          f"(rounds: {', '.join(f'{t * 1e3:.3f}' for t in isolated)} ms)")
+    paired = [b - a for a, b in zip(inproc, isolated)]
+    print(f"  overhead    {statistics.median(paired) * 1e6:6.0f} us/candidate "
+          f"({statistics.median(paired) / t_in * 100:.1f} % of the in-process time); measurements identical")
+
+
+if __name__ == "__main__":
+    main()

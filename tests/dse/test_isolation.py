@@ -1,0 +1,144 @@
+"""Crash isolation (dse._isolation): a function run in a long-lived child process, whatever the
+function does to that process."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from dse._isolation import ChildStartError, Isolated, describe_exit
+from tests.dse.conftest import REPO, subprocess_env
+
+_STATE: list = []
+
+
+def act(what):
+    """What the child is asked to do (a module-level function: the child imports it by name)."""
+    if what == "pid":
+        return os.getpid()
+    if what == "count":                 # state kept from one call to the next
+        _STATE.append(1)
+        return len(_STATE)
+    if what == "raise":
+        raise ValueError("bad candidate")
+    if what == "sleep":
+        time.sleep(3600)
+    if what == "deaf":                  # like native code: no signal but SIGKILL ends it
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM, signal.SIGINT})
+        time.sleep(3600)
+    if what == "segfault":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if what == "exit":
+        os._exit(17)
+    if what == "unpicklable":
+        return lambda: None
+    return what
+
+
+class _Unimportable:
+    """Unpickles into an import of a module that does not exist (an evaluator that cannot import)."""
+
+    def __reduce__(self):
+        return __import__, ("no_such_module_of_vta_dse",)
+
+
+@pytest.fixture
+def child():
+    with Isolated(act) as isolated:
+        yield isolated
+
+
+def test_answers_come_back_and_the_child_lives_on(child):
+    assert child.run("x", 10).value == "x"
+    pid = child.pid
+    assert [child.run("count", 10).value for _ in range(3)] == [1, 2, 3]
+    outcome = child.run("raise", 10)
+    assert (outcome.kind, outcome.error) == ("raised", "ValueError: bad candidate")
+    outcome = child.run("unpicklable", 10)
+    assert outcome.kind == "raised" and "cannot be sent back" in outcome.error
+    assert child.run("pid", 10).value == pid and child.starts == 1
+
+
+@pytest.mark.parametrize("what", ["sleep", "deaf"])
+def test_a_call_past_its_timeout_is_killed_on_time(child, what):
+    first = child.run("pid", 10).value
+    t0 = time.perf_counter()
+    outcome = child.run(what, 0.5)
+    took = time.perf_counter() - t0
+    assert outcome.kind == "timeout" and "0.5 s" in outcome.error
+    assert 0.5 <= took < 0.5 + 1.0
+    with pytest.raises(ProcessLookupError):
+        os.kill(first, 0)                       # killed and reaped
+    assert child.run("pid", 10).value != first and child.starts == 2
+
+
+@pytest.mark.parametrize("what, cause", [("segfault", "was killed by SIGSEGV"), ("exit", "exited with code 17")])
+def test_a_call_that_kills_its_process_is_a_death_named_by_its_cause(child, what, cause):
+    outcome = child.run(what, 10)
+    assert (outcome.kind, outcome.error) == ("died", cause)
+    assert child.run("y", 10).value == "y" and child.starts == 2
+
+
+def test_a_kill_from_outside_mid_call_is_a_death(child):
+    pid = child.run("pid", 10).value
+    threading.Timer(0.3, os.kill, (pid, signal.SIGKILL)).start()
+    outcome = child.run("sleep", 60)
+    assert (outcome.kind, outcome.error) == ("died", "was killed by SIGKILL")
+    assert child.run("z", 10).value == "z"
+
+
+def test_a_child_killed_while_idle_does_not_fail_the_next_call(child):
+    pid = child.run("pid", 10).value
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    assert child.run("after", 10).value == "after" and child.starts == 2
+
+
+def test_a_child_that_cannot_start_fails_clearly_after_a_few_tries():
+    isolated = Isolated(_Unimportable(), start_tries=3)
+    with pytest.raises(ChildStartError, match="failed to start 3 times in a row.*no_such_module_of_vta_dse"):
+        isolated.run("x", 10)
+    assert isolated.starts == 3 and isolated.pid is None
+
+
+PARENT = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from dse._isolation import Isolated
+from tests.dse.test_isolation import act
+child = Isolated(act)
+print(child.run("pid", 60).value, flush=True)
+child.run("deaf", 3600)
+"""
+
+
+def test_the_child_dies_with_its_parent():
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(REPO)], stdout=subprocess.PIPE, text=True,
+                              env=subprocess_env(), cwd=REPO)
+    try:
+        pid = int(parent.stdout.readline())
+        time.sleep(0.3)                          # the child is in its deaf call
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"     # a zombie is dead, not yet reaped
+    except FileNotFoundError:
+        return False
+
+
+def test_exit_codes_in_words():
+    assert describe_exit(-9) == "was killed by SIGKILL"
+    assert describe_exit(3) == "exited with code 3"
+    assert describe_exit(-200) == "was killed by signal 200"
