@@ -5,6 +5,7 @@ overhead Ray adds, and the 1 -> 2 worker scaling efficiency (goal >= 90%).
     python benchmarks/dse_throughput.py --evaluator tests.dse._toy:ToyEvaluator --sleep-ms 50
     python benchmarks/dse_throughput.py --profile            # where the driver's own time goes
     python benchmarks/dse_throughput.py --rounds 9           # 1, 2, 1, 2, ... workers: the median efficiency
+    python benchmarks/dse_throughput.py --in-process         # candidates in the workers, not isolated
 
 Method. Outer and inner samplers are random, so the proposals do not depend on the results and
 every worker count evaluates the same candidates. One local Ray session (``num_cpus`` = the most
@@ -17,7 +18,8 @@ last message (``RunSummary.timing["search"]``); Ray start-up, warm-up, and writi
 printed separately. The driver submits one Ray job per (hardware trial, layer): the layer's schedule
 search runs in the worker and streams a row per candidate. Per-candidate overhead = search time
 per candidate with one worker minus the time spent inside ``evaluate()``; it includes the inner
-search's ask/tell in the worker, the stream message and the driver's share.
+search's ask/tell in the worker, the pipe round trip to its candidate process (dse._isolation), the
+stream message and the driver's share.
 
 The driver process shares the machine with the workers: on a 2-core machine two workers plus the
 driver (plus Ray's raylet/GCS) are more runnable processes than cores, so the driver's CPU time
@@ -125,10 +127,15 @@ def _noop(evaluator, task, timeout):
     return None
 
 
-def _warm(evaluator, task, pause):
-    """Import and evaluate once in a worker (its first candidate pays the imports), then hold the
-    CPU for ``pause`` s so the next warm-up task lands on another worker."""
+def _warm(evaluator, task, pause, isolate):
+    """Import and evaluate once in a worker (its first candidate pays the imports) and, isolated,
+    in the worker's candidate process (dse._isolation: started once per worker), then hold the CPU
+    for ``pause`` s so the next warm-up task lands on another worker."""
+    from dse._layer_job import evaluate_isolated
+
     evaluator.evaluate(task)
+    if isolate:
+        evaluate_isolated(evaluator, task, None)
     time.sleep(pause)
     return os.getpid()
 
@@ -206,6 +213,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7,
                     help="repeat the worker counts, alternating (this machine's speed drifts); the median efficiency")
     ap.add_argument("--no-ceiling", action="store_true", help="skip timing plain processes without Ray")
+    ap.add_argument("--in-process", action="store_true",
+                    help="evaluate in the Ray workers' own processes, without crash isolation (dse._isolation)")
     ap.add_argument("--profile", action="store_true", help="cProfile the driver's search with the most workers")
     args = ap.parse_args()
     import ray
@@ -258,7 +267,7 @@ def main() -> None:
         t = time.monotonic()
         hold = ray.remote(num_cpus=1)(_hold)
         warm = ray.remote(num_cpus=1)(_warm)
-        pids = set(ray.get([warm.remote(evaluator, task, 0.5) for _ in range(2 * max(counts))]))
+        pids = set(ray.get([warm.remote(evaluator, task, 0.5, not args.in_process) for _ in range(2 * max(counts))]))
         warm_s = time.monotonic() - t
         alone, batched = ray_roundtrip(ray, evaluator, task)
         print(f"Ray: started in {init_s:.2f} s, {len(pids)} worker processes warmed up in {warm_s:.2f} s; round trip of "
@@ -276,8 +285,8 @@ def main() -> None:
             holds = [hold.remote(f"{run_dir}.held{i}", str(release)) for i in range(max(counts) - workers)]
             while not all(os.path.exists(f"{run_dir}.held{i}") for i in range(len(holds))):
                 time.sleep(0.02)
-            summary = run_study(spec, evaluator, RunOptions(out=run_dir, workers=workers,
-                                                             progress=False, prefetch=args.prefetch))
+            summary = run_study(spec, evaluator, RunOptions(out=run_dir, workers=workers, progress=False,
+                                                             prefetch=args.prefetch, isolate=not args.in_process))
             if profiler is not None:
                 profiler.disable()
             release.touch()

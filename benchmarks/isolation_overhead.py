@@ -27,7 +27,7 @@ import time  # noqa: E402
 import hwconfigs  # noqa: E402
 from compiler import workloads  # noqa: E402
 from dse._isolation import Isolated  # noqa: E402
-from dse._layer_job import evaluate_in_process, evaluate_isolated  # noqa: E402
+from dse._layer_job import evaluation  # noqa: E402
 from dse._protocol import make_task  # noqa: E402
 from dse._study import Workload  # noqa: E402
 from dse.evaluate import SimulatorEvaluator  # noqa: E402
@@ -74,12 +74,13 @@ def main(argv=None) -> None:
     evaluator = SimulatorEvaluator()
     tasks = _tasks(args.candidates)
     timeout = 300.0
+    evaluate_in_process, evaluate_isolated = evaluation(evaluator, isolate=False), evaluation(evaluator)
 
     t0 = time.perf_counter()
-    first = evaluate_isolated(evaluator, tasks[0], timeout)      # starts this process's child
+    first = evaluate_isolated(tasks[0], timeout)      # starts this process's child
     cold = time.perf_counter() - t0
     t0 = time.perf_counter()
-    evaluate_isolated(evaluator, tasks[1], timeout)
+    evaluate_isolated(tasks[1], timeout)
     warm = time.perf_counter() - t0
     print(f"child: start + first candidate {cold:.2f} s (interpreter, imports, numba cache load); "
           f"the next candidate {warm * 1e3:.2f} ms")
@@ -97,12 +98,12 @@ def main(argv=None) -> None:
           f"median {statistics.median(trips) * 1e6:.0f} us, best {min(trips) * 1e6:.0f} us")
 
     for task in tasks:                   # warm both ways: numba, plan caches, the layers' lru caches
-        evaluate_in_process(evaluator, task, timeout)
-        evaluate_isolated(evaluator, task, timeout)
+        evaluate_in_process(task, timeout)
+        evaluate_isolated(task, timeout)
     inproc, isolated = [], []
     for _ in range(args.rounds):
-        t_in, res_in = _per_candidate(lambda task: evaluate_in_process(evaluator, task, timeout), tasks)
-        t_iso, res_iso = _per_candidate(lambda task: evaluate_isolated(evaluator, task, timeout), tasks)
+        t_in, res_in = _per_candidate(lambda task: evaluate_in_process(task, timeout), tasks)
+        t_iso, res_iso = _per_candidate(lambda task: evaluate_isolated(task, timeout), tasks)
         inproc.append(t_in)
         isolated.append(t_iso)
         for a, b in zip(res_in, res_iso):

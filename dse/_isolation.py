@@ -2,9 +2,9 @@
 candidate and never the process that searches.
 
 ``Isolated(fn)`` starts a Python child running this module on first use, ships it ``fn`` once (any
-picklable callable of one picklable argument: an evaluator's bound ``evaluate``, a runner's
-``measure`` wrapped to one argument) and then calls ``fn`` there for each ``run(item, timeout)``;
-the item and the answer cross a pipe. The child keeps whatever ``fn`` warms up (imports, numba's
+callable of one picklable argument that cloudpickle can ship: an evaluator's bound ``evaluate``,
+a runner's ``measure`` wrapped to one argument) and then calls ``fn`` there for each
+``run(item, timeout)``; the item and the answer cross a pipe. The child keeps whatever ``fn`` warms up (imports, numba's
 compiled functions, plan caches) from one candidate to the next.
 
 - Past ``timeout`` seconds the parent kills the child (SIGKILL) and answers ``timeout``: exact, and
@@ -80,6 +80,14 @@ def _read_exactly(fd: int, n: int) -> bytes:
     return b"".join(parts)
 
 
+def _dumps_function(fn) -> bytes:
+    """``fn`` as the child loads it: by value where it must be (a class of a script's
+    ``__main__``, a local class: as Ray ships an evaluator to its workers), otherwise by name."""
+    import cloudpickle
+
+    return cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def _recv(fd: int):
     # One read takes a whole small message: at most one message is ever in flight each way
     # (a request, then its answer), so nothing read belongs to the next one.
@@ -117,7 +125,7 @@ class Isolated:
     """``fn`` run in a child process, one call at a time (see the module docstring)."""
 
     def __init__(self, fn, *, start_timeout: float = START_TIMEOUT_S, start_tries: int = START_TRIES):
-        self._payload = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+        self._payload = _dumps_function(fn)
         self.start_timeout = start_timeout
         self.start_tries = start_tries
         self.starts = 0                  # children started, for the record (benchmarks, tests)
@@ -238,7 +246,7 @@ def shared(fn) -> Isolated:
     """This process's child for ``fn`` (equal pickles share one), started once and reused by every
     later job of the process: a Ray worker pays the child's imports and warm-up once. A child for
     another ``fn`` replaces it (a worker serves one study's evaluator at a time)."""
-    key = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+    key = _dumps_function(fn)
     child = _SHARED.get(key)
     if child is None:
         for other in _SHARED.values():

@@ -76,11 +76,26 @@ def latency_of(result: dict) -> float | None:
 
 # ---- one candidate, isolated or in this process -------------------------------------------------
 
+def evaluation(evaluator, isolate: bool = True):
+    """The function ``(task, timeout) -> measurement`` a job evaluates its candidates with:
+    isolated, in this process's child for ``evaluator`` (started once, reused by every job);
+    otherwise here."""
+    if not isolate:
+        return functools.partial(evaluate_in_process, evaluator)
+    return functools.partial(evaluate_in_child, shared(evaluator.evaluate))
+
+
 def evaluate_isolated(evaluator, task, timeout: float | None) -> dict:
-    """``evaluator.evaluate(task)`` in this process's child (``dse._isolation``): a crash or a
-    timeout is a row; raises ``ChildStartError`` when no child can start at all."""
+    """One candidate in this process's child for ``evaluator`` (see ``evaluation``)."""
+    return evaluation(evaluator)(task, timeout)
+
+
+def evaluate_in_child(child, task, timeout: float | None) -> dict:
+    """``task`` evaluated by ``child`` (a ``dse._isolation.Isolated`` of an evaluator's
+    ``evaluate``): a crash or a timeout is a row; raises ``ChildStartError`` when no child can
+    start at all."""
     t0 = time.perf_counter()
-    outcome = shared(evaluator.evaluate).run(task, timeout)
+    outcome = child.run(task, timeout)
     if outcome.kind == "ok":
         return outcome.value
     if outcome.kind == "timeout":
@@ -148,7 +163,7 @@ class _FixedList:
 def run_layer_job(evaluator, job: LayerJob, timeout: float | None, isolate: bool = True):
     """Generator of messages (see the module docstring); evaluates candidates one at a time."""
     hw, workload = job.hw, job.workload
-    evaluate = evaluate_isolated if isolate else evaluate_in_process
+    evaluate = evaluation(evaluator, isolate)
 
     where: dict = {}      # knob text -> the hardware it is measured on (the first of hw, fit_hws it fits)
 
@@ -192,7 +207,7 @@ def run_layer_job(evaluator, job: LayerJob, timeout: float | None, isolate: bool
             search.report(proposal, latency_of(hit))
             continue
         task = make_task(where.get(knob_text(knobs), hw), workload, knobs, job.mode, job.seed)
-        result = evaluate(evaluator, task, timeout)
+        result = evaluate(task, timeout)
         search.report(proposal, latency_of(result))
         rows.append([index, knobs, result, "eval"])
         now = time.monotonic()

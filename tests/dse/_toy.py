@@ -13,7 +13,8 @@ the workload's ``fault`` parameter:
 - ``kill_worker_once:DIR`` the Ray worker dies (SIGKILL, from the candidate's process) the first
   time each candidate is met (a marker file per candidate in DIR);
 - ``hang:N``          candidates with ``tile_n == N`` sleep for an hour (timeouts);
-- ``stuck:N``         the same, deaf to SIGALRM, like native code that never returns;
+- ``stuck:N``         the same, deaf to SIGALRM, like native code that never returns (only a
+  SIGKILL of its process ends it);
 - ``compile_error:N`` candidates with ``tile_k == N`` fail to "compile".
 """
 from __future__ import annotations

@@ -1,4 +1,5 @@
 """A layer job in the worker (no Ray): its messages, deterministic replay and cache answers."""
+import dataclasses
 import time
 
 import pytest
@@ -20,9 +21,9 @@ def job(**kw):
     return LayerJob(hw, WORKLOAD, "count", 0, **{"budget": 8, "sampler": "tpe", "search_seed": 3, **kw})
 
 
-def rows_of(j):
+def rows_of(j, isolate=True):
     """The rows of a job's messages, without the wall-clock measurements."""
-    messages = list(run_layer_job(ToyEvaluator(), j, timeout=None))
+    messages = list(run_layer_job(ToyEvaluator(), j, timeout=None, isolate=isolate))
     assert messages[-1]["end"] and not any(m["end"] for m in messages[:-1])
     return [[i, knobs, {k: v for k, v in m.items() if k not in TIMING}, how]
             for message in messages for i, knobs, m, how in message["rows"]]
@@ -58,6 +59,22 @@ def test_cached_candidates_are_answered_without_evaluation():
     again = rows_of(job(cached=cached))
     assert [r[3] for r in again] == ["cached" if r[3] == "eval" else r[3] for r in rows]
     assert [r[:3] for r in again] == [r[:3] for r in rows]
+
+
+@pytest.mark.parametrize("mode", ["count", "full"])
+def test_the_same_rows_with_and_without_isolation(mode):
+    j = dataclasses.replace(job(), mode=mode)
+    assert rows_of(j, isolate=True) == rows_of(j, isolate=False)
+
+
+def test_isolated_candidates_run_in_one_long_lived_child_process():
+    from dse import _isolation
+
+    rows = rows_of(job())
+    child = _isolation.shared(ToyEvaluator().evaluate)
+    pid, starts = child.pid, child.starts
+    assert rows_of(job(sampler="random")) != rows and child.pid == pid and child.starts == starts
+    assert pid is not None and pid != __import__("os").getpid()
 
 
 def test_a_layer_without_a_schedule_space_ends_with_the_reason():
