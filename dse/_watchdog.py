@@ -3,8 +3,8 @@ the OOM killer), so that no Ray process the driver started outlives it.
 
 Ray's own processes notice a dead driver only slowly (its raylet and GCS within seconds, its
 dashboard and runtime-env agents not at all). The driver starts this watchdog before it starts Ray,
-holding the write end of a pipe; the watchdog notes the driver's Ray descendants every
-``POLL_S`` seconds. When the pipe closes (the driver died, or shut Ray down and closed it), it
+holding the write end of a pipe; the watchdog notes the driver's Ray descendants (and their
+candidate processes) every ``POLL_S`` seconds. When the pipe closes (the driver died, or shut Ray down and closed it), it
 terminates the noted processes that still run, then kills what ignores SIGTERM.
 
     python -m dse._watchdog DRIVER_PID     (stdin: the pipe)
@@ -33,11 +33,14 @@ def _stat(pid: int) -> tuple[int, str] | None:
 
 
 def _is_ray(pid: int) -> bool:
+    """A Ray process, or a Ray worker's candidate process (``dse._isolation``: it dies with its
+    worker by itself on Linux, and is noted too in case it cannot)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"ray" in fh.read().lower()
+            line = fh.read()
     except OSError:
         return False
+    return b"ray" in line.lower() or b"dse._isolation" in line
 
 
 def ray_descendants(root: int, skip: int) -> dict[int, str]:

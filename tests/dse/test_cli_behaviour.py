@@ -106,6 +106,14 @@ def _start_and_wait(tmp_path, out, name):
     pytest.fail("the study never finished 2 trials")
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
+
+
 def _gone_within(pids: dict, seconds: float) -> list[int]:
     from dse._watchdog import _signal_alive
     deadline = time.monotonic() + seconds
@@ -142,6 +150,7 @@ def test_sigkill_of_the_driver_leaves_no_ray_process_behind(tmp_path):
     proc, _ = _start_and_wait(tmp_path, tmp_path / "out", "kill")
     ray_procs = _proc_tree(proc.pid)
     assert len(ray_procs) >= 3           # gcs, raylet, workers, agents
+    assert any(b"dse._isolation" in _cmdline(p) for p in ray_procs)     # and the workers' candidate processes
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     try:
