@@ -29,6 +29,7 @@ so no orphan is left hanging when a Ray worker is killed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import pickle
 import select
@@ -104,9 +105,12 @@ def _recv(fd: int):
 
 
 def _ready(fd: int, timeout: float | None) -> bool:
-    """Whether ``fd`` has something to read (or is at its end) within ``timeout`` seconds."""
-    readable, _, _ = select.select([fd], [], [], timeout)   # retried on EINTR with the time left
-    return bool(readable)
+    """Whether ``fd`` has something to read (or is at its end) within ``timeout`` seconds. poll,
+    not select: a Ray worker holds many descriptors, and select takes none numbered past 1023."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    # retried on EINTR with the time left (PEP 475)
+    return bool(poller.poll(None if timeout is None else max(0, math.ceil(timeout * 1000))))
 
 
 def describe_exit(code: int) -> str:
