@@ -64,7 +64,10 @@ class Outcome:
 # ---- framing: a length, then a pickle -----------------------------------------------------------
 
 def _send(fd: int, obj) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    _write(fd, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _write(fd: int, data: bytes) -> None:
     view = memoryview(_HEADER.pack(len(data)) + data)
     while view:
         view = view[os.write(fd, view):]
@@ -148,16 +151,26 @@ class Isolated:
         if self._proc is None:
             self._start()
         try:
-            _send(self._to, item)
-        except BrokenPipeError:
-            return self._died()
-        if not _ready(self._from, timeout):
-            self._discard()
-            return Outcome("timeout", error=f"took longer than {timeout:g} s")
+            data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:   # noqa: BLE001 - nothing was sent: the child is as it was
+            return Outcome("raised", error=f"the item cannot be sent to its process: {_first_line(exc)}")
         try:
-            kind, value = _recv(self._from)
-        except EOFError:
-            return self._died()
+            try:
+                _write(self._to, data)
+            except BrokenPipeError:
+                return self._died()
+            if not _ready(self._from, timeout):
+                self._discard()
+                return Outcome("timeout", error=f"took longer than {timeout:g} s")
+            try:
+                kind, value = _recv(self._from)
+            except EOFError:
+                return self._died()
+        except BaseException:
+            # interrupted between a request and its answer (Ctrl-C, a bad answer): a child whose
+            # answer is still on its way must not answer the next request with it
+            self._discard()
+            raise
         if kind == "ok":
             return Outcome("ok", value)
         return Outcome("raised", error=value)

@@ -97,6 +97,23 @@ def test_a_child_killed_while_idle_does_not_fail_the_next_call(child):
     assert child.run("after", 10).value == "after" and child.starts == 2
 
 
+def test_an_item_that_cannot_be_sent_is_its_own_failure(child):
+    pid = child.run("pid", 10).value
+    outcome = child.run(lambda: None, 10)
+    assert outcome.kind == "raised" and "cannot be sent" in outcome.error
+    assert child.run("pid", 10).value == pid
+
+
+def test_a_call_interrupted_in_the_parent_never_answers_the_next_one(child):
+    import _thread
+
+    child.run("pid", 10)
+    threading.Timer(0.3, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        child.run("sleep", 60)
+    assert child.run("next", 10).value == "next" and child.starts == 2
+
+
 def test_a_child_that_cannot_start_fails_clearly_after_a_few_tries():
     isolated = Isolated(_Unimportable(), start_tries=3)
     with pytest.raises(ChildStartError, match="failed to start 3 times in a row.*no_such_module_of_vta_dse"):
