@@ -136,7 +136,9 @@ class RunOptions:
     prefetch: int | None = None       # extra jobs queued beyond the CPUs (default: PREFETCH)
     runtime_env: dict | None = None
     max_attempts: int = 2             # a job whose Ray worker dies is submitted this often in all
-    isolate: bool = True              # candidates in a child process of each worker (dse._isolation)
+    # candidates in a child process of each worker (dse._isolation); False: in the worker itself,
+    # where a crash costs the worker and a candidate stuck in native code is never stopped
+    isolate: bool = True
 
 
 @dataclasses.dataclass
@@ -579,8 +581,8 @@ class Driver:
             if message.get("end"):
                 self._job_ended(study, ht, layer, done=True)
             return
-        # The worker (or its node) died, or the job failed: candidates crash and time out in the
-        # worker's child process and come back as rows, so this is never a candidate's doing.
+        # The worker (or its node) died, or the job failed. Isolated, this is never a candidate's
+        # doing: candidates crash and time out in the worker's child process and come back as rows.
         if event.cannot_start:
             raise StudyError(f"candidates cannot be evaluated: {event.crashed}")
         layer.lost += 1
