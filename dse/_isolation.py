@@ -13,7 +13,9 @@ compiled functions, plan caches) from one candidate to the next.
   ``died``, naming the signal or the exit code.
 - An exception ``fn`` raises answers ``raised`` with its text; the child lives on.
 
-After a timeout or a death the next ``run`` starts a fresh child. A child that cannot start (it
+After a timeout or a death the next ``run`` starts a fresh child, and warms it up first with the
+last item that was answered (so a first call that loads caches, e.g. numba's compiled functions, is
+paid under the start timeout, not under the next candidate's). A child that cannot start (it
 dies, raises or stays silent before it is ready) ``START_TRIES`` times in a row raises
 ``ChildStartError``: nothing can run, and trying on would loop.
 
@@ -138,6 +140,7 @@ class Isolated:
         self.starts = 0                  # children started, for the record (benchmarks, tests)
         self._proc: subprocess.Popen | None = None
         self._to = self._from = -1       # the parent's ends of the two pipes
+        self._warm_up: bytes | None = None   # the last item answered, pickled: a new child's first call
 
     @property
     def pid(self) -> int | None:
@@ -172,6 +175,7 @@ class Isolated:
             self._discard()
             raise
         if kind == "ok":
+            self._warm_up = data
             return Outcome("ok", value)
         return Outcome("raised", error=value)
 
@@ -214,6 +218,12 @@ class Isolated:
             else:
                 kind, value = _recv(self._from)
                 why = "" if kind == "ready" else value
+            if not why and self._warm_up is not None:
+                _write(self._to, self._warm_up)
+                why = "" if _ready(self._from, self.start_timeout) else \
+                    f"its warm-up call did not end within {self.start_timeout:g} s"
+                if not why:
+                    _recv(self._from)        # whatever it answers: the child is warm
         except (EOFError, BrokenPipeError):
             why = f"it {describe_exit(self._proc.wait())}"
         if why:
