@@ -5,8 +5,10 @@ Printed: the child's start (interpreter + imports) and its first candidate (numb
 the pipe round trip of a realistic task and measurement with nothing evaluated; then candidates/s
 of ``SimulatorEvaluator.evaluate`` over random legal knob sets of C2..C11 (the fast count path,
 ~1 ms a candidate), in process and isolated, in alternating rounds (the machine is shared: each
-round gives both the same conditions), with the overhead per candidate. The measurements of the
-two ways must agree (every field but the wall-clock ones).
+round gives both the same conditions), with the overhead per candidate in wall time and in CPU time
+of both processes (the CPU figure holds on a busy machine, where every hand-over between the two
+processes also waits for a core). The measurements of the two ways must agree (every field but the
+wall-clock ones).
 
     python benchmarks/isolation_overhead.py [--candidates N] [--rounds R]
 """
@@ -23,10 +25,11 @@ import random  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import hwconfigs  # noqa: E402
 from compiler import workloads  # noqa: E402
-from dse._isolation import Isolated  # noqa: E402
+from dse._isolation import Isolated, shared  # noqa: E402
 from dse._layer_job import evaluation  # noqa: E402
 from dse._protocol import make_task  # noqa: E402
 from dse._study import Workload  # noqa: E402
@@ -60,10 +63,21 @@ class Echo:
         return self.answer
 
 
-def _per_candidate(fn, tasks) -> tuple[float, list]:
-    t0 = time.perf_counter()
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 without one."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _per_candidate(fn, tasks, child_pid=None) -> tuple[float, float, list]:
+    """(wall s, CPU s of this process and the child, per candidate; the results)."""
+    t0, c0, k0 = time.perf_counter(), time.process_time(), _cpu_s(child_pid)
     results = [fn(task) for task in tasks]
-    return (time.perf_counter() - t0) / len(tasks), results
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0 + _cpu_s(child_pid) - k0
+    return wall / len(tasks), cpu / len(tasks), results
 
 
 def main(argv=None) -> None:
@@ -100,12 +114,15 @@ def main(argv=None) -> None:
     for task in tasks:                   # warm both ways: numba, plan caches, the layers' lru caches
         evaluate_in_process(task, timeout)
         evaluate_isolated(task, timeout)
-    inproc, isolated = [], []
+    child = shared(evaluator.evaluate).pid
+    inproc, isolated, cpu_in, cpu_iso = [], [], [], []
     for _ in range(args.rounds):
-        t_in, res_in = _per_candidate(lambda task: evaluate_in_process(task, timeout), tasks)
-        t_iso, res_iso = _per_candidate(lambda task: evaluate_isolated(task, timeout), tasks)
+        t_in, c_in, res_in = _per_candidate(lambda task: evaluate_in_process(task, timeout), tasks)
+        t_iso, c_iso, res_iso = _per_candidate(lambda task: evaluate_isolated(task, timeout), tasks, child)
         inproc.append(t_in)
         isolated.append(t_iso)
+        cpu_in.append(c_in)
+        cpu_iso.append(c_iso)
         for a, b in zip(res_in, res_iso):
             if {k: v for k, v in a.items() if k not in WALL_CLOCK} != {k: v for k, v in b.items() if k not in WALL_CLOCK}:
                 sys.exit(f"isolated and in-process measurements differ: {a} vs {b}")
@@ -115,13 +132,15 @@ def main(argv=None) -> None:
     t_in, t_iso = statistics.median(inproc), statistics.median(isolated)
     print(f"\nfast count path, {len(tasks)} random legal knob sets of ResNet-18's convolutions "
           f"({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}), median of {args.rounds} alternating rounds:")
-    print(f"  in process  {t_in * 1e3:6.3f} ms/candidate  {1 / t_in:7.0f} candidates/s   "
-          f"(rounds: {', '.join(f'{t * 1e3:.3f}' for t in inproc)} ms)")
-    print(f"  isolated    {t_iso * 1e3:6.3f} ms/candidate  {1 / t_iso:7.0f} candidates/s   "
-          f"(rounds: {', '.join(f'{t * 1e3:.3f}' for t in isolated)} ms)")
-    paired = [b - a for a, b in zip(inproc, isolated)]
-    print(f"  overhead    {statistics.median(paired) * 1e6:6.0f} us/candidate "
-          f"({statistics.median(paired) / t_in * 100:.1f} % of the in-process time); measurements identical")
+    for name, wall, cpu in (("in process", inproc, cpu_in), ("isolated", isolated, cpu_iso)):
+        print(f"  {name:<11} {statistics.median(wall) * 1e3:6.3f} ms/candidate  {1 / statistics.median(wall):7.0f} "
+              f"candidates/s  CPU {statistics.median(cpu) * 1e3:6.3f} ms/candidate (both processes)   "
+              f"(wall per round: {', '.join(f'{t * 1e3:.3f}' for t in wall)} ms)")
+    wall_extra = statistics.median([b - a for a, b in zip(inproc, isolated)])
+    cpu_extra = statistics.median([b - a for a, b in zip(cpu_in, cpu_iso)])
+    print(f"  overhead    {wall_extra * 1e6:6.0f} us/candidate wall ({wall_extra / t_in * 100:.1f} %), "
+          f"{cpu_extra * 1e6:.0f} us/candidate CPU ({cpu_extra / statistics.median(cpu_in) * 100:.1f} %); "
+          f"measurements identical; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
