@@ -10,38 +10,8 @@ import time
 import pytest
 
 from dse._isolation import ChildStartError, Isolated, describe_exit
+from tests.dse._faulty import act
 from tests.dse.conftest import REPO, subprocess_env
-
-_STATE: list = []
-
-
-def act(what):
-    """What the child is asked to do (a module-level function: the child imports it by name)."""
-    if what == "pid":
-        return os.getpid()
-    if what == "count":                 # state kept from one call to the next
-        _STATE.append(1)
-        return len(_STATE)
-    if what == "raise":
-        raise ValueError("bad candidate")
-    if what == "sleep":
-        time.sleep(3600)
-    if what == "deaf":                  # like native code: no signal but SIGKILL ends it
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM, signal.SIGINT})
-        time.sleep(3600)
-    if what == "segfault":
-        os.kill(os.getpid(), signal.SIGSEGV)
-    if what == "exit":
-        os._exit(17)
-    if isinstance(what, tuple):          # ("warm", x): the first call of a process loads a cache
-        if not _STATE:
-            time.sleep(1.5)
-            _STATE.append(1)
-        return what[1]
-    if what == "unpicklable":
-        return lambda: None
-    return what
-
 
 class _Unimportable:
     """Unpickles into an import of a module that does not exist (an evaluator that cannot import)."""
@@ -117,10 +87,8 @@ def test_an_item_that_cannot_be_sent_is_its_own_failure(child):
 
 
 def test_a_call_interrupted_in_the_parent_never_answers_the_next_one(child):
-    import _thread
-
     child.run("pid", 10)
-    threading.Timer(0.3, _thread.interrupt_main).start()
+    threading.Timer(0.3, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)).start()   # Ctrl-C
     with pytest.raises(KeyboardInterrupt):
         child.run("sleep", 60)
     assert child.run("next", 10).value == "next" and child.starts == 2
@@ -137,7 +105,7 @@ PARENT = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
 from dse._isolation import Isolated
-from tests.dse.test_isolation import act
+from tests.dse._faulty import act
 child = Isolated(act)
 print(child.run("pid", 60).value, flush=True)
 child.run("deaf", 3600)
