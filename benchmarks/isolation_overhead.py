@@ -10,7 +10,10 @@ of both processes (the CPU figure holds on a busy machine, where every hand-over
 processes also waits for a core). The measurements of the two ways must agree (every field but the
 wall-clock ones).
 
-    python benchmarks/isolation_overhead.py [--candidates N] [--rounds R]
+Then one TPE layer search through the driver (one Ray worker), isolated and in process: what the
+overhead is worth next to the search's own work per candidate.
+
+    python benchmarks/isolation_overhead.py [--candidates N] [--rounds R] [--study-budget N]
 """
 from __future__ import annotations
 
@@ -84,6 +87,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--candidates", type=int, default=300, help="random legal knob sets per round")
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds, in process then isolated")
+    ap.add_argument("--study-budget", type=int, default=200,
+                    help="candidates of the layer search run through the driver (0: skip that section)")
     args = ap.parse_args(argv)
     evaluator = SimulatorEvaluator()
     tasks = _tasks(args.candidates)
@@ -141,6 +146,54 @@ def main(argv=None) -> None:
     print(f"  overhead    {wall_extra * 1e6:6.0f} us/candidate wall ({wall_extra / t_in * 100:.1f} %), "
           f"{cpu_extra * 1e6:.0f} us/candidate CPU ({cpu_extra / statistics.median(cpu_in) * 100:.1f} %); "
           f"measurements identical; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if args.study_budget:
+        study_section(args.study_budget, max(2, min(args.rounds, 3)))
+
+
+STUDY = """
+[study]
+name = "isolation"
+seed = 0
+n_trials = 1
+verify = "none"
+[hardware]
+LOG_BLOCK = [4]
+[schedule]
+sampler = "tpe"
+trials_per_layer = {budget}
+[[workloads]]
+name = "C5"
+op = "resnet18"
+layers = ["C5"]
+"""
+
+
+def study_section(budget: int, rounds: int) -> None:
+    """One layer search of the real product path (driver, Ray, one worker, the inner TPE search),
+    isolated and in process, alternating: search seconds per candidate."""
+    import tempfile
+
+    from dse import load_study
+    from dse._driver import RunOptions, run_study
+
+    os.environ["VTA_DSE_CACHE_DIR"] = ""        # no measurement shared between the runs
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "study.toml"
+        path.write_text(STUDY.format(budget=budget))
+        evaluator = SimulatorEvaluator()
+        spec = load_study(path, evaluator.ops)
+        per = {True: [], False: []}
+        for run in range(rounds):
+            for isolate in (True, False):
+                out = Path(tmp) / f"run{run}-{isolate}"
+                summary = run_study(spec, evaluator, RunOptions(out=out, workers=1, progress=False, isolate=isolate))
+                per[isolate].append(summary.timing["search"] / summary.timing["candidates"])
+        print(f"\none TPE layer search through the driver (ResNet-18 C5, {budget} candidates, 1 Ray worker), "
+              f"median of {rounds} alternating rounds (the first warms the worker):")
+        for isolate, name in ((False, "in process"), (True, "isolated")):
+            times = per[isolate][1:] if rounds > 1 else per[isolate]
+            print(f"  {name:<11} {statistics.median(times) * 1e3:6.3f} ms/candidate of search   "
+                  f"(rounds: {', '.join(f'{t * 1e3:.3f}' for t in per[isolate])} ms)")
 
 
 if __name__ == "__main__":
