@@ -35,11 +35,13 @@ import hwconfigs
 from . import _storage, _tables
 from ._columns import COUNTERS, RESOURCES, TIMING, objective_attr
 from ._executor import KILL_GRACE_S, RayPool
+from ._inner import is_exhaustive
+from ._table_store import TableStore
 from ._identity import shared_cache_dir
-from ._layer_job import LayerJob, latency_of
+from ._layer_job import LayerJob, knob_text, latency_of
 from ._progress import Progress
 from ._protocol import make_task, measurement
-from ._records import CandidateCache, RowsJournal
+from ._records import CACHEABLE, CandidateCache, RowsJournal
 from ._samplers import distributions, make_sampler, static_check
 from ._study import ENUMERATE_LIMIT, StudyError, StudySpec
 
@@ -269,6 +271,7 @@ class Driver:
             study.set_user_attr("dse:objectives", self.spec.objective_names)
             study.set_user_attr("dse:constraints", [k for k, _ in self.spec.constraints])
             study.set_user_attr(CONSTRAINT_NAMES_ATTR, constraint_names(self.spec))
+        self.table_store = TableStore(storage, study.study_name)
         if study.metric_names is None:        # what optuna-dashboard labels the objectives with
             study.set_metric_names([objective_attr(name) for name in self.spec.objective_names])
         elif stored != fingerprint:
@@ -338,6 +341,7 @@ class Driver:
                 layer = _Layer(workload)
                 layer.job = LayerJob(hw, workload, self.mode, self.spec.seed, budget=self.spec.trials_per_layer,
                                      sampler=self.spec.schedule_sampler,
+                                     exhaustive_up_to=self.spec.exhaustive_up_to,
                                      search_seed=table_seed(self.spec, hw, workload),
                                      seeds=self._seeds(seeds, workload, hw), shard=shard, shards=shards,
                                      fit_hws=fit_hws, refine_hws=[small] if small is not None else [])
@@ -376,7 +380,7 @@ class Driver:
             size = math.prod(len(v) for v in self.evaluator.knob_space(workload, hw).values())
         except Exception:
             return 1
-        if self.spec.schedule_sampler != "grid" and size > self.spec.trials_per_layer:
+        if not is_exhaustive(size, self.spec.trials_per_layer, self.spec.schedule_sampler, self.spec.exhaustive_up_to):
             return 1
         return max(1, capacity // len(self.workloads))
 
@@ -557,12 +561,24 @@ class Driver:
             running = self.running_groups.get(group)
             if running is not None and running[0] != search:
                 continue
+            self._adopt_stored_table(layer.job, group)
             job = dataclasses.replace(layer.job, known=dict(layer.known), cached=self.cache.group(self._task(layer.job, {})))
             layer.running = True
             self.running_groups[group] = (search, (running[1] if running else 0) + 1)
             self.pool.submit((ht, layer), job)
             return True
         return False
+
+    def _adopt_stored_table(self, job: LayerJob, group: str) -> None:
+        """Measurements of the table another driver of the study (or an earlier run elsewhere)
+        stored go into the cache, so this table's job replays them instead of evaluating."""
+        stored = self.table_store.lookup(group)
+        if not stored:
+            return
+        known = self.cache.group(self._task(job, {}))
+        for text, result in stored.items():
+            if text not in known:
+                self.cache.put(self._task(job, json.loads(text)), result)
 
     # ---- what comes back from the jobs -------------------------------------------------------
     def _on_event(self, study, event) -> None:
@@ -630,6 +646,9 @@ class Driver:
         if done and all(part.done for part in parts):      # every shard of the table is in
             results = {i: r for part in parts for i, r in part.results.items()}
             self.tables[group] = (results, next((part.error for part in parts if part.error), ""))
+            rows = self.table_rows.get(group, {})
+            self.table_store.publish(group, {knob_text(knobs): rows[i] for i, (knobs, _) in results.items()
+                                             if i in rows and rows[i].get("status") in CACHEABLE})
         self._finish_if_done(study, ht)
 
     # ---- finishing a hardware trial ----------------------------------------------------------

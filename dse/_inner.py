@@ -1,7 +1,7 @@
 """The inner search of co-design: tune one layer's schedule on one hardware trial, within a budget.
 
-A space no larger than the budget (or ``sampler = "grid"``) is enumerated exhaustively; a larger
-one is searched by an in-memory Optuna study (TPE or random) seeded from the study seed, the
+A space no larger than the budget or than ``exhaustive_up_to`` knob combinations (or any space with
+``sampler = "grid"``) is enumerated exhaustively (:func:`is_exhaustive`); a larger one is searched by an in-memory Optuna study (TPE or random) seeded from the study seed, the
 hardware trial and the layer, so a rerun proposes the same knobs. Knob sets the static check
 rejects cost no budget (up to ``REJECT_FACTOR`` × budget of them) and become ``infeasible`` rows.
 """
@@ -36,6 +36,13 @@ class Proposal:
     handle: object = None         # inner Optuna trial
 
 
+def is_exhaustive(size: int, budget: int, sampler: str, exhaustive_up_to: int = 0) -> bool:
+    """Whether a schedule space of ``size`` knob combinations is enumerated whole rather than
+    sampled: always with the grid sampler, and whenever it is no larger than the budget or than
+    ``exhaustive_up_to`` (a space cheap enough to be exact)."""
+    return sampler == "grid" or size <= max(budget, exhaustive_up_to)
+
+
 def shard_seed(seed: int, shard: int, shards: int) -> int:
     """The inner sampler's seed of one shard of a layer search (the search's own seed if unsharded)."""
     return seed if shards == 1 else (seed * 7919 + shard + 1) % (2 ** 31)
@@ -48,14 +55,14 @@ class LayerSearch:
     this shard's proposals), so shards never share one; unsharded, they count 0, 1, 2, ..."""
 
     def __init__(self, space: dict, budget: int, sampler: str, seed: int, static_check, shard: int = 0,
-                 shards: int = 1, seeds=(), fit_checks=()):
+                 shards: int = 1, seeds=(), fit_checks=(), exhaustive_up_to: int = 0):
         self.names = sorted(space)
         self.choices = {n: list(space[n]) for n in self.names}
         for name, values in self.choices.items():
             if not values:
                 raise ValueError(f"schedule knob {name!r} has no legal value on this hardware")
         self.size = math.prod(len(v) for v in self.choices.values())
-        self.exhaustive = sampler == "grid" or self.size <= budget
+        self.exhaustive = is_exhaustive(self.size, budget, sampler, exhaustive_up_to)
         total = self.size if self.exhaustive else min(budget, self.size)
         self.budget = total if self.exhaustive else total // shards + (shard < total % shards)
         self.shard, self.shards = shard, shards
