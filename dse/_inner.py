@@ -1,9 +1,11 @@
 """The inner search of co-design: tune one layer's schedule on one hardware trial, within a budget.
 
 A space no larger than the budget or than ``exhaustive_up_to`` knob combinations (or any space with
-``sampler = "grid"``) is enumerated exhaustively (:func:`is_exhaustive`); a larger one is searched by an in-memory Optuna study (TPE or random) seeded from the study seed, the
-hardware trial and the layer, so a rerun proposes the same knobs. Knob sets the static check
-rejects cost no budget (up to ``REJECT_FACTOR`` × budget of them) and become ``infeasible`` rows.
+``sampler = "grid"``) is enumerated exhaustively (:func:`is_exhaustive`), passing over the knob
+sets the static check refuses; a larger one is searched by an in-memory Optuna study (TPE or
+random) seeded from the study seed, the geometry and the layer, so a rerun proposes the same knobs.
+Knob sets the static check rejects there cost no budget (up to ``REJECT_FACTOR`` × budget of them)
+and become ``infeasible`` rows.
 """
 from __future__ import annotations
 
@@ -142,7 +144,8 @@ class LayerSearch:
             if proposal is not None:
                 return proposal
             self._refine_done = True        # every neighbour tried: the sampler has the rest
-        for _ in range(DUPLICATE_TRIES):
+        duplicates = 0
+        while duplicates < DUPLICATE_TRIES:
             knobs, handle = self._propose_raw()
             if knobs is None:
                 self.exhausted = True
@@ -150,12 +153,17 @@ class LayerSearch:
             text = json.dumps(knobs, sort_keys=True)
             if text in self._seen:   # a sampler repeating itself gets its earlier answer
                 self._tell(handle, self.results.get(self._seen[text], (None, None))[1])
+                duplicates += 1
                 continue
             self._seen[text] = index = self.shard + self.shards * self._next_index
             self._next_index += 1
             reason = self.static_check(knobs)
             if reason is not None:
                 self.rejected += 1
+                if self._study is None:
+                    # An enumeration passes over what does not fit (most of a conv's space): the
+                    # rows would be every combination the buffers refuse, not a finding.
+                    continue
                 self.results[index] = (knobs, None)
                 self._tell(handle, None)
                 if self.rejected >= REJECT_FACTOR * self.budget:

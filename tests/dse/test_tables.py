@@ -412,3 +412,44 @@ def test_the_study_file_takes_exhaustive_up_to(tmp_path):
     with pytest.raises(StudyError, match="exhaustive_up_to"):
         load_study(write_study(tmp_path, ONE_GEOMETRY.replace("[schedule]", "[schedule]\nexhaustive_up_to = -1")),
                    ToyEvaluator.ops)
+
+
+@pytest.mark.parametrize("geometry, op, params", [
+    (dict(LOG_BATCH=0, LOG_BLOCK=4), "resnet18_layer", (("batch", 1), ("layer", "C10"))),
+    (dict(LOG_BATCH=0, LOG_BLOCK=3), "resnet18_layer", (("batch", 1), ("layer", "R3"))),
+    (dict(LOG_BATCH=1, LOG_BLOCK=3), "dense", (("batch", 2), ("in_features", 256), ("out_features", 128))),
+])
+def test_a_trial_takes_the_fastest_table_schedule_its_buffers_admit(geometry, op, params):
+    """The buffer demand lets a trial pass over schedules too large for it without a static
+    check; the answer is the same as checking every schedule in order."""
+    import numpy as np
+
+    from dse._driver import first_fitting
+    from dse._study import Workload
+    from dse.evaluate import SimulatorEvaluator, _layer
+
+    ev = SimulatorEvaluator()
+    workload = Workload("w", op, params, 1)
+    big = None
+    for sizes in sorted(itertools.product(range(12, 18), range(14, 20), range(13, 19)), key=sum, reverse=True):
+        try:
+            big = hwconfigs.get_env("pynq", **geometry, **dict(zip(BUFFER_KEYS, sizes)))
+            break
+        except hwconfigs.ConfigError:
+            continue
+    rng = random.Random(7)
+    knob_sets = workloads.random_legal_knobs(_layer(op, params), big, rng, 300, max_tries=30000)
+    ranked = sorted((rng.random(), i, k) for i, k in enumerate(knob_sets))
+    demand = np.array([[ev.buffer_demand(workload, big.cfg, k)[b] for b in ("inp", "wgt", "acc")] for _, _, k in ranked])
+    answered = 0
+    for inp, wgt, acc in itertools.product(range(12, 17), range(14, 20, 2), range(13, 19)):
+        try:
+            hw = big.cfg.replace(LOG_INP_BUFF_SIZE=inp, LOG_WGT_BUFF_SIZE=wgt, LOG_ACC_BUFF_SIZE=acc)
+        except hwconfigs.ConfigError:
+            continue
+        check = lambda k: ev.static_check(workload, hw, k)                # noqa: E731
+        expected = next(((i, k, lat) for lat, i, k in ranked if check(k) is None), None)
+        assert first_fitting(ranked, demand, hw, check) == expected
+        assert first_fitting(ranked, None, hw, check) == expected
+        answered += expected is not None
+    assert answered > 3
