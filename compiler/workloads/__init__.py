@@ -7,12 +7,12 @@
 from __future__ import annotations
 
 from ._knobs import check_knobs, fallback_knobs, knob_space, normalize_knobs, random_legal_knobs, tile_footprint
-from ._layers import ELEMENTWISE_OPS, TUTORIAL_EPILOGUE, Conv2D, Dense, Elementwise
-from ._numeric import empty_output, input_shapes, output_shape, random_inputs, reference
+from ._layers import ELEMENTWISE_OPS, TUTORIAL_EPILOGUE, Conv2D, Conv2DTranspose, Dense, Elementwise, GroupConv2D
+from ._numeric import dilate_input, empty_output, input_shapes, output_shape, random_inputs, reference
 from ._resnet import RESNET18_EPILOGUE, dense_shapes, resnet18, resnet18_network
 from ._tophub import tophub_knobs
 
-__all__ = ["Conv2D", "Dense", "ELEMENTWISE_OPS", "Elementwise", "RESNET18_EPILOGUE", "TUTORIAL_EPILOGUE", "build", "check_knobs", "dense_shapes", "empty_output",
+__all__ = ["Conv2D", "Conv2DTranspose", "Dense", "ELEMENTWISE_OPS", "Elementwise", "GroupConv2D", "RESNET18_EPILOGUE", "TUTORIAL_EPILOGUE", "build", "check_knobs", "dense_shapes", "dilate_input", "empty_output",
            "fallback_knobs", "input_shapes", "knob_space", "normalize_knobs", "output_shape", "random_inputs",
            "random_legal_knobs",
            "reference", "resnet18", "resnet18_network", "schedule", "stream_columns", "tile_footprint",
