@@ -193,6 +193,9 @@ class Conv2DTranspose:
         if self.output_padding >= self.stride:
             raise CompileError(f"Conv2DTranspose.output_padding = {self.output_padding}: must be smaller than "
                                f"the stride {self.stride}")
+        if self.out_height < 1 or self.out_width < 1:
+            raise CompileError(f"Conv2DTranspose: pad {self.pad} leaves no output of the {self.height}x{self.width} "
+                               f"input (output {self.out_height}x{self.out_width})")
         object.__setattr__(self, "epilogue", check_epilogue(self.epilogue))
 
     @property

@@ -26,6 +26,7 @@ def test_transpose_shapes_follow_relay():
     (workloads.Conv2DTranspose, {"pad": 4}, ["pad = 4", "kernel - 1"]),
     (workloads.Conv2DTranspose, {"output_padding": 2, "stride": 2}, ["output_padding = 2", "stride 2"]),
     (workloads.Conv2DTranspose, {"output_padding": -1}, ["output_padding = -1"]),
+    (workloads.Conv2DTranspose, {"height": 1, "width": 1, "kernel": 2, "pad": 1}, ["pad 1 leaves no output"]),
 ])
 def test_bad_layers_are_refused_naming_the_field(cls, kwargs, words):
     with pytest.raises(CompileError) as err:
