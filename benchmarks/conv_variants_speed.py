@@ -35,7 +35,7 @@ def _layers():
 def main() -> None:
     env = hwconfigs.get_env("pynq")
     print(f"warm-up (numba compile or cache load): {warm_up(env):.1f} s")
-    print(f"{"layer":72s} {'knobs':8s} {'cycles':>12s} {'fast ms':>9s} {'build+count s':>14s}")
+    print(f"{'layer':72s} {'knobs':8s} {'cycles':>12s} {'fast ms':>9s} {'build+count s':>14s}")
     for layer, tophub in _layers():
         for name, knobs in (("tophub", tophub), ("fallback", None)):
             t0 = time.perf_counter()
