@@ -31,6 +31,27 @@ def _check_dims(layer, fields, low: int = 1) -> None:
             shown = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "a huge integer"
             raise CompileError(f"{type(layer).__name__}.{field} = {shown}: must be an integer in "
                                f"[{low_here}, {MAX_DIM[field]}]")
+
+
+class _StridedWindow:
+    """Output extent of a strided ``kernel`` window over the input padded by ``pad``."""
+
+    @property
+    def out_height(self) -> int:
+        return (self.height + 2 * self.pad - self.kernel) // self.stride + 1
+
+    @property
+    def out_width(self) -> int:
+        return (self.width + 2 * self.pad - self.kernel) // self.stride + 1
+
+
+def _check_window(layer) -> None:
+    padded = (layer.height + 2 * layer.pad, layer.width + 2 * layer.pad)
+    if layer.kernel > min(padded):
+        raise CompileError(f"{type(layer).__name__}: kernel {layer.kernel} larger than the padded input "
+                           f"{padded[0]}x{padded[1]}")
+
+
 STEP_ARITY = {"bias": 0, "relu": 0, "add": 1, "shr": 1, "max": 1, "min": 1, "clip": 2}
 # Every constant becomes the ALU's immediate, a 16-bit two's-complement field (vta-spec §2.1,
 # §2.5); a wider value would be truncated to something else than the layer says. Shift counts
@@ -62,25 +83,6 @@ def check_epilogue(epilogue) -> tuple:
     if sum(step[0] == "bias" for step in steps) > 1:
         raise CompileError("epilogue: at most one bias step")
     return steps
-
-
-class _StridedWindow:
-    """Output extent of a strided ``kernel`` window over the input padded by ``pad``."""
-
-    @property
-    def out_height(self) -> int:
-        return (self.height + 2 * self.pad - self.kernel) // self.stride + 1
-
-    @property
-    def out_width(self) -> int:
-        return (self.width + 2 * self.pad - self.kernel) // self.stride + 1
-
-
-def _check_window(layer) -> None:
-    padded = (layer.height + 2 * layer.pad, layer.width + 2 * layer.pad)
-    if layer.kernel > min(padded):
-        raise CompileError(f"{type(layer).__name__}: kernel {layer.kernel} larger than the padded input "
-                           f"{padded[0]}x{padded[1]}")
 
 
 @dataclasses.dataclass(frozen=True)
