@@ -1,9 +1,17 @@
-"""GroupConv2D and Conv2DTranspose: layer validation, shapes and the dilated input."""
+"""GroupConv2D and Conv2DTranspose (upstream's group_conv2d_packed and conv2d_transpose_packed):
+layer validation, the references, every knob set computing the answer or refused by name, and
+TopHub's MobileNet-G and DCGAN records."""
+import json
+import random
+
 import numpy as np
 import pytest
 
+import hwconfigs
+import simulator
 from compiler import workloads
 from compiler.ir import CompileError
+from compiler.workloads._tophub import _DATA as TOPHUB_DATA
 
 
 def test_group_conv_shapes_and_macs():
@@ -44,13 +52,6 @@ def test_dilate_input_puts_zeros_between_pixels():
 
 
 # ---- templates -------------------------------------------------------------------------------
-
-import json  # noqa: E402
-import random  # noqa: E402
-
-import hwconfigs  # noqa: E402
-import simulator  # noqa: E402
-from compiler.workloads._tophub import _DATA as TOPHUB_DATA  # noqa: E402
 
 ENV = hwconfigs.get_env()
 ENV_4X8 = hwconfigs.get_env("default", LOG_BATCH=2, LOG_BLOCK=3)
