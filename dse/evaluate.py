@@ -27,6 +27,13 @@ OPS = {
     "dense": {"batch": 1, "in_features": REQUIRED, "out_features": REQUIRED},
     "conv2d": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
                "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0},
+    # upstream's group_conv2d_packed (MobileNet-style): each group's channels whole VTA blocks
+    "group_conv2d": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
+                     "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0, "groups": REQUIRED},
+    # upstream's conv2d_transpose_packed (DCGAN's generator); height/width are the undilated input's
+    "conv2d_transpose": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
+                         "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0,
+                         "output_padding": 0},
     # an ALU-only op of two int32 tensors (a residual add), upstream's schedule_alu_packed
     "elementwise": {"batch": 1, "channels": REQUIRED, "height": REQUIRED, "width": REQUIRED, "op": "add"},
     # every op of ResNet-18 VTA offloads: the 19 convs and, with ``residual_adds``, the 8 residual
@@ -85,6 +92,10 @@ def _layer(op: str, params: tuple):
         return workloads.Dense(**p)
     if op == "conv2d":
         return workloads.Conv2D(**p)
+    if op == "group_conv2d":
+        return workloads.GroupConv2D(**p)
+    if op == "conv2d_transpose":
+        return workloads.Conv2DTranspose(**p)
     if op == "elementwise":
         return workloads.Elementwise(**p)
     if op == "resnet18_layer":
