@@ -1,6 +1,7 @@
 """``vta-dse board serve``: build the device the options name and serve it until stopped."""
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sys
@@ -78,6 +79,11 @@ def serve(args) -> int:
         print("warning: listening beyond loopback; the protocol is not encrypted (prefer an ssh tunnel, "
               "see docs/board.md)", file=sys.stderr)
     out.flush()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log = logging.getLogger("vta-dse.board")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

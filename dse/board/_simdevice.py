@@ -157,7 +157,7 @@ class SimDevice:
         self._done = R.DONE
 
     def _run(self, insn_addr: int, count: int) -> None:
-        from compiler.isa import IsaError, Program
+        from compiler.isa import IsaError
         from simulator import SimulationError
         from simulator.timing import TimingModel
 
@@ -167,11 +167,12 @@ class SimDevice:
             raise DeviceError(f"instruction fetch of {count} instructions at {insn_addr:#x} lies outside the "
                               f"device's DRAM [{DRAM_BASE:#x}, {sim.dram_size:#x})")
         raw = sim.dram[insn_addr:end].tobytes()
-        tokens = sim.tokens
         try:
-            stats = sim.execute(raw)
-            report = TimingModel(sim.env).estimate(Program.from_bytes(raw, sim.env).instructions,
-                                                   initial_tokens=tokens)
+            # Decoded once for both the cycle model and the run, as simulator.run does (the
+            # uops are already in DRAM, where the program's LOAD UOPs read them).
+            stream = sim._decode(raw)
+            report = TimingModel(sim.env).estimate(stream, initial_tokens=sim.tokens)
+            stats = sim._run_stream(stream)
         except (SimulationError, IsaError) as exc:
             raise DeviceError(f"the simulated VTA refused the program: {exc}") from None
         self._last = (stats, int(report.cycles))
