@@ -131,3 +131,24 @@ def test_board_addresses():
     assert parse_board("[::1]:9091") == ("::1", 9091)
     assert parse_board("pynq-3.lab:9091") == ("pynq-3.lab", 9091)
     assert "hidden-token" not in repr(BoardPool(["a:1"], "hidden-token"))
+
+
+@pytest.mark.parametrize("env_name", ["1x16", "4x8"])
+def test_stream_bytes_is_the_reference_encoding(env_name):
+    import random
+
+    from dse.board._program import stream_bytes
+
+    env = hwconfigs.get_env() if env_name == "1x16" else hwconfigs.get_env(LOG_BATCH=2, LOG_BLOCK=3)
+    b = env.BATCH
+    layers = [workloads.Conv2D(batch=b, height=8, width=8, in_channels=2 * env.BLOCK_IN,
+                               out_channels=2 * env.BLOCK_OUT, kernel=3, stride=1, pad=1),
+              workloads.Dense(batch=b, in_features=4 * env.BLOCK_IN, out_features=2 * env.BLOCK_OUT),
+              workloads.Elementwise(batch=b, channels=2 * env.BLOCK_OUT, height=4, width=4, op="add")]
+    for layer in layers:
+        for knobs in [None, *workloads.random_legal_knobs(layer, env, random.Random(7), 2, max_tries=400)]:
+            for program in workloads.build(layer, env=env, knobs=knobs).programs:
+                assert stream_bytes(program).tobytes() == program.to_bytes()
+    negative = isa.Program(env, [isa.AluInsn(alu_opcode=isa.ALU_ADD, use_imm=1, imm=-5, uop_end=1, iter_out=1,
+                                             iter_in=1), isa.FinishInsn(pop_prev=1)])
+    assert stream_bytes(negative).tobytes() == negative.to_bytes()
