@@ -63,12 +63,14 @@ def serve(args) -> int:
     """The body of ``vta-dse board serve`` (errors: BoardError/DeviceError, one line, exit 2)."""
     from ._server import BoardServer
 
+    if not 0 <= args.port <= 65535:
+        raise BoardError("bad_request", f"--port {args.port} is not in 0..65535")
     token_file = Path(args.token_file).expanduser() if args.token_file else default_token_file()
     token, created = ensure_token(token_file)
     device = make_device(args.device, args.target, args.config, args.bitstream)
     try:
         server = BoardServer(device, token, host=args.host, port=args.port)
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:
         raise BoardError("refused", f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
     out = sys.stdout
     config = "the request's configuration" if getattr(device, "env", None) is None else repr(device.env)

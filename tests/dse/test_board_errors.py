@@ -248,7 +248,7 @@ def test_config_mismatch_goes_to_a_board_with_that_config(board, module):
     with BoardServer(SimDevice(env=other), TOKEN, port=0).start() as fixed:
         with pytest.raises(BoardError) as caught:
             BoardPool([fixed.address], TOKEN, retries=0).run_module(module, _args(module), timeout_s=10)
-        assert caught.value.reason == "config_mismatch"
+        assert caught.value.reason == "config_mismatch" and "LOG_BATCH 2 vs 0" in str(caught.value)
         run = BoardPool([fixed.address, board.address], TOKEN).run_module(module, _args(module), timeout_s=10)
         assert run.board == board.address
 
@@ -294,3 +294,14 @@ def test_server_killed_mid_run(tmp_path):
     finally:
         server.kill()
         server.wait()
+
+
+def test_a_board_serves_every_config_with_its_log_parameters(module):
+    """A board configured as the 'pynq' preset runs a module built for 'default' (same LOG_*
+    parameters, another target name): same hardware, and the cycles of the module's own Env."""
+    served = hwconfigs.get_env("pynq")
+    assert served != ENV
+    with BoardServer(SimDevice(env=served), TOKEN, port=0).start() as fixed:
+        args = _args(module)
+        run = BoardPool([fixed.address], TOKEN).run_module(module, args, timeout_s=30)
+    assert run.cycles == simulator.run(module, *args).cycles
