@@ -151,6 +151,12 @@ class BoardPool:
             error.args = (f"{error.args[0]} (attempts: {'; '.join(failures)})",)
         raise error
 
+    def info(self, board: str, timeout_s: float = 10.0) -> dict:
+        """What ``board`` serves: {"device": "sim" | "pynq", "target", "config" (None: any)}."""
+        chunks = _wire.encode({"kind": "info", "token": self.token})
+        reply, _ = self._call(board, chunks, time.monotonic() + timeout_s)
+        return {key: reply.get(key) for key in ("device", "target", "config")}
+
     def _call(self, board: str, chunks, deadline: float) -> tuple[dict, dict]:
         host, port = parse_board(board)
         left = deadline - time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ import simulator
 from compiler import isa, workloads
 from compiler.module import Module
 from dse.board import BoardError, BoardPool, BoardServer, SimDevice, _wire
+from tests.dse.conftest import subprocess_env
 
 TOKEN = "test-token-0123456789"
 ENV = hwconfigs.get_env()
@@ -267,7 +269,7 @@ def test_server_killed_mid_run(tmp_path):
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "dse", "board", "serve", "--port", str(port),
                                "--token-file", str(token_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+                              text=True, env=subprocess_env())
     try:
         assert "serving" in server.stdout.readline()
         layer = workloads.Conv2D(batch=1, height=28, width=28, in_channels=64, out_channels=64, kernel=3,
@@ -282,11 +284,12 @@ def test_server_killed_mid_run(tmp_path):
             except BoardError as exc:
                 outcome["error"] = exc
 
+        started = queue.Queue()
+        threading.Thread(target=lambda: [started.put(line) for line in server.stderr if "run from" in line],
+                         daemon=True).start()
         client = threading.Thread(target=call)
         client.start()
-        for line in server.stderr:                         # the server logs each request as it starts
-            if "run from" in line:
-                break
+        started.get(timeout=60)                            # the server logs each request as it starts
         server.send_signal(signal.SIGKILL)
         client.join(30)
         assert not client.is_alive()
@@ -305,3 +308,26 @@ def test_a_board_serves_every_config_with_its_log_parameters(module):
         args = _args(module)
         run = BoardPool([fixed.address], TOKEN).run_module(module, args, timeout_s=30)
     assert run.cycles == simulator.run(module, *args).cycles
+
+
+def test_arguments_that_do_not_fit_the_module(board, module):
+    args = _args(module)
+    with pytest.raises(BoardError) as caught:
+        BoardPool([board.address], TOKEN).run_module(module, args[:-1], timeout_s=10)
+    assert caught.value.reason == "bad_request" and "takes 3 arrays" in str(caught.value)
+
+
+def test_info(board):
+    info = BoardPool([board.address], TOKEN).info(board.address)
+    assert info == {"device": "sim", "target": "pynq", "config": None}
+    with pytest.raises(BoardError) as caught:
+        BoardPool([board.address], "not-the-token").info(board.address)
+    assert caught.value.reason == "auth"
+
+
+def test_a_pool_pickles_and_shares_the_process_leases(board, module):
+    import pickle
+
+    pool = pickle.loads(pickle.dumps(BoardPool([board.address], TOKEN, retries=1)))
+    assert pool.boards == [board.address] and pool.retries == 1
+    assert pool.run_module(module, _args(module), timeout_s=30).board == board.address

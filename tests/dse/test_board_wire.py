@@ -33,10 +33,35 @@ def _decode_or_protocol_error(data: bytes):
         return None
 
 
-@settings(max_examples=400, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+class _BytesSocket:
+    """``recv_into`` over fixed bytes, then end of stream (a peer that sent them and closed)."""
+
+    def __init__(self, data: bytes):
+        self.data, self.at = data, 0
+
+    def recv_into(self, view, n):
+        chunk = self.data[self.at:self.at + min(n, 7)]      # short reads, as a socket may give
+        view[:len(chunk)] = chunk
+        self.at += len(chunk)
+        return len(chunk)
+
+
+def _read_or_named_error(data: bytes):
+    """The server's staged reader: ProtocolError for bad bytes, EOFError when they run out."""
+    try:
+        return _wire.read_message(_BytesSocket(data), SMALL_CAP)
+    except ProtocolError as exc:
+        assert exc.reason in ("malformed", "too_large", "version")
+    except EOFError:
+        pass
+
+
+@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=4096))
 def test_random_bytes(data):
     _decode_or_protocol_error(data)
+    _read_or_named_error(data)
+    _read_or_named_error(_wire.PREFIX.pack(_wire.MAGIC, _wire.VERSION, 0, len(data), 0) + data)
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-(1 << 70), 1 << 70) | st.floats()
@@ -49,7 +74,7 @@ blob_entries = st.fixed_dictionaries({"name": st.one_of(st.text(max_size=4), st.
                                                         max_size=3)})
 
 
-@settings(max_examples=400, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(blobs=st.one_of(st.lists(blob_entries, max_size=4), json_values), extra=json_values,
        payload=st.binary(max_size=256), header_len_delta=st.integers(-3, 3),
        payload_len=st.one_of(st.none(), st.integers(0, 1 << 63)))
@@ -58,6 +83,7 @@ def test_structured_headers(blobs, extra, payload, header_len_delta, payload_len
     header = json.dumps({"blobs": blobs, "x": extra}).encode()
     data = _frame(header, payload, payload_len=payload_len)
     _decode_or_protocol_error(data)
+    _read_or_named_error(data)
     _decode_or_protocol_error(_frame(header, payload, header_len=max(len(header) + header_len_delta, 0)))
 
 
