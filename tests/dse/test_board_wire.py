@@ -178,3 +178,15 @@ def test_stream_bytes_is_the_reference_encoding(env_name):
     negative = isa.Program(env, [isa.AluInsn(alu_opcode=isa.ALU_ADD, use_imm=1, imm=-5, uop_end=1, iter_out=1,
                                              iter_in=1), isa.FinishInsn(pop_prev=1)])
     assert stream_bytes(negative).tobytes() == negative.to_bytes()
+
+
+def test_errors_pickle():
+    import pickle
+
+    from dse.board import DeviceError
+
+    for error in (BoardError("reset", "connection closed", "h:1"), ProtocolError("malformed", "bad"),
+                  DeviceError("no done", "device_error")):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error) and copy.reason == error.reason
+    assert str(BoardError("reset", "connection closed", "h:1")) == "board h:1: connection closed"
