@@ -108,11 +108,11 @@ class BoardPool:
         """Run ``module`` on ``args`` (as ``simulator.run(module, *args)``: the outputs are filled
         in place) on one free board; a failed attempt is retried on another board, up to
         ``retries`` times. ``timeout_s`` bounds the whole call (waiting for a free board too)."""
-        from simulator import SimulationError
-
+        if timeout_s is not None and not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive (or None), got {timeout_s!r}")
         try:
             header, blobs = module_request(module, list(args))
-        except SimulationError as exc:
+        except (ValueError, TypeError) as exc:   # SimulationError: arrays that do not fit the module
             raise BoardError("bad_request", str(exc)) from None
         header = {**header, "token": self.token, "timeout_s": timeout_s}
         chunks = _wire.encode(header, blobs)
