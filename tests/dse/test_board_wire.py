@@ -74,7 +74,7 @@ blob_entries = st.fixed_dictionaries({"name": st.one_of(st.text(max_size=4), st.
                                                         max_size=3)})
 
 
-@settings(max_examples=200, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(blobs=st.one_of(st.lists(blob_entries, max_size=4), json_values), extra=json_values,
        payload=st.binary(max_size=256), header_len_delta=st.integers(-3, 3),
        payload_len=st.one_of(st.none(), st.integers(0, 1 << 63)))
@@ -87,7 +87,7 @@ def test_structured_headers(blobs, extra, payload, header_len_delta, payload_len
     _decode_or_protocol_error(_frame(header, payload, header_len=max(len(header) + header_len_delta, 0)))
 
 
-@settings(max_examples=200, deadline=2000)
+@settings(max_examples=100, deadline=2000)
 @given(st.lists(st.tuples(st.sampled_from(_wire.DTYPES), st.lists(st.integers(0, 5), max_size=3)), max_size=5),
        st.dictionaries(st.text(max_size=5), st.integers(), max_size=3))
 def test_round_trip(specs, fields):
