@@ -62,8 +62,14 @@ class FakePynq:
         self.events.append(("allocate", sim_buffer.phys_addr, nbytes))
         return array
 
-    def Overlay(self, path):
-        self.overlays.append(path)
+    def Bitstream(self, path):
+        fake = self
+
+        class Loaded:
+            def download(self):
+                fake.overlays.append(path)
+
+        return Loaded()
 
 
 LAYER = workloads.Conv2D(batch=1, height=8, width=8, in_channels=32, out_channels=32, kernel=3, stride=1, pad=1)
