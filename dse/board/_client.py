@@ -116,6 +116,10 @@ class BoardPool:
             raise BoardError("bad_request", str(exc)) from None
         header = {**header, "token": self.token, "timeout_s": timeout_s}
         chunks = _wire.encode(header, blobs)
+        size = sum(len(chunk) for chunk in chunks) - _wire.PREFIX.size
+        if size > _wire.MAX_MESSAGE_BYTES:          # no board takes it: say so without sending it
+            raise BoardError("too_large", f"module {module.name!r} needs a {size} B request, over the protocol's "
+                                          f"{_wire.MAX_MESSAGE_BYTES} B cap")
         budget = DEFAULT_TIMEOUT_S if timeout_s is None else float(timeout_s)
         start = time.monotonic()
         deadline = start + budget

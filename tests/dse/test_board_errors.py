@@ -111,6 +111,13 @@ def test_oversized_request(board, module):
     _still_serves(board, module)
 
 
+def test_a_request_over_the_protocol_cap_is_not_sent(module, monkeypatch):
+    monkeypatch.setattr(_wire, "MAX_MESSAGE_BYTES", 1000)
+    with pytest.raises(BoardError) as caught:
+        BoardPool(["127.0.0.1:9"], TOKEN).run_module(module, _args(module), timeout_s=10)
+    assert caught.value.reason == "too_large" and caught.value.board == ""
+
+
 @pytest.mark.parametrize("junk", [os.urandom(64), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x00" * 20])
 def test_garbage_bytes(board, module, junk):
     reply = _raw(board, junk)
