@@ -93,4 +93,3 @@ def serve(args) -> int:
         server.close()
         device.close()
     return 0
-
