@@ -1,7 +1,11 @@
-"""Opening the Optuna storage: SQLite in the output folder by default, any RDB URL otherwise.
+"""The Optuna storage of a study and the driver's trials in it, through Optuna's public API only.
 
-A URL that cannot work is refused with the reason (not a database URL, unknown backend,
-missing driver, server unreachable), with the password hidden.
+:func:`open_storage`: SQLite in the output folder by default, any RDB URL otherwise; a URL that
+cannot work is refused with the reason (not a database URL, unknown backend, missing driver,
+server unreachable), with the password hidden. :class:`TrialStore`: asking a trial that names its
+driver and beats from the start, finishing it with what ``dse._outcome`` decided, failing and
+asking again the trials of dead drivers. Several drivers (processes, hosts) may share a study: the
+storage numbers their trials, and a trial one of them failed is never overwritten by another.
 """
 from __future__ import annotations
 
