@@ -31,12 +31,20 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+JOURNAL = "journal:"  # --storage journal:PATH: Optuna's journal file (no heartbeats: one host)
+
+
 def open_storage(url: str):
     """An ``optuna.storages.RDBStorage`` with heartbeats on, whose stale trials (a driver that
     stopped beating for ``GRACE_S``) ``optuna.storages.fail_stale_trials`` fails and asks again
-    (:func:`ask_again`); raises :class:`StudyError`."""
+    (:func:`ask_again`); for ``journal:PATH``, an ``optuna.storages.JournalStorage`` on that file
+    (appending a line per write: a fraction of an RDB write's CPU; drivers sharing it must run on
+    one host, which recovers their orphans by the owner check). Raises :class:`StudyError`."""
     import optuna
     from sqlalchemy.engine import make_url
+
+    if url.startswith(JOURNAL):
+        return _open_journal(url[len(JOURNAL):])
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     try:
@@ -81,6 +89,21 @@ def open_storage(url: str):
                 continue
             raise StudyError(f"cannot open storage {shown!r}: {type(exc).__name__}: {_first_line(exc)}") from None
     return storage
+
+
+def _open_journal(path: str):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if not path:
+        raise StudyError(f"--storage {JOURNAL!r} names no file; expected e.g. journal:path/to/study.log")
+    file = Path(path).expanduser().resolve()
+    if not file.parent.is_dir():
+        raise StudyError(f"--storage {JOURNAL}{path!r}: folder {str(file.parent)!r} does not exist")
+    try:
+        return optuna.storages.JournalStorage(JournalFileBackend(str(file)))
+    except Exception as exc:
+        raise StudyError(f"cannot open storage {JOURNAL}{path!r}: {type(exc).__name__}: {_first_line(exc)}") from None
 
 
 def _lost_schema_race(exc: BaseException) -> bool:

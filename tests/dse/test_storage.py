@@ -236,3 +236,26 @@ def test_other_storage_errors_are_not_retried(tmp_path, monkeypatch):
     with pytest.raises(StudyError, match="permission denied"):
         open_storage(f"sqlite:///{tmp_path / 's.db'}")
     assert len(calls) == 1
+
+
+def test_journal_storage_runs_and_resumes_a_study_as_sqlite_does(ray_session, tmp_path):
+    """``--storage journal:PATH``: the same trials, values and tables as the default SQLite storage,
+    resumed with a larger budget; a path in a missing folder is refused."""
+    import pandas as pd
+
+    from dse._study import StudyError
+    from tests.dse.test_driver import CODESIGN, run, study
+
+    grid = CODESIGN.replace('seed = 7', 'seed = 7\nsampler = "grid"')
+    journal = f"journal:{tmp_path / 'study.log'}"
+    run(study(tmp_path, grid.replace("n_trials = 6", "n_trials = 2")), tmp_path / "j", storage=journal)
+    run(study(tmp_path, grid.replace("n_trials = 6", "n_trials = 3")), tmp_path / "j", storage=journal)
+    run(study(tmp_path, grid.replace("n_trials = 6", "n_trials = 3")), tmp_path / "s")
+    trials = [pd.read_parquet(tmp_path / out / "trials.parquet") for out in ("j", "s")]
+    assert sorted(trials[0]["trial"]) == [0, 1, 2]
+    pd.testing.assert_frame_equal(trials[0], trials[1])
+    stored = optuna.load_study(study_name="codesign", storage=open_storage(journal)).get_trials()
+    assert [t.state.name for t in stored] == ["COMPLETE"] * 3
+    assert all(t.system_attrs[_storage.CONSTRAINTS_ATTR] == list(t.constraints.values()) for t in stored)
+    with pytest.raises(StudyError, match="does not exist"):
+        open_storage(f"journal:{tmp_path / 'missing' / 'study.log'}")
