@@ -183,7 +183,7 @@ def simulate_command(args, stream) -> int:
     import simulator
     from compiler import workloads
 
-    from .evaluate import timing_columns
+    from .runners import timing_columns
 
     name, layer, env, knobs, mod = _prepare(args, stream)
     correct = None
