@@ -12,7 +12,6 @@ import hashlib
 import itertools
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -210,8 +209,7 @@ STUDY_KEYS = ("name", "base", "sampler", "seed", "n_trials", "timeout", "candida
               "verify_top_k", "runner", "boards", "board_token_file")
 # [study] keys a resumed study may change: its budget, its name, and where its boards are
 RESUMABLE_KEYS = ("n_trials", "timeout", "name", "candidate_timeout", "boards", "board_token_file")
-MAX_PORT = 65535
-_BOARD_ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):([0-9]{1,5})")
+
 SCHEDULE_KEYS = ("sampler", "trials_per_layer")
 CONSTRAINT_KEYS = ("board", "margin", *RESOURCES)
 TOP_KEYS = ("study", "objectives", "hardware", "schedule", "constraints", "workloads")
@@ -233,11 +231,14 @@ def _margins(value, where: str) -> dict[str, float]:
 
 
 def _board_address(value, where: str) -> str:
-    """``host:port`` (a name, an IPv4 address or a bracketed IPv6 one; port 1 to 65535)."""
-    match = _BOARD_ADDRESS.fullmatch(value) if isinstance(value, str) else None
-    if match is None or not 1 <= int(match.group(3)) <= MAX_PORT:
+    """``host:port`` as the board client reads it (``dse.board.parse_board``)."""
+    from .board import BoardError, parse_board
+
+    try:
+        parse_board(value)
+    except BoardError:
         raise StudyError(f"{where} = {_show(value)} is not a board address \"host:port\" "
-                         f"(e.g. \"192.168.2.99:9091\", port 1 to {MAX_PORT})")
+                         f"(e.g. \"192.168.2.99:9091\", \"[::1]:9091\"; port 1 to 65535)") from None
     return value
 
 

@@ -39,7 +39,11 @@ def deadline(timeout_s: float | None):
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer_left > 0:       # the enclosing timer still runs, with the time it had left
-            signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - start), 1e-3))
+        # A pending alarm may be delivered right after the disarm: the nested finally still puts
+        # the caller's handler and timer back.
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+            if outer_left > 0:       # the enclosing timer still runs, with the time it had left
+                signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - start), 1e-3))
