@@ -3,7 +3,6 @@ its measurement, or raises ``BoardError`` naming the reason and the board."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 import stat
 import time
@@ -18,7 +17,7 @@ DEFAULT_TIMEOUT_S = 600.0
 # A failed attempt with one of these reasons is retried on another board; the others would fail
 # the same way anywhere (a bad program, a wrong token, a request over the cap).
 RETRIED = frozenset({"refused", "timeout", "reset", "malformed_reply", "busy", "config_mismatch"})
-SERVER_REASONS = frozenset({"auth", "too_large", "bad_request", "config_mismatch", "busy", "device_error"})
+SERVER_REASONS = frozenset({"auth", "too_large", "bad_request", "config_mismatch", "busy", "device_error", "timeout"})
 
 
 @dataclasses.dataclass
@@ -152,6 +151,12 @@ class BoardPool:
             error.args = (f"{error.args[0]} (attempts: {'; '.join(failures)})",)
         raise error
 
+    def info(self, board: str, timeout_s: float = 10.0) -> dict:
+        """What ``board`` serves: {"device": "sim" | "pynq", "target", "config" (None: any)}."""
+        chunks = _wire.encode({"kind": "info", "token": self.token})
+        reply, _ = self._call(board, chunks, time.monotonic() + timeout_s)
+        return {key: reply.get(key) for key in ("device", "target", "config")}
+
     def _call(self, board: str, chunks, deadline: float) -> tuple[dict, dict]:
         host, port = parse_board(board)
         left = deadline - time.monotonic()
@@ -179,7 +184,7 @@ class BoardPool:
             try:
                 reply, blobs = _wire.read_message(timed, _wire.MAX_MESSAGE_BYTES)
             except socket.timeout:
-                raise BoardError("timeout", f"no reply within the time allowed", board) from None
+                raise BoardError("timeout", "no reply within the time allowed", board) from None
             except (EOFError, ConnectionError) as exc:
                 what = "while sending the request" if not sent else "before the whole reply arrived"
                 raise BoardError("reset", f"connection closed {what} ({exc})", board) from None

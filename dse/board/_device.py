@@ -47,6 +47,27 @@ class Device(Protocol):
     def close(self) -> None: ...
 
 
+def hardware_env(config, served=None):
+    """The hwconfigs.Env of a request's ``config``, checked against the configuration a device
+    ``served`` (None: any). Two configurations are the same hardware when every ``LOG_*``
+    parameter agrees (the bitstream's); the target name and timing keys may differ, and the
+    request's own Env is returned (its timing is what the caller's ``simulator.run`` models)."""
+    import hwconfigs
+
+    try:
+        env = hwconfigs.get_env(config)
+    except (ValueError, TypeError) as exc:
+        raise DeviceError(f"bad hardware config: {exc}", "bad_request") from None
+    if served is not None:
+        mine, theirs = served.cfg.to_dict(), env.cfg.to_dict()
+        differ = sorted(k for k in mine if k.startswith("LOG_") and mine[k] != theirs.get(k))
+        if differ:
+            raise DeviceError(f"this device runs {served!r}, the request needs {env!r} ("
+                              + ", ".join(f"{k} {mine[k]} vs {theirs.get(k)}" for k in differ) + ")",
+                              "config_mismatch")
+    return env
+
+
 def run_instructions(device: Device, insn_phys: int, count: int, timeout_s: float | None = None) -> float:
     """Run ``count`` instructions at physical address ``insn_phys`` to FINISH, as upstream's
     driver does; the wall time from start to done observed. DeviceError when done does not

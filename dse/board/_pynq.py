@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _registers as R
+from ._device import hardware_env
 from ._errors import DeviceError
 
 
@@ -58,15 +59,7 @@ class PynqDevice:
         self._mmio = {base: pynq.MMIO(base, R.REG_RANGE) for base in self.regs.windows.values()}
 
     def env_for(self, config: dict):
-        import hwconfigs
-
-        try:
-            env = hwconfigs.get_env(config)
-        except (ValueError, TypeError) as exc:
-            raise DeviceError(f"bad hardware config: {exc}", "bad_request") from None
-        if env != self.env:
-            raise DeviceError(f"this board's bitstream is {self.env!r}, the request needs {env!r}", "config_mismatch")
-        return env
+        return hardware_env(config, self.env)
 
     def begin(self) -> None:
         pass        # a board cannot be reset from here; a complete program leaves its queues empty

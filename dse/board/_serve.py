@@ -1,6 +1,7 @@
 """``vta-dse board serve``: build the device the options name and serve it until stopped."""
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sys
@@ -62,12 +63,14 @@ def serve(args) -> int:
     """The body of ``vta-dse board serve`` (errors: BoardError/DeviceError, one line, exit 2)."""
     from ._server import BoardServer
 
+    if not 0 <= args.port <= 65535:
+        raise BoardError("bad_request", f"--port {args.port} is not in 0..65535")
     token_file = Path(args.token_file).expanduser() if args.token_file else default_token_file()
     token, created = ensure_token(token_file)
     device = make_device(args.device, args.target, args.config, args.bitstream)
     try:
         server = BoardServer(device, token, host=args.host, port=args.port)
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:
         raise BoardError("refused", f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
     out = sys.stdout
     config = "the request's configuration" if getattr(device, "env", None) is None else repr(device.env)
@@ -78,6 +81,11 @@ def serve(args) -> int:
         print("warning: listening beyond loopback; the protocol is not encrypted (prefer an ssh tunnel, "
               "see docs/board.md)", file=sys.stderr)
     out.flush()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log = logging.getLogger("vta-dse.board")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

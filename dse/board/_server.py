@@ -104,7 +104,7 @@ class BoardServer:
 
     def _handle(self, sock, peer) -> None:
         if not self._slots.acquire(blocking=False):
-            self._reply_error(sock, "busy", f"the board already serves {MAX_CONNECTIONS} connections")
+            self._reply_error(sock, "busy", "the board serves as many connections as it takes")
             return
         try:
             sock.settimeout(self.read_timeout_s)
@@ -116,10 +116,20 @@ class BoardServer:
             except _Refusal as exc:
                 self._reply_error(sock, exc.reason, str(exc))
                 return
-            except (EOFError, OSError) as exc:          # timeout, reset, closed: nobody to answer
-                log.info("board: dropped %s: %s", peer, exc)
+            except EOFError as exc:                     # the client closed its side early
+                self._reply_error(sock, "bad_request", f"truncated request: {exc}")
                 return
-            self._reply(sock, *self._dispatch(header, blobs))
+            except socket.timeout:
+                self._reply_error(sock, "timeout", f"no complete request within {self.read_timeout_s:g} s")
+                return
+            except OSError as exc:                      # reset: nobody to answer
+                log.info("dropped %s: %s", peer, exc)
+                return
+            log.info("%s from %s: %s", header.get("kind"), peer, str(header.get("module"))[:60])
+            reply, blobs = self._dispatch(header, blobs)
+            log.info("%s from %s: %s", header.get("kind"), peer,
+                     "ok" if reply["ok"] else f"{reply['reason']}: {reply['error'][:200]}")
+            self._reply(sock, reply, blobs)
         finally:
             self._slots.release()
 
@@ -141,7 +151,7 @@ class BoardServer:
         except DeviceError as exc:
             return self._error(exc.reason, str(exc)), {}
         except Exception as exc:   # the server outlives any request: a failure is a reply
-            log.exception("board: request failed")
+            log.exception("request failed")
             return self._error("device_error", f"{type(exc).__name__}: {exc}"), {}
         reply = {"ok": True, "stats": result["stats"], "cycles": result["cycles"], "wall_s": result["wall_s"],
                  "outputs": sorted(result["outputs"])}
@@ -155,7 +165,7 @@ class BoardServer:
         try:
             _wire.send_message(sock, header, blobs)
         except OSError as exc:
-            log.info("board: could not reply: %s", exc)
+            log.info("could not reply: %s", exc)
 
     def _reply_error(self, sock, reason: str, message: str) -> None:
         """Answer a refused request, then drain what the client is still sending for a moment, so

@@ -19,6 +19,7 @@ import dataclasses
 import numpy as np
 
 from . import _registers as R
+from ._device import hardware_env
 from ._errors import DeviceError
 
 PAGE = 4096
@@ -45,7 +46,8 @@ class SimBuffer:
 
 class SimDevice:
     """``Device`` over ``simulator.Simulator``. ``env`` fixes the configuration (a board's
-    bitstream); without it the device runs each request on the configuration it names."""
+    bitstream: requests must have its LOG_* parameters); without it the device runs each request
+    on the configuration it names."""
 
     kind = "sim"
 
@@ -53,8 +55,7 @@ class SimDevice:
         self.regs = R.RegisterMap.for_target(target)
         self.env = env
         self.dram_bytes = int(dram_bytes)
-        self._sims: dict = {}            # env -> Simulator (one per configuration seen)
-        self._sim = None
+        self._sim = None                 # the machine of the configuration last asked for
         self._free_list = [(DRAM_BASE, self.dram_bytes)]   # (address, bytes), sorted
         self._live: dict[int, SimBuffer] = {}
         self._regs: dict[int, int] = {}
@@ -65,14 +66,7 @@ class SimDevice:
 
     # ---- configuration -------------------------------------------------------------------
     def env_for(self, config: dict):
-        import hwconfigs
-
-        try:
-            env = hwconfigs.get_env(config)
-        except (ValueError, TypeError) as exc:
-            raise DeviceError(f"bad hardware config: {exc}", "bad_request") from None
-        if self.env is not None and env != self.env:
-            raise DeviceError(f"this device runs {self.env!r}, the request needs {env!r}", "config_mismatch")
+        env = hardware_env(config, self.env)
         self._select(env)
         return env
 
@@ -83,9 +77,9 @@ class SimDevice:
             return
         if self._live:
             raise DeviceError(f"cannot switch the simulated device to {env!r} with {len(self._live)} buffers live")
-        if env not in self._sims:
-            self._sims[env] = Simulator(env, dram_size=DRAM_BASE + self.dram_bytes)
-        self._sim = self._sims[env]
+        # A new machine per configuration, like loading its bitstream (the DRAM pages are only
+        # allocated as buffers touch them).
+        self._sim = Simulator(env, dram_size=DRAM_BASE + self.dram_bytes)
 
     def begin(self) -> None:
         self._sim.reset()
@@ -157,7 +151,7 @@ class SimDevice:
         self._done = R.DONE
 
     def _run(self, insn_addr: int, count: int) -> None:
-        from compiler.isa import IsaError, Program
+        from compiler.isa import IsaError
         from simulator import SimulationError
         from simulator.timing import TimingModel
 
@@ -167,11 +161,12 @@ class SimDevice:
             raise DeviceError(f"instruction fetch of {count} instructions at {insn_addr:#x} lies outside the "
                               f"device's DRAM [{DRAM_BASE:#x}, {sim.dram_size:#x})")
         raw = sim.dram[insn_addr:end].tobytes()
-        tokens = sim.tokens
         try:
-            stats = sim.execute(raw)
-            report = TimingModel(sim.env).estimate(Program.from_bytes(raw, sim.env).instructions,
-                                                   initial_tokens=tokens)
+            # Decoded once for both the cycle model and the run, as simulator.run does (the
+            # uops are already in DRAM, where the program's LOAD UOPs read them).
+            stream = sim._decode(raw)
+            report = TimingModel(sim.env).estimate(stream, initial_tokens=sim.tokens)
+            stats = sim._run_stream(stream)
         except (SimulationError, IsaError) as exc:
             raise DeviceError(f"the simulated VTA refused the program: {exc}") from None
         self._last = (stats, int(report.cycles))
@@ -180,5 +175,4 @@ class SimDevice:
         return self._last
 
     def close(self) -> None:
-        self._sims.clear()
         self._sim = None

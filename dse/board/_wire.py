@@ -29,6 +29,7 @@ MAX_MESSAGE_BYTES = 256 << 20          # 256 MiB, header and payload together (t
 MAX_BLOBS = 1024
 MAX_NAME = 128
 MAX_NDIM = 8
+MAX_DIM = 1 << 40              # per dimension (the product is checked against the payload)
 DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64")
 
 
@@ -42,7 +43,7 @@ def encode(header: dict, blobs: dict[str, np.ndarray] | None = None) -> list:
     blobs = blobs or {}
     described, chunks, total = [], [], 0
     for name, array in blobs.items():
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array, order="C")          # (ascontiguousarray would make a 0-d array 1-d)
         dtype = array.dtype.newbyteorder("=").name
         if dtype not in DTYPES:
             raise ProtocolError("malformed", f"blob {name!r}: dtype {array.dtype} is not one of {', '.join(DTYPES)}")
@@ -100,9 +101,9 @@ def decode_header(raw: bytes, payload_len: int) -> tuple[dict, list[tuple[str, n
             raise ProtocolError("malformed", f"{what} ({name!r}): dtype {str(dtype)[:32]!r} is not one of "
                                              f"{', '.join(DTYPES)}")
         if (not isinstance(shape, list) or len(shape) > MAX_NDIM
-                or not all(type(n) is int and 0 <= n <= payload_len for n in shape)):
+                or not all(type(n) is int and 0 <= n <= MAX_DIM for n in shape)):
             raise ProtocolError("malformed", f"{what} ({name!r}): shape must be a list of at most {MAX_NDIM} "
-                                             f"whole numbers within the payload")
+                                             f"whole numbers up to {MAX_DIM}")
         nbytes = math.prod(shape) * _dtype(dtype).itemsize
         total += nbytes
         if total > payload_len:

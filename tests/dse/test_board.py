@@ -53,3 +53,36 @@ def test_board_run_equals_simulator_run(board, env_name, kind, seed):
     assert run.stats == expected.stats
     assert run.cycles == expected.cycles
     assert run.board == board.address and run.wall_s > 0 and run.attempts == 1
+
+
+def test_sub_byte_buffers(board):
+    """int4 data, weights and outputs travel packed two to a byte, and come back unpacked."""
+    env = hwconfigs.get_env(LOG_INP_WIDTH=2, LOG_WGT_WIDTH=2, LOG_INP_BUFF_SIZE=14, LOG_WGT_BUFF_SIZE=16,
+                            LOG_ACC_BUFF_SIZE=15)
+    layer = _layers(env)["dense"]
+    module = workloads.build(layer, env=env)
+    assert {arg.dtype for arg in module.args} == {"int4"}
+    inputs = workloads.random_inputs(layer, env, seed=2)
+    local, remote = workloads.empty_output(layer, env), workloads.empty_output(layer, env)
+    expected = simulator.run(module, *inputs, local)
+    run = BoardPool([board.address], TOKEN).run_module(module, [*inputs, remote], timeout_s=60)
+    np.testing.assert_array_equal(remote, workloads.reference(layer, *inputs, env=env))
+    np.testing.assert_array_equal(remote, local)
+    assert (run.stats, run.cycles) == (expected.stats, expected.cycles)
+
+
+def test_a_module_of_two_programs(board):
+    """Two synchronizes: the second program pops the token the first left, and its uops are staged
+    again before it runs; counters and cycles sum over both, as in simulator.run."""
+    from tests.compiler.test_runtime_module import _mmopt_module
+
+    env = ENVS["1x16"]
+    module = _mmopt_module(env, calls=2)
+    assert len(module.programs) == 2
+    rng = np.random.default_rng(4)
+    args = [rng.integers(-128, 128, arg.shape, dtype=np.int8) for arg in module.args]
+    local = args[-1].copy()
+    expected = simulator.run(module, *args[:-1], local)
+    run = BoardPool([board.address], TOKEN).run_module(module, args, timeout_s=60)
+    np.testing.assert_array_equal(args[-1], local)
+    assert (run.stats, run.cycles) == (expected.stats, expected.cycles)
