@@ -259,7 +259,8 @@ def _runner(study: Mapping, src: str, folder: Path) -> tuple[str, tuple[str, ...
     if token_file is not None:
         if not isinstance(token_file, str) or not token_file or "\0" in token_file or len(token_file) > 4096:
             raise StudyError(f"{where} board_token_file must be a file name, got {_show(token_file)}")
-        token_file = str(folder / token_file) if not Path(token_file).is_absolute() else token_file
+        given = Path(token_file).expanduser()          # "~/.config/vta-dse/board.token" as docs/board.md has it
+        token_file = str(given if given.is_absolute() else folder / given)
     if runner != "board":
         ignored = [k for k in ("boards", "board_token_file") if k in study]
         notes = tuple(f"{where} {k} is ignored: runner = {runner!r} measures on this machine "

@@ -238,6 +238,15 @@ def test_a_board_study_names_its_boards_and_token_file(tmp_path):
     assert moved.fingerprint() == spec.fingerprint() != load(tmp_path, GOOD).fingerprint()
 
 
+def test_the_token_file_may_be_under_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / ".config").mkdir(parents=True)
+    (tmp_path / "home" / ".config" / "board.token").write_text("secret\n")
+    spec = load(tmp_path, _with_study(GOOD, 'runner = "board"\nboards = ["127.0.0.1:9091"]\n'
+                                            'board_token_file = "~/.config/board.token"'))
+    assert spec.board_token_file == str(tmp_path / "home" / ".config" / "board.token")
+
+
 @pytest.mark.parametrize("keys, message", [
     ('runner = "bord"', "runner = 'bord' is not one of count, full, board \\(did you mean 'board'\\?\\)"),
     ('runner = "board"\nboard_token_file = "board.token"', "runner = 'board' needs boards = "),
@@ -275,3 +284,26 @@ def test_boards_given_to_another_runner_are_a_warning_naming_them(tmp_path, caps
     assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "vta-dse: warning: " in err and "boards is ignored: runner = 'count'" in err
+
+
+def test_a_board_study_reads_its_token_once_and_refuses_a_bad_one(tmp_path):
+    import os
+
+    from dse._driver import study_evaluator
+    from dse.evaluate import SimulatorEvaluator
+
+    token = tmp_path / "board.token"
+    token.write_text("secret\n")
+    os.chmod(token, 0o644)
+    spec = load(tmp_path, _with_study(GOOD, 'runner = "board"\nboards = ["127.0.0.1:9091"]\n'
+                                            'board_token_file = "board.token"'))
+    with pytest.raises(StudyError, match="board_token_file = .*readable by every user"):
+        study_evaluator(SimulatorEvaluator(), spec)
+    with pytest.raises(StudyError, match="cannot measure on a board"):
+        study_evaluator(ToyEvaluator(), spec)
+    os.chmod(token, 0o600)
+    bound = study_evaluator(SimulatorEvaluator(), spec)
+    assert set(bound.runners) == {"count", "full", "board"} and bound.runners["board"].token == "secret"
+    assert bound.timeout_s == spec.candidate_timeout and not bound.shares_cache
+    assert SimulatorEvaluator().shares_cache and study_evaluator(ToyEvaluator(), load(tmp_path, GOOD)).name == \
+        ToyEvaluator.name
