@@ -28,6 +28,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import optuna
 
 import hwconfigs
@@ -35,11 +36,13 @@ import hwconfigs
 from . import _storage, _tables
 from ._columns import COUNTERS, RESOURCES, TIMING, objective_attr
 from ._executor import KILL_GRACE_S, RayPool
+from ._inner import is_exhaustive
+from ._table_store import TableStore
 from ._identity import shared_cache_dir
-from ._layer_job import LayerJob, latency_of
+from ._layer_job import LayerJob, knob_text, latency_of
 from ._progress import Progress
 from ._protocol import make_task, measurement
-from ._records import CandidateCache, RowsJournal
+from ._records import CACHEABLE, CandidateCache, RowsJournal
 from ._samplers import distributions, make_sampler, static_check
 from ._study import ENUMERATE_LIMIT, StudyError, StudySpec
 
@@ -114,6 +117,23 @@ def table_seed(spec: StudySpec, hw: hwconfigs.HwConfig, workload) -> int:
     never the trial or the worker that happens to build it."""
     text = json.dumps([spec.seed, sorted(hw.to_dict().items()), workload.key()], default=str)
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % (2 ** 31)
+
+
+def first_fitting(ranked: list, demand, hw: hwconfigs.HwConfig, static_check):
+    """(index, knobs, latency) of the first of ``ranked`` ((latency, index, knobs), fastest first)
+    that ``static_check`` admits on ``hw``, or None. ``demand`` (bytes of the inp, wgt and acc
+    buffers each needs, or None) passes over those larger than ``hw``'s buffers unchecked: the
+    static check refuses them anyway, and a table may hold tens of thousands."""
+    if demand is None:
+        order = range(len(ranked))
+    else:
+        capacity = np.array([2 ** hw.to_dict()[key] for key in BUFFER_KEYS])
+        order = np.flatnonzero((demand <= capacity).all(axis=1))
+    for j in order:
+        latency, index, knobs = ranked[j]
+        if static_check(knobs) is None:
+            return index, knobs, latency
+    return None
 
 
 FILL_ATTR = "dse:exact_fill"      # a trial scored from complete tables, not proposed by the sampler
@@ -242,6 +262,7 @@ class Driver:
         self.waiting_trials: int | None = None       # WAITING trials at the last count (None: not known)
         self.tables: dict[str, tuple[dict, str]] = {}   # table group -> (results, space error)
         self.table_rows: dict[str, dict] = {}          # table group -> candidate -> measurement
+        self.rankings: dict[str, tuple] = {}           # table group -> (size, fastest first, buffer bytes)
         self.filled_geometries: set = set()            # geometries whose every buffer point is a trial
         self.filled: set[int] = set()                  # trial numbers of the exact fills (not the budget's)
         self.feasible_points: frozenset | None = None   # the space's buildable, in-budget points (enumerable)
@@ -269,6 +290,7 @@ class Driver:
             study.set_user_attr("dse:objectives", self.spec.objective_names)
             study.set_user_attr("dse:constraints", [k for k, _ in self.spec.constraints])
             study.set_user_attr(CONSTRAINT_NAMES_ATTR, constraint_names(self.spec))
+        self.table_store = TableStore(storage, study.study_name)
         if study.metric_names is None:        # what optuna-dashboard labels the objectives with
             study.set_metric_names([objective_attr(name) for name in self.spec.objective_names])
         elif stored != fingerprint:
@@ -338,6 +360,7 @@ class Driver:
                 layer = _Layer(workload)
                 layer.job = LayerJob(hw, workload, self.mode, self.spec.seed, budget=self.spec.trials_per_layer,
                                      sampler=self.spec.schedule_sampler,
+                                     exhaustive_up_to=self.spec.exhaustive_up_to,
                                      search_seed=table_seed(self.spec, hw, workload),
                                      seeds=self._seeds(seeds, workload, hw), shard=shard, shards=shards,
                                      fit_hws=fit_hws, refine_hws=[small] if small is not None else [])
@@ -376,7 +399,7 @@ class Driver:
             size = math.prod(len(v) for v in self.evaluator.knob_space(workload, hw).values())
         except Exception:
             return 1
-        if self.spec.schedule_sampler != "grid" and size > self.spec.trials_per_layer:
+        if not is_exhaustive(size, self.spec.trials_per_layer, self.spec.schedule_sampler, self.spec.exhaustive_up_to):
             return 1
         return max(1, capacity // len(self.workloads))
 
@@ -557,12 +580,24 @@ class Driver:
             running = self.running_groups.get(group)
             if running is not None and running[0] != search:
                 continue
+            self._adopt_stored_table(layer.job, group)
             job = dataclasses.replace(layer.job, known=dict(layer.known), cached=self.cache.group(self._task(layer.job, {})))
             layer.running = True
             self.running_groups[group] = (search, (running[1] if running else 0) + 1)
             self.pool.submit((ht, layer), job)
             return True
         return False
+
+    def _adopt_stored_table(self, job: LayerJob, group: str) -> None:
+        """Measurements of the table another driver of the study (or an earlier run elsewhere)
+        stored go into the cache, so this table's job replays them instead of evaluating."""
+        stored = self.table_store.lookup(group)
+        if not stored:
+            return
+        known = self.cache.group(self._task(job, {}))
+        for text, result in stored.items():
+            if text not in known:
+                self.cache.put(self._task(job, json.loads(text)), result)
 
     # ---- what comes back from the jobs -------------------------------------------------------
     def _on_event(self, study, event) -> None:
@@ -630,6 +665,9 @@ class Driver:
         if done and all(part.done for part in parts):      # every shard of the table is in
             results = {i: r for part in parts for i, r in part.results.items()}
             self.tables[group] = (results, next((part.error for part in parts if part.error), ""))
+            rows = self.table_rows.get(group, {})
+            self.table_store.publish(group, {knob_text(knobs): rows[i] for i, (knobs, _) in results.items()
+                                             if i in rows and rows[i].get("status") in CACHEABLE})
         self._finish_if_done(study, ht)
 
     # ---- finishing a hardware trial ----------------------------------------------------------
@@ -730,7 +768,8 @@ class Driver:
                 self._row(ht, layer, None, {}, measurement("infeasible", ht.reason), mode="static")
         else:
             for workload, shards in ht.searches():
-                best = self._best_fitting(ht, workload, {i: r for layer in shards for i, r in layer.results.items()})
+                best = self._best_fitting(ht, workload, shards[0].table_group,
+                                          {i: r for layer in shards for i, r in layer.results.items()})
                 if best is None:
                     failed = next((layer for layer in shards if layer.error), None)
                     why = failed.error if failed else "no schedule of this layer compiled and ran on this hardware"
@@ -774,14 +813,33 @@ class Driver:
             values.append(float(value) if value is not None else (math.inf if direction == "minimize" else -math.inf))
         return summary, values, constraints
 
-    def _best_fitting(self, ht: _HwTrial, workload, results: dict):
+    def _best_fitting(self, ht: _HwTrial, workload, group: str, results: dict):
         """The fastest schedule of a table that fits this trial's buffers (the table was measured
-        on the geometry's largest buffers; counters and cycles do not depend on them)."""
+        on the geometry's largest buffers; counters and cycles do not depend on them). Schedules
+        whose tiles exceed a buffer of the trial are passed over without a static check (that
+        alone refuses them); the first other one the static check admits is the answer."""
+        ranked, demand = self._ranking(workload, group, results)
+        return first_fitting(ranked, demand, ht.hw, lambda knobs: self.evaluator.static_check(workload, ht.hw, knobs))
+
+    def _ranking(self, workload, group: str, results: dict):
+        """A table's successful schedules, fastest first, and the bytes each needs of the inp,
+        wgt and acc buffers (None if the evaluator does not say); kept per table, as every trial
+        of the geometry asks the same."""
+        kept = self.rankings.get(group)
+        if kept is not None and kept[0] == len(results):
+            return kept[1], kept[2]
         ranked = sorted((lat, i, k) for i, (k, lat) in results.items() if lat is not None)
-        for latency, index, knobs in ranked:
-            if self.evaluator.static_check(workload, ht.hw, knobs) is None:
-                return index, knobs, latency
-        return None
+        demand_of = getattr(self.evaluator, "buffer_demand", None)
+        demand = None
+        if demand_of is not None and ranked:
+            hw = hwconfigs.HwConfig.from_dict(dict(json.loads(group)[1]))
+            try:
+                demand = np.array([[demand_of(workload, hw, k)[b] for b in ("inp", "wgt", "acc")]
+                                   for _, _, k in ranked], dtype=np.int64)
+            except Exception:        # a demand it cannot say: every schedule gets the static check
+                demand = None
+        self.rankings[group] = (len(results), ranked, demand)
+        return ranked, demand
 
     def _note_best(self, summary: dict) -> None:
         """Keep the best first objective so far (for the progress line; no storage query)."""

@@ -18,6 +18,13 @@ OPS = {
     "dense": {"batch": 1, "in_features": REQUIRED, "out_features": REQUIRED},
     "conv2d": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
                "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0},
+    # upstream's group_conv2d_packed (MobileNet-style): each group's channels whole VTA blocks
+    "group_conv2d": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
+                     "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0, "groups": REQUIRED},
+    # upstream's conv2d_transpose_packed (DCGAN's generator); height/width are the undilated input's
+    "conv2d_transpose": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
+                         "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0,
+                         "output_padding": 0},
     # an ALU-only op of two int32 tensors (a residual add), upstream's schedule_alu_packed
     "elementwise": {"batch": 1, "channels": REQUIRED, "height": REQUIRED, "width": REQUIRED, "op": "add"},
     # every op of ResNet-18 VTA offloads: the 19 convs and, with ``residual_adds``, the 8 residual
@@ -43,6 +50,10 @@ def _layer(op: str, params: tuple):
         return workloads.Dense(**p)
     if op == "conv2d":
         return workloads.Conv2D(**p)
+    if op == "group_conv2d":
+        return workloads.GroupConv2D(**p)
+    if op == "conv2d_transpose":
+        return workloads.Conv2DTranspose(**p)
     if op == "elementwise":
         return workloads.Elementwise(**p)
     if op == "resnet18_layer":
@@ -121,6 +132,14 @@ class SimulatorEvaluator:
         or None where TopHub never tuned the layer."""
         found = _workloads_module().tophub_knobs(_layer(workload.op, workload.params), env_of(hw))
         return found[0] if found else None
+
+    def buffer_demand(self, workload, hw, knobs) -> dict:
+        """Bytes of the inp, wgt and acc buffers a legal knob set's tiles need on ``hw``'s
+        geometry (the static check refuses it on buffers smaller than any of them)."""
+        env = env_of(hw)
+        need = _workloads_module().buffer_demand(_layer(workload.op, workload.params), env, knobs)
+        return {"inp": need["inp"] * env.INP_ELEM_BYTES, "wgt": need["wgt"] * env.WGT_ELEM_BYTES,
+                "acc": need["acc"] * env.ACC_ELEM_BYTES}
 
     def static_check(self, workload, hw, knobs) -> str | None:
         from compiler import CompileError

@@ -6,13 +6,15 @@
 """
 from __future__ import annotations
 
-from ._knobs import check_knobs, fallback_knobs, knob_space, normalize_knobs, random_legal_knobs, tile_footprint
-from ._layers import ELEMENTWISE_OPS, TUTORIAL_EPILOGUE, Conv2D, Dense, Elementwise
-from ._numeric import empty_output, input_shapes, output_shape, random_inputs, reference
+import dataclasses
+
+from ._knobs import buffer_demand, check_knobs, fallback_knobs, knob_space, normalize_knobs, random_legal_knobs, tile_footprint
+from ._layers import ELEMENTWISE_OPS, TUTORIAL_EPILOGUE, Conv2D, Conv2DTranspose, Dense, Elementwise, GroupConv2D
+from ._numeric import dilate_input, empty_output, input_shapes, output_shape, random_inputs, reference
 from ._resnet import RESNET18_EPILOGUE, dense_shapes, resnet18, resnet18_network
 from ._tophub import tophub_knobs
 
-__all__ = ["Conv2D", "Dense", "ELEMENTWISE_OPS", "Elementwise", "RESNET18_EPILOGUE", "TUTORIAL_EPILOGUE", "build", "check_knobs", "dense_shapes", "empty_output",
+__all__ = ["Conv2D", "buffer_demand", "Conv2DTranspose", "Dense", "ELEMENTWISE_OPS", "Elementwise", "GroupConv2D", "RESNET18_EPILOGUE", "TUTORIAL_EPILOGUE", "build", "check_knobs", "dense_shapes", "dilate_input", "empty_output",
            "fallback_knobs", "input_shapes", "knob_space", "normalize_knobs", "output_shape", "random_inputs",
            "random_legal_knobs",
            "reference", "resnet18", "resnet18_network", "schedule", "stream_columns", "tile_footprint",
@@ -20,15 +22,16 @@ __all__ = ["Conv2D", "Dense", "ELEMENTWISE_OPS", "Elementwise", "RESNET18_EPILOG
 
 
 def schedule(layer, env=None, knobs=None):
-    """(schedule, argument tensors) of the layer's template under ``knobs``."""
+    """(schedule, argument tensors) of the layer's template under ``knobs``. A grouped conv's
+    tensors have their channel axis split into (group, block in group): the packed arrays'
+    memory, in another shape (``build`` gives its module the packed shapes)."""
     import hwconfigs
 
-    from ._templates import alu_packed, conv2d_packed, dense_packed
+    from ._templates import template
 
     env = env or hwconfigs.get_env()
     knobs = check_knobs(layer, env, knobs)
-    template = {Conv2D: conv2d_packed, Dense: dense_packed, Elementwise: alu_packed}[type(layer)]
-    return template(layer, env, knobs)
+    return template(layer)(layer, env, knobs)
 
 
 def build(layer, env=None, knobs=None, name=None):
@@ -40,7 +43,12 @@ def build(layer, env=None, knobs=None, name=None):
 
     env = env or hwconfigs.get_env()
     s, args = schedule(layer, env, knobs)
-    return compile_schedule(s, args, env=env, name=name or layer.name or type(layer).__name__.lower())
+    mod = compile_schedule(s, args, env=env, name=name or layer.name or type(layer).__name__.lower())
+    # A template may declare an argument with its axes split (a grouped conv's channels); the
+    # module takes the packed arrays of ``input_shapes``/``output_shape``, the same memory.
+    packed = [shape for _, shape, _ in input_shapes(layer, env, knobs)] + [output_shape(layer, env)]
+    mod.args = [dataclasses.replace(arg, shape=tuple(shape)) for arg, shape in zip(mod.args, packed)]
+    return mod
 
 
 def stream_columns(layer, env, knobs, reuse: bool = False):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import _wire
 from ._errors import BoardError, ProtocolError
-from ._lease import acquire, leases_for
+from ._lease import Leases, acquire
 from ._program import module_request, unpack_outputs
 
 DEFAULT_TIMEOUT_S = 600.0
@@ -96,7 +96,7 @@ class BoardPool:
         if not isinstance(token, str) or not token:
             raise BoardError("token", "the board token is empty")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise BoardError("bad_board", f"retries must be a whole number >= 0, got {retries!r}")
+            raise ValueError(f"retries must be a whole number >= 0, got {retries!r}")
         self.token = token
         self.retries = retries
         self.connect_timeout_s = float(connect_timeout_s)
@@ -108,20 +108,24 @@ class BoardPool:
         """Run ``module`` on ``args`` (as ``simulator.run(module, *args)``: the outputs are filled
         in place) on one free board; a failed attempt is retried on another board, up to
         ``retries`` times. ``timeout_s`` bounds the whole call (waiting for a free board too)."""
-        from simulator import SimulationError
-
+        if timeout_s is not None and not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive (or None), got {timeout_s!r}")
         try:
             header, blobs = module_request(module, list(args))
-        except SimulationError as exc:
+        except (ValueError, TypeError) as exc:   # SimulationError: arrays that do not fit the module
             raise BoardError("bad_request", str(exc)) from None
         header = {**header, "token": self.token, "timeout_s": timeout_s}
         chunks = _wire.encode(header, blobs)
+        size = sum(len(chunk) for chunk in chunks) - _wire.PREFIX.size
+        if size > _wire.MAX_MESSAGE_BYTES:          # no board takes it: say so without sending it
+            raise BoardError("too_large", f"module {module.name!r} needs a {size} B request, over the protocol's "
+                                          f"{_wire.MAX_MESSAGE_BYTES} B cap")
         budget = DEFAULT_TIMEOUT_S if timeout_s is None else float(timeout_s)
         start = time.monotonic()
         deadline = start + budget
-        leases, tried, failures = leases_for(self.boards), [], []
+        leases, tried, failures = Leases(), [], []
         for attempt in range(1, self.retries + 2):
-            got = acquire(leases, tried, budget, deadline)
+            got = acquire(leases, self.boards, tried, budget, deadline)
             if got is None:
                 error = BoardError("timeout", f"no board of {self.boards} was free within {budget:g} s")
                 break
@@ -148,7 +152,7 @@ class BoardPool:
             run.roundtrip_s, run.attempts = time.monotonic() - start, attempt
             return run
         if len(failures) > 1:
-            error.args = (f"{error.args[0]} (attempts: {'; '.join(failures)})",)
+            error = BoardError(error.reason, f"{error.message} (attempts: {'; '.join(failures)})", error.board)
         raise error
 
     def info(self, board: str, timeout_s: float = 10.0) -> dict:

@@ -25,9 +25,11 @@ class BoardError(Exception):
     """
 
     def __init__(self, reason: str, message: str, board: str = ""):
-        super().__init__(f"board {board}: {message}" if board else message)
-        self.reason = reason
-        self.board = board
+        super().__init__(reason, message, board)      # the constructor's arguments: it pickles
+        self.reason, self.message, self.board = reason, message, board
+
+    def __str__(self) -> str:
+        return f"board {self.board}: {self.message}" if self.board else self.message
 
 
 class ProtocolError(ValueError):
@@ -35,8 +37,11 @@ class ProtocolError(ValueError):
     ``version``. The only exception the message decoder raises."""
 
     def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
+        super().__init__(reason, message)
+        self.reason, self.message = reason, message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class DeviceError(RuntimeError):
@@ -44,5 +49,8 @@ class DeviceError(RuntimeError):
     ``device_error`` or ``config_mismatch``."""
 
     def __init__(self, message: str, reason: str = "device_error"):
-        super().__init__(message)
-        self.reason = reason
+        super().__init__(message, reason)
+        self.reason, self.message = reason, message
+
+    def __str__(self) -> str:
+        return self.message

@@ -20,6 +20,7 @@ from ._device import Device, run_instructions
 from ._errors import DeviceError, ProtocolError
 
 INSN_BYTES = 16
+DEVICE_TIMEOUT_S = 600.0      # a device that never reads done releases the board after this (no timeout asked)
 
 
 # ---- client side -----------------------------------------------------------------------------
@@ -244,7 +245,8 @@ def execute(device: Device, request: dict) -> dict:
             image.flush()
             insn_buf.array[:len(stream)] = stream
             insn_buf.flush()
-            wall += run_instructions(device, insn_buf.phys_addr, len(stream) // INSN_BYTES, request["timeout_s"])
+            wall += run_instructions(device, insn_buf.phys_addr, len(stream) // INSN_BYTES,
+                                     request["timeout_s"] or DEVICE_TIMEOUT_S)
             stats, run_cycles = device.last_counters()
             if stats is None:
                 totals, cycles = None, None

@@ -1,6 +1,6 @@
 """The Pynq device: a VTA bitstream on a Xilinx board, through the ``pynq`` Python package.
 
-``pynq.Overlay(bitstream)`` programs the FPGA, ``pynq.allocate`` gives physically contiguous
+``pynq.Bitstream(bitstream).download()`` programs the FPGA, ``pynq.allocate`` gives physically contiguous
 (CMA) buffers with their ``physical_address``, ``pynq.MMIO`` maps each module's register window.
 ``pynq`` is imported only when the device is created (it exists only on the board). A real board
 has no counters and no cycle register in upstream's HLS design: ``last_counters`` is (None,
@@ -53,7 +53,7 @@ class PynqDevice:
         self._pynq = pynq
         if bitstream is not None:
             try:
-                pynq.Overlay(str(bitstream))                  # programs the FPGA
+                pynq.Bitstream(str(bitstream)).download()   # no .hwh needed beside the .bit
             except Exception as exc:    # pynq raises assorted errors for a bad or missing .bit
                 raise DeviceError(f"cannot load bitstream {bitstream}: {exc}") from None
         self._mmio = {base: pynq.MMIO(base, R.REG_RANGE) for base in self.regs.windows.values()}

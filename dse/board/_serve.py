@@ -7,10 +7,9 @@ import secrets
 import sys
 from pathlib import Path
 
-from ._errors import BoardError, DeviceError
+from ._errors import BoardError
 from ._registers import TARGETS
 
-DEFAULT_PORT = 9091
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -94,6 +93,3 @@ def serve(args) -> int:
         server.close()
         device.close()
     return 0
-
-
-__all__ = ["DEFAULT_PORT", "DeviceError", "ensure_token", "make_device", "serve"]

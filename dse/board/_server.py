@@ -48,9 +48,9 @@ class BoardServer:
         self._token = token.encode()
         self.max_message_bytes = int(max_message_bytes)
         self.read_timeout_s = float(read_timeout_s)
-        self._slots = threading.BoundedSemaphore(max_connections)
+        self.max_connections = int(max_connections)
+        self._slots = threading.BoundedSemaphore(self.max_connections)
         self._device_lock = threading.Lock()
-        self.requests = 0
         server = self
 
         class Handler(socketserver.BaseRequestHandler):
@@ -104,7 +104,7 @@ class BoardServer:
 
     def _handle(self, sock, peer) -> None:
         if not self._slots.acquire(blocking=False):
-            self._reply_error(sock, "busy", "the board serves as many connections as it takes")
+            self._reply_error(sock, "busy", f"the board already serves {self.max_connections} connections")
             return
         try:
             sock.settimeout(self.read_timeout_s)
@@ -144,7 +144,6 @@ class BoardServer:
                 raise ProtocolError("malformed", f"unknown request kind {str(kind)[:40]!r} (expected 'run' or 'info')")
             request = parse_request(header, blobs)
             with self._device_lock:
-                self.requests += 1
                 result = execute(self.device, request)
         except ProtocolError as exc:
             return self._error(_WIRE_REASONS[exc.reason], str(exc)), {}

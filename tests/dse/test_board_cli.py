@@ -52,3 +52,14 @@ def test_a_missing_token_file_is_created_private(tmp_path):
     token, created = ensure_token(path)
     assert created and len(token) >= 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert ensure_token(path) == (token, False)
+
+
+def test_the_pynq_device_without_pynq(capsys, token, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("pynq") is not None:
+        pytest.skip("pynq is installed here")
+    bit = tmp_path / "vta.bit"
+    bit.write_bytes(b"bits")
+    assert main(["board", "serve", "--token-file", str(token), "--device", "pynq", "--bitstream", str(bit)]) == 2
+    assert "needs the `pynq` package" in capsys.readouterr().err

@@ -111,6 +111,13 @@ def test_oversized_request(board, module):
     _still_serves(board, module)
 
 
+def test_a_request_over_the_protocol_cap_is_not_sent(module, monkeypatch):
+    monkeypatch.setattr(_wire, "MAX_MESSAGE_BYTES", 1000)
+    with pytest.raises(BoardError) as caught:
+        BoardPool(["127.0.0.1:9"], TOKEN).run_module(module, _args(module), timeout_s=10)
+    assert caught.value.reason == "too_large" and caught.value.board == ""
+
+
 @pytest.mark.parametrize("junk", [os.urandom(64), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x00" * 20])
 def test_garbage_bytes(board, module, junk):
     reply = _raw(board, junk)
@@ -331,3 +338,14 @@ def test_a_pool_pickles_and_shares_the_process_leases(board, module):
     pool = pickle.loads(pickle.dumps(BoardPool([board.address], TOKEN, retries=1)))
     assert pool.boards == [board.address] and pool.retries == 1
     assert pool.run_module(module, _args(module), timeout_s=30).board == board.address
+
+
+def test_busy_when_every_connection_slot_is_taken(module):
+    with BoardServer(SimDevice(), TOKEN, port=0, max_connections=1, read_timeout_s=5).start() as small:
+        host, port = small.address.rsplit(":", 1)
+        with socket.create_connection((host, int(port))):       # holds the only slot, silently
+            time.sleep(0.2)
+            with pytest.raises(BoardError) as caught:
+                BoardPool([small.address], TOKEN, retries=0).run_module(module, _args(module), timeout_s=10)
+        assert caught.value.reason == "busy" and "1 connections" in str(caught.value)
+        _still_serves(small, module)

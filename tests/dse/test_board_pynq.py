@@ -62,8 +62,14 @@ class FakePynq:
         self.events.append(("allocate", sim_buffer.phys_addr, nbytes))
         return array
 
-    def Overlay(self, path):
-        self.overlays.append(path)
+    def Bitstream(self, path):
+        fake = self
+
+        class Loaded:
+            def download(self):
+                fake.overlays.append(path)
+
+        return Loaded()
 
 
 LAYER = workloads.Conv2D(batch=1, height=8, width=8, in_channels=32, out_channels=32, kernel=3, stride=1, pad=1)
@@ -136,3 +142,18 @@ def test_sim_device_refuses_nonzero_base_registers():
         device.write_reg(regs.store + R.CONTROL, R.AUTORESTART)
     with pytest.raises(DeviceError, match="no VTA register"):
         device.write_reg(0x1234, 0)
+
+
+def test_a_device_that_never_finishes_is_a_device_error():
+    """A hung board (done never reads 1): the driver gives up after the timeout, naming it."""
+    from dse.board import DeviceError, run_instructions
+
+    class Hung(SimDevice):
+        def read_reg(self, addr):
+            return 0 if addr == self.regs.compute + R.COMPUTE_DONE_RD else super().read_reg(addr)
+
+        def _maybe_run(self):
+            pass
+
+    with pytest.raises(DeviceError, match="did not finish 5 instructions within 0.05 s"):
+        run_instructions(Hung("pynq", ENV), 0x1000_0000, 5, timeout_s=0.05)

@@ -74,7 +74,7 @@ blob_entries = st.fixed_dictionaries({"name": st.one_of(st.text(max_size=4), st.
                                                         max_size=3)})
 
 
-@settings(max_examples=200, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(blobs=st.one_of(st.lists(blob_entries, max_size=4), json_values), extra=json_values,
        payload=st.binary(max_size=256), header_len_delta=st.integers(-3, 3),
        payload_len=st.one_of(st.none(), st.integers(0, 1 << 63)))
@@ -87,7 +87,7 @@ def test_structured_headers(blobs, extra, payload, header_len_delta, payload_len
     _decode_or_protocol_error(_frame(header, payload, header_len=max(len(header) + header_len_delta, 0)))
 
 
-@settings(max_examples=200, deadline=2000)
+@settings(max_examples=100, deadline=2000)
 @given(st.lists(st.tuples(st.sampled_from(_wire.DTYPES), st.lists(st.integers(0, 5), max_size=3)), max_size=5),
        st.dictionaries(st.text(max_size=5), st.integers(), max_size=3))
 def test_round_trip(specs, fields):
@@ -178,3 +178,15 @@ def test_stream_bytes_is_the_reference_encoding(env_name):
     negative = isa.Program(env, [isa.AluInsn(alu_opcode=isa.ALU_ADD, use_imm=1, imm=-5, uop_end=1, iter_out=1,
                                              iter_in=1), isa.FinishInsn(pop_prev=1)])
     assert stream_bytes(negative).tobytes() == negative.to_bytes()
+
+
+def test_errors_pickle():
+    import pickle
+
+    from dse.board import DeviceError
+
+    for error in (BoardError("reset", "connection closed", "h:1"), ProtocolError("malformed", "bad"),
+                  DeviceError("no done", "device_error")):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error) and copy.reason == error.reason
+    assert str(BoardError("reset", "connection closed", "h:1")) == "board h:1: connection closed"
