@@ -8,6 +8,7 @@ the rest of the package sees it through the evaluator interface (``dse._protocol
 """
 from __future__ import annotations
 
+import copy
 import functools
 
 from ._study import REQUIRED, StudyError
@@ -66,13 +67,25 @@ class SimulatorEvaluator:
     ``count`` and ``full`` on this machine's simulator, plus any the study adds (``with_runners``:
     ``board``). The cycle model gives the latency of the simulator's runs."""
 
+    timeout_s: float | None = None     # per candidate, when the caller gives none
+
     def __init__(self, runners=None, timeout_s: float | None = None):
-        self.runners = dict(runners) if runners is not None else {r.name: r for r in (CountRunner(), FullRunner())}
+        if runners is not None:
+            self.runners = dict(runners)
         self.timeout_s = timeout_s
 
+    @functools.cached_property
+    def runners(self) -> dict:
+        """Runner name -> runner (a subclass that skips ``__init__`` still has these)."""
+        return {r.name: r for r in (CountRunner(), FullRunner())}
+
     def with_runners(self, runners, timeout_s: float | None = None) -> "SimulatorEvaluator":
-        """A copy that also measures with ``runners`` (by their names) within ``timeout_s`` per candidate."""
-        return type(self)({**self.runners, **{r.name: r for r in runners}}, timeout_s)
+        """A copy (of a subclass too) that also measures with ``runners`` (by their names) within
+        ``timeout_s`` per candidate."""
+        clone = copy.copy(self)
+        clone.runners = {**self.runners, **{r.name: r for r in runners}}
+        clone.timeout_s = timeout_s
+        return clone
 
     @property
     def shares_cache(self) -> bool:

@@ -354,3 +354,26 @@ def test_grouped_and_transposed_conv_workloads_evaluate_counted_and_verified(tmp
         full = evaluator.evaluate(make_task(spec.base, workload, knobs, "full"))
         assert counted["status"] == full["status"] == "ok" and full["correct"] is True
         assert counted["gemm_counter"] == full["gemm_counter"] > 0 and counted["cycles"] == full["cycles"]
+
+
+def test_the_evaluator_measures_with_the_runner_a_task_names(tmp_path):
+    import hwconfigs
+    from dse import make_task
+    from dse._driver import study_evaluator
+    from dse._study import Workload
+    from dse.evaluate import SimulatorEvaluator
+
+    class Pinned(SimulatorEvaluator):           # as benchmarks/search_quality.py subclasses it
+        def __init__(self, table):
+            self.table = table
+
+    spec = load(tmp_path, GOOD)
+    bound = study_evaluator(Pinned({"k": 1}), spec)
+    assert type(bound) is Pinned and bound.table == {"k": 1} and bound.timeout_s == spec.candidate_timeout
+    fc = Workload("fc", "dense", (("batch", 1), ("in_features", 32), ("out_features", 32)))
+    hw = hwconfigs.resolve_config("default")
+    count, full = (bound.evaluate(make_task(hw, fc, {}, mode, 1)) for mode in ("count", "full"))
+    assert count["status"] == full["status"] == "ok" and count["correct"] is None and full["correct"] is True
+    assert count["cycles"] == full["cycles"]
+    missing = bound.evaluate(make_task(hw, fc, {}, "board", 1))
+    assert missing["status"] == "run_error" and "no runner 'board'" in missing["error"]
