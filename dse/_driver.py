@@ -16,7 +16,6 @@ without a trial counted twice.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import functools
 import hashlib
 import itertools
@@ -33,7 +32,7 @@ import optuna
 
 import hwconfigs
 
-from . import _storage, _tables
+from . import _outcome, _storage, _tables
 from ._columns import COUNTERS, RESOURCES, TIMING, objective_attr
 from ._executor import KILL_GRACE_S, RayPool
 from ._inner import is_exhaustive
@@ -50,12 +49,12 @@ DRIVER_ATTR = "dse:driver"
 PREFETCH = 1          # jobs queued beyond the CPUs by default
 FINGERPRINT_ATTR = "dse:fingerprint"
 CONSTRAINT_NAMES_ATTR = "dse:constraint_names"
-CONSTRAINTS_ATTR = "constraints"          # the trial system attribute Optuna's samplers read
 
 
 def constraint_names(spec: StudySpec) -> list[str]:
     """The names of a trial's constraint values, in the order they are stored."""
-    return ["hardware_invalid", "layers_without_schedule", *(f"{key}_over_budget" for key, _ in spec.constraints)]
+    return _outcome.constraint_names([key for key, _ in spec.constraints])
+
 
 
 # The on-chip buffer sizes: a schedule's counters and cycles do not depend on them (only on the
@@ -259,7 +258,6 @@ class Driver:
             raise StudyError(f"{spec.path}: two workloads resolve to the same layer name: {names}")
         self.mode = spec.search_runner
         self.identity = _identity()
-        self.waiting_trials: int | None = None       # WAITING trials at the last count (None: not known)
         self.tables: dict[str, tuple[dict, str]] = {}   # table group -> (results, space error)
         self.table_rows: dict[str, dict] = {}          # table group -> candidate -> measurement
         self.rankings: dict[str, tuple] = {}           # table group -> (size, fastest first, buffer bytes)
@@ -279,6 +277,7 @@ class Driver:
                                         directions=directions, load_if_exists=True)
         except Exception as exc:
             raise StudyError(f"cannot create or load study {self.spec.name!r} in {url}: {exc}") from None
+        self.trials = _storage.TrialStore(study, storage)
         if [d.name.lower() for d in study.directions] != directions:
             raise StudyError(f"study {self.spec.name!r} in the storage has directions "
                              f"{[d.name.lower() for d in study.directions]}, the study file asks for {directions}; "
@@ -301,33 +300,10 @@ class Driver:
 
     def _recover_orphans(self, study) -> int:
         """Fail the RUNNING trials of dead drivers and enqueue their hardware again."""
-        storage = study._storage
-        stale = set()
-        try:
-            stale = set(storage._get_stale_trial_ids(study._study_id))
-        except Exception:
-            pass
-        recovered = 0
-        now = datetime.datetime.now()
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            owner = t.system_attrs.get(DRIVER_ATTR)
-            # no owner: its driver died between creating it and naming itself (milliseconds)
-            anonymous = owner is None and t.datetime_start and now - t.datetime_start > datetime.timedelta(
-                seconds=_storage.GRACE_S)
-            if not (_driver_is_dead(owner) or t._trial_id in stale or anonymous):
-                continue
-            try:
-                won = storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                won = False
-            if won:
-                study.enqueue_trial(dict(t.params), user_attrs={"dse:retry_of": t.number})
-                recovered += 1
-        return recovered
+        return self.trials.recover_orphans(DRIVER_ATTR, _driver_is_dead)
 
     def _count(self, study, *states) -> int:
-        counts = _storage.count_states(study._storage, study._study_id)
-        self.waiting_trials = counts.get(optuna.trial.TrialState.WAITING, 0)     # what the next ask pops
+        counts = self.trials.counts()
         return sum(counts.get(optuna.trial.TrialState[s], 0) for s in states)
 
     def _complete_count(self, study) -> int:
@@ -335,9 +311,7 @@ class Driver:
 
     # ---- opening a hardware trial --------------------------------------------------------
     def _open_trial(self, study) -> _HwTrial:
-        trial = _storage.ask_owned(study, self.dists, DRIVER_ATTR, self.identity, waiting=self.waiting_trials)
-        self.waiting_trials = None
-        return self._new_trial(trial)
+        return self._new_trial(self.trials.ask(self.dists, DRIVER_ATTR, self.identity))
 
     def _new_trial(self, trial) -> _HwTrial:
         """The hardware trial of ``trial`` (anything with ``number`` and ``params``): statically
@@ -486,8 +460,8 @@ class Driver:
             pass
         for ht in getattr(self, "active", []):
             try:
-                study.tell(ht.trial, state=optuna.trial.TrialState.FAIL)
-                study.enqueue_trial(dict(ht.params), user_attrs={"dse:retry_of": ht.number})
+                if self.trials.finish(ht.trial, _outcome.abandoned(), {}):
+                    _storage.ask_again(study, ht.trial)
             except Exception:
                 pass
         self.active = []
@@ -510,7 +484,7 @@ class Driver:
             now = time.monotonic()
             if now - last_beat > _storage.HEARTBEAT_S / 2:
                 for ht in self.active:
-                    study._storage.record_heartbeat(ht.trial._trial_id)
+                    self.trials.beat(ht.number)
                 last_beat = now
             self.progress.update()
 
@@ -683,17 +657,16 @@ class Driver:
             self.finishing.pop(0)
 
     def _finish(self, study, ht: _HwTrial) -> None:
-        summary, values, constraints = self._aggregate(ht)
+        summary, outcome = self._aggregate(ht)
         self.journal.write_trial(ht.number, ht.rows, summary)
-        # Feasibility (every value <= 0) as the list Optuna's samplers read and optuna-dashboard
-        # shows too (it does not read Optuna 5's per-name ``set_constraint`` records); the names
-        # are the study's CONSTRAINT_NAMES_ATTR, in this order. Written with the user attributes.
-        assert list(constraints) == constraint_names(self.spec)
+        # the constraint values' names are the study's CONSTRAINT_NAMES_ATTR, in their order
         attrs = {key: value for key, value in summary.items() if key != "layers"}
         # one attribute per layer: the dashboard cuts a structured attribute at 1024 characters
         for layer in summary["layers"]:
             attrs[f"schedule:{layer['workload']}"] = layer["knobs"]
-        _storage.finish_trial(study, ht.trial, values, attrs, {CONSTRAINTS_ATTR: list(constraints.values())})
+        if not self.trials.finish(ht.trial, outcome, attrs):
+            warnings.warn(f"trial {ht.number} was failed by another driver (no heartbeat for {_storage.GRACE_S} s) "
+                          f"and asked again; its results stay in rows.jsonl only")
         self._note_best(summary)
         self.progress.update(done=self.progress.done + 1, best=self._best_text(), force=True)
         self._fill_geometry(study, ht)
@@ -743,15 +716,15 @@ class Driver:
         fill = self._new_trial(_Point(-1, params))
         if any(layer.job is not None and not layer.done for layer in fill.layers):
             return            # its buffers call for schedules no table holds: a trial of its own
-        summary, values, constraints = self._aggregate(fill)
+        summary, outcome = self._aggregate(fill)
         attrs = {key: value for key, value in summary.items() if key != "layers"}
         for layer in summary["layers"]:
             attrs[f"schedule:{layer['workload']}"] = layer["knobs"]
         token = f"{self.identity['host']}:{self.identity['pid']}:{len(self.filled)}"
         attrs.update({FILL_ATTR: True, "dse:fill_token": token})
         study.add_trial(optuna.trial.create_trial(
-            params=params, distributions=self.dists, values=values, user_attrs=attrs,
-            system_attrs={CONSTRAINTS_ATTR: list(constraints.values())}))
+            params=params, distributions=self.dists, values=outcome.values, user_attrs=attrs,
+            system_attrs={_storage.CONSTRAINTS_ATTR: list(outcome.constraints.values())}))
         number = next(t.number for t in reversed(study.get_trials(deepcopy=False))
                       if t.user_attrs.get("dse:fill_token") == token)
         for row in fill.rows:
@@ -761,6 +734,7 @@ class Driver:
         self._note_best(summary)
 
     def _aggregate(self, ht: _HwTrial):
+        """(the trial's summary, what its sampler is told: ``dse._outcome.Outcome``)."""
         layers, reasons = [], []
         if ht.reason:
             reasons.append(ht.reason)
@@ -797,21 +771,10 @@ class Driver:
             summary["cycles"] = sum(l["count"] * l["cycles"] for l in layers)
             for c in COUNTERS:
                 summary[c] = sum(l["count"] * l[c] for l in layers)
-        constraints = {"hardware_invalid": 1.0 if ht.reason.startswith("hardware cannot") else 0.0,
-                       "layers_without_schedule": float(sum(1 for r in reasons
-                                                            if not r.startswith(("hardware", "over"))))}
-        violations = ht.violations or [0.0] * len(self.spec.constraints)
-        for (key, _), value in zip(self.spec.constraints, violations):
-            constraints[f"{key}_over_budget"] = float(value)
-        if not feasible and all(c <= 0 for c in constraints.values()):
-            constraints["layers_without_schedule"] = 1.0
-        # An infeasible trial is worst in every objective, so no consumer that ignores the
-        # constraints (optuna-dashboard's best-trials list) can rank it on a front.
-        values = []
-        for name, direction in self.spec.objectives:
-            value = summary.get(objective_attr(name)) if feasible else None
-            values.append(float(value) if value is not None else (math.inf if direction == "minimize" else -math.inf))
-        return summary, values, constraints
+        measured = {name: summary.get(objective_attr(name)) for name, _ in self.spec.objectives} if feasible else None
+        outcome = _outcome.for_study(self.spec, buildable=ht.hw is not None, overruns=ht.violations,
+                         layers_without_schedule=0 if ht.reason else len(reasons), measured=measured)
+        return summary, outcome
 
     def _best_fitting(self, ht: _HwTrial, workload, group: str, results: dict):
         """The fastest schedule of a table that fits this trial's buffers (the table was measured
@@ -923,7 +886,7 @@ class Driver:
             return {}
         if stock.reason or any(not layer.from_table for layer in stock.layers):
             return {}
-        summary, _, _ = self._aggregate(stock)
+        summary, _ = self._aggregate(stock)
         return {layer["workload"]: layer["knobs"] for layer in summary["layers"]}
 
     # ---- verification of the reported candidates ------------------------------------------------

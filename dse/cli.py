@@ -247,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trials", type=int, help="hardware-trial budget (overrides [study] n_trials)")
     run.add_argument("--workers", type=int, help="local Ray with this many CPUs (default: all cores)")
     run.add_argument("--ray-address", help="join a running Ray cluster (e.g. 10.0.0.1:6379 or auto)")
-    run.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/study.db)")
+    run.add_argument("--storage", help="Optuna storage: an RDB URL (default: sqlite:///OUT/study.db) or "
+                                       "journal:PATH (an Optuna journal file; drivers on one host)")
     run.add_argument("--out", help="output folder (default: vta-dse-runs/STUDY_NAME); new, empty, or the "
                                    "same study's (resumed)")
     run.add_argument("--evaluator", default=DEFAULT_EVALUATOR,
