@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ._columns import COUNTERS
 from ._study import StudyError
 
 EXIT_CANDIDATE_FAILED = 1
@@ -182,33 +183,23 @@ def compile_command(args, stream) -> int:
 
 
 def simulate_command(args, stream) -> int:
-    import numpy as np
-
-    import simulator
-    from compiler import workloads
-
-    from .evaluate import timing_columns
+    from .runners import Candidate, make_runner
 
     name, layer, env, knobs, mod = _prepare(args, stream)
-    correct = None
-    try:
-        if args.full:
-            inputs = workloads.random_inputs(layer, env, args.seed, knobs)
-            out = workloads.empty_output(layer, env)
-            res = simulator.run(mod, *inputs, out)
-            correct = bool(np.array_equal(out, workloads.reference(layer, *inputs, env=env)))
-        else:
-            res = simulator.run(mod, count_only=True)
-    except Exception as exc:
-        raise CandidateFailed(f"run error: {type(exc).__name__}: {exc}") from None
-    t = timing_columns(res.timing)
+    candidate = Candidate(layer, env, knobs, args.seed)
+    candidate.module = mod           # built (and its header written) already
+    t = make_runner("full" if args.full else "count").measure(candidate)
+    if t["status"] not in ("ok", "mismatch"):
+        what = "run error" if t["status"] == "run_error" else t["status"].replace("_", " ")
+        raise CandidateFailed(f"{what}: {t['error']}")
+    correct = t["correct"]
     w = stream.write
     w(f"\nmode {'full (bit-exact, seed ' + str(args.seed) + ')' if args.full else 'count-only'}; "
       f"{len(mod.programs)} program(s), {sum(len(p.instructions) for p in mod.programs)} instructions\n")
     w("\n== counters ==\n")
-    for key, value in res.stats.items():
-        w(f"{key:<18} {value:>14,}\n")
-    w(f"\n== cycles ==\ncycles             {res.cycles:>14,}\nlatency            {res.seconds * 1e3:>14.6g} ms "
+    for key in COUNTERS:
+        w(f"{key:<18} {t[key]:>14,}\n")
+    w(f"\n== cycles ==\ncycles             {t['cycles']:>14,}\nlatency            {t['latency_s'] * 1e3:>14.6g} ms "
       f"at {env.timing.clock_mhz:g} MHz\nbound by           {t['bound_by']:>14}\n"
       f"GEMM utilisation   {t['gemm_utilization'] * 100:>13.2f}%\n")
     w("\n== modules ==\nmodule        busy cycles   stall cycles   DRAM bytes\n")

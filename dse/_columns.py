@@ -24,8 +24,10 @@ TIMING = ("bound_by", "gemm_utilization",
           *(f"compute_{kind}_cycles" for kind in ("gemm", "alu", "uop_load", "acc_load", "other")),
           *(f"dram_{m}_bytes" for m in TIMING_MODULES))
 
-# What a candidate's evaluation measures (the evaluator fills these, nothing else).
-MEASUREMENT = ("status", "error", *COUNTERS, "cycles", "latency_s", *TIMING, "correct", "compile_s", "sim_s")
+# What a candidate's evaluation measures (the runner fills these, nothing else). ``wall_s``: the
+# board's measured wall time of the run (the ``board`` runner; None on the simulator).
+MEASUREMENT = ("status", "error", *COUNTERS, "cycles", "latency_s", *TIMING, "correct", "compile_s", "sim_s",
+               "wall_s")
 
 # Where the candidate sits in the study; then the hardware; then knobs (one column each, after
 # these); then the measurement; then bookkeeping.

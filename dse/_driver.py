@@ -251,14 +251,14 @@ class _HwTrial:
 class Driver:
     def __init__(self, spec: StudySpec, evaluator, options: RunOptions):
         self.spec = spec
-        self.evaluator = evaluator
+        self.evaluator = study_evaluator(evaluator, spec)
         self.opt = options
         self.out = Path(options.out)
         self.workloads = list(evaluator.resolve(spec.workloads))
         names = [w.name for w in self.workloads]
         if len(set(names)) != len(names):
             raise StudyError(f"{spec.path}: two workloads resolve to the same layer name: {names}")
-        self.mode = "full" if spec.verify == "all" else "count"
+        self.mode = spec.search_runner
         self.identity = _identity()
         self.tables: dict[str, tuple[dict, str]] = {}   # table group -> (results, space error)
         self.table_rows: dict[str, dict] = {}          # table group -> candidate -> measurement
@@ -848,7 +848,7 @@ class Driver:
                 layers.append({"workload": workload.name, "count": workload.count, "knobs": None, "source": None,
                                "status": "infeasible", "error": f"{type(exc).__name__}: {exc}"})
                 continue
-            jobs.append((len(layers), make_task(hw, workload, knobs, "count", self.spec.seed)))
+            jobs.append((len(layers), make_task(hw, workload, knobs, self.mode, self.spec.seed)))
             layers.append({"workload": workload.name, "count": workload.count, "knobs": knobs, "source": source})
         for (position, _), (result, _) in zip(jobs, self._run_all([task for _, task in jobs])):
             layers[position].update({k: result.get(k) for k in ("status", "error", "cycles", "latency_s", *COUNTERS,
@@ -901,20 +901,23 @@ class Driver:
                 rec = trials[number]
                 hw = hwconfigs.HwConfig.from_dict({k: rec["rows"][0][k] for k in hwconfigs.FIELDS})
                 for layer in rec["summary"]["layers"]:
-                    task = make_task(hw, by_name[layer["workload"]], layer["knobs"], "full", self.spec.seed)
+                    task = make_task(hw, by_name[layer["workload"]], layer["knobs"], self.spec.verify_runner,
+                                     self.spec.seed)
                     jobs.append((number, layer, task))
             results = self._run_all([job[2] for job in jobs])
             per_trial: dict[int, list] = {}
             for (number, layer, task), (result, attempts) in zip(jobs, results):
-                # the full run re-measures on the general path what the search counted (its count
-                # path is a verified shortcut): every counter and the cycles must agree
+                # the bit-exact run re-measures on the general path what the search counted (its
+                # count path is a verified shortcut): every counter and the cycles must agree
                 count_ok = all(result.get(c) == layer[c] for c in COUNTERS) and result.get("cycles") == layer["cycles"]
                 row = dict(next(r for r in trials[number]["rows"] if r["workload"] == layer["workload"]
                                 and r["candidate"] == layer["candidate"] and r.get("chosen")))
+                searched = row.get("mode")
                 row.update(result)
-                row.update(mode="full", attempt=attempts, cached=False, chosen=True)
+                row.update(mode=task.mode, attempt=attempts, cached=False, chosen=True)
                 if result["status"] == "ok" and not count_ok:
-                    row.update(status="mismatch", error="counters or cycles of the full run differ from the count-only run")
+                    row.update(status="mismatch", error=f"counters or cycles of the {task.mode} run differ from "
+                                                        f"the search's {searched} run")
                 row["verified"] = row["status"] == "ok" and bool(row.get("correct"))
                 per_trial.setdefault(number, []).append(row)
             for number, rows in per_trial.items():
@@ -961,6 +964,26 @@ def _count(items) -> dict:
     for item in items:
         out[item] = out.get(item, 0) + 1
     return out
+
+
+def study_evaluator(evaluator, spec: StudySpec):
+    """The evaluator measuring with the study's runners: the board runner of ``runner = "board"``
+    joins it (its token is read here, once, and travels to the workers with it), and every
+    candidate is bounded by ``candidate_timeout``."""
+    bind = getattr(evaluator, "with_runners", None)
+    if spec.runner != "board":
+        return bind([], spec.candidate_timeout) if bind is not None else evaluator
+    if bind is None:
+        raise StudyError(f"{spec.path} [study] runner = 'board': evaluator {getattr(evaluator, 'name', evaluator)!r} "
+                         f"cannot measure on a board")
+    from .board import BoardError
+    from .runners import BoardRunner
+
+    try:
+        board = BoardRunner(spec.boards, token_file=spec.board_token_file)
+    except BoardError as exc:
+        raise StudyError(f"{spec.path} [study] board_token_file = {spec.board_token_file!r}: {exc}") from None
+    return bind([board], spec.candidate_timeout)
 
 
 def run_study(spec: StudySpec, evaluator, options: RunOptions) -> RunSummary:

@@ -171,13 +171,15 @@ def _missing(v) -> bool:
 
 
 def chosen_layers(run: Run) -> list[dict]:
-    """The chosen trial's layers: one measured row each (count-mode first), with the timing fields."""
+    """The chosen trial's layers: one measured row each (the search's runner first), with the timing fields."""
     if not run.best or not len(run.results):
         return []
     r = run.results
     rows = r[(r["trial"] == run.best["trial"]) & (r["chosen"] == True)]  # noqa: E712
     out, seen = [], set()
-    for mode in ("count", "full"):
+    from .runners import RUNNERS
+
+    for mode in RUNNERS:            # the search's own measurement first, then the verification's
         for _, row in rows[rows["mode"] == mode].iterrows():
             if row["workload"] not in seen:
                 seen.add(row["workload"])

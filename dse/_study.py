@@ -23,6 +23,7 @@ except ModuleNotFoundError:  # python < 3.11
 import hwconfigs
 
 from ._columns import LOG_KEYS, RESOURCES
+from .runners import RUNNERS
 
 SAMPLERS = ("tpe", "nsga2", "random", "grid", "gp", "cmaes")
 INNER_SAMPLERS = ("tpe", "random", "grid")
@@ -107,6 +108,20 @@ class StudySpec:
     constraints: tuple[tuple[str, float], ...]   # (resource, max allowed)
     workloads: tuple[Workload, ...]
     raw: dict = dataclasses.field(compare=False, repr=False, default_factory=dict)
+    runner: str = "count"                        # what measures the search's candidates (dse.runners)
+    boards: tuple[str, ...] = ()                 # runner "board": the boards' "host:port"
+    board_token_file: str | None = None          # runner "board": the shared token's file
+    warnings: tuple[str, ...] = ()               # what the loader noticed but ran anyway
+
+    @property
+    def search_runner(self) -> str:
+        """The runner of the search's candidates: ``verify = "all"`` makes a count search bit-exact."""
+        return "full" if self.runner == "count" and self.verify == "all" else self.runner
+
+    @property
+    def verify_runner(self) -> str:
+        """The runner ``verify`` re-runs the chosen schedules with: bit-exact, on the board if the study has one."""
+        return "board" if self.runner == "board" else "full"
 
     @property
     def objective_names(self) -> list[str]:
@@ -123,7 +138,7 @@ class StudySpec:
         """What must not change when a study is resumed (the budget and the name may)."""
         keep = {k: v for k, v in self.raw.items() if k != "study"}
         study = {k: v for k, v in self.raw.get("study", {}).items()
-                 if k not in ("n_trials", "timeout", "name", "candidate_timeout")}
+                 if k not in RESUMABLE_KEYS}
         text = json.dumps({"study": study, **keep}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -196,7 +211,10 @@ def _table(data: Mapping, key: str, where: str) -> dict:
 # ---- sections --------------------------------------------------------------------------------
 
 STUDY_KEYS = ("name", "base", "sampler", "seed", "n_trials", "timeout", "candidate_timeout", "verify",
-              "verify_top_k")
+              "verify_top_k", "runner", "boards", "board_token_file")
+# [study] keys a resumed study may change: its budget, its name, and where its boards are
+RESUMABLE_KEYS = ("n_trials", "timeout", "name", "candidate_timeout", "boards", "board_token_file")
+
 SCHEDULE_KEYS = ("sampler", "trials_per_layer", "exhaustive_up_to")
 CONSTRAINT_KEYS = ("board", "margin", *RESOURCES)
 TOP_KEYS = ("study", "objectives", "hardware", "schedule", "constraints", "workloads")
@@ -215,6 +233,56 @@ def _margins(value, where: str) -> dict[str, float]:
         _check_keys(value, RESOURCES, where)
         return {k: fraction(value[k], f"{where}.{k}") if k in value else 0.0 for k in RESOURCES}
     return dict.fromkeys(RESOURCES, fraction(value, where))
+
+
+def _board_address(value, where: str) -> str:
+    """``host:port`` as the board client reads it (``dse.board.parse_board``)."""
+    from .board import BoardError, parse_board
+
+    try:
+        parse_board(value)
+    except BoardError:
+        raise StudyError(f"{where} = {_show(value)} is not a board address \"host:port\" "
+                         f"(e.g. \"192.168.2.99:9091\", \"[::1]:9091\"; port 1 to 65535)") from None
+    return value
+
+
+def _runner(study: Mapping, src: str, folder: Path) -> tuple[str, tuple[str, ...], str | None, tuple[str, ...]]:
+    """(runner, boards, token file, warnings) of the [study] table: a board runner needs its boards
+    and an existing token file (relative to the study file); either given to another runner is
+    ignored with a warning naming it."""
+    where = f"{src} [study]"
+    runner = _choice(study.get("runner", "count"), f"{where} runner", RUNNERS)
+    raw_boards = study.get("boards", [])
+    if not isinstance(raw_boards, list):
+        raise StudyError(f"{where} boards must be a list of \"host:port\" strings, got {_show(raw_boards)}")
+    boards = tuple(_board_address(b, f"{where} boards[{i}]") for i, b in enumerate(raw_boards))
+    repeated = sorted({b for b in boards if boards.count(b) > 1})
+    if repeated:
+        raise StudyError(f"{where} boards: repeated {', '.join(repeated)} (one candidate runs per board at a time)")
+    token_file = study.get("board_token_file")
+    if token_file is not None:
+        if not isinstance(token_file, str) or not token_file or "\0" in token_file or len(token_file) > 4096:
+            raise StudyError(f"{where} board_token_file must be a file name, got {_show(token_file)}")
+        given = Path(token_file).expanduser()          # "~/.config/vta-dse/board.token" as docs/board.md has it
+        token_file = str(given if given.is_absolute() else folder / given)
+    if runner != "board":
+        ignored = [k for k in ("boards", "board_token_file") if k in study]
+        notes = tuple(f"{where} {k} is ignored: runner = {runner!r} measures on this machine "
+                      f"(runner = \"board\" uses boards)" for k in ignored)
+        return runner, (), None, notes
+    if not boards:
+        raise StudyError(f"{where} runner = 'board' needs boards = [\"host:port\", ...], the boards to measure on")
+    if token_file is None:
+        raise StudyError(f"{where} runner = 'board' needs board_token_file, the file holding the boards' shared "
+                         f"token (`vta-dse board serve --token-file`)")
+    try:
+        found = Path(token_file).is_file()
+    except (OSError, ValueError):
+        found = False
+    if not found:
+        raise StudyError(f"{where} board_token_file = {_show(token_file)}: no such file")
+    return runner, boards, token_file, ()
 
 
 def _hardware(table: Mapping, src: str) -> tuple[HwKnob, ...]:
@@ -410,6 +478,7 @@ def parse_study(data: Mapping, path: str, ops: Mapping[str, Mapping[str, Any]],
             raise StudyError(f"{src} [study] sampler = 'gp': Optuna's GPSampler needs PyTorch, which is "
                              f"not installed (pip install torch), or choose 'tpe'") from None
 
+    runner, boards, token_file, notes = _runner(study, src, Path(path).parent)
     workloads = _workloads(data.get("workloads"), src, ops)
     name = _name(study.get("name", Path(path).stem), f"{src} [study] name")
     return StudySpec(path=src, name=name, base=base, sampler=sampler, seed=seed, n_trials=n_trials,
@@ -417,7 +486,8 @@ def parse_study(data: Mapping, path: str, ops: Mapping[str, Mapping[str, Any]],
                      verify_top_k=verify_top_k, objectives=objectives, hardware=hardware,
                      schedule_sampler=schedule_sampler, trials_per_layer=trials_per_layer,
                      exhaustive_up_to=exhaustive_up_to,
-                     constraints=constraints, workloads=workloads, raw=json.loads(json.dumps(data, default=str)))
+                     constraints=constraints, workloads=workloads, raw=json.loads(json.dumps(data, default=str)),
+                     runner=runner, boards=boards, board_token_file=token_file, warnings=notes)
 
 
 def load_study(path, ops: Mapping[str, Mapping[str, Any]], trials: int | None = None,

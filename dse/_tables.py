@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from ._columns import COUNTERS, HW_KEYS, RESOURCES, TIMING, objective_attr, row_columns
+from .runners import RUNNERS
 
 
 def _objective_vector(summary: dict, spec) -> tuple | None:
@@ -102,7 +103,7 @@ def collect_rows(trials: dict, verifies: dict) -> list[dict]:
             rows.append(r)
         if verify:
             rows.extend(dict(r) for r in verify["rows"])
-    order = {"static": 0, "count": 1, "full": 2}
+    order = {"static": 0, **{runner: i + 1 for i, runner in enumerate(RUNNERS)}}
     workload_order = {}
     for r in rows:
         workload_order.setdefault(r["workload"], len(workload_order))

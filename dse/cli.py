@@ -54,6 +54,8 @@ def _run(args) -> int:
         raise StudyError("--workers starts a local Ray; with --ray-address the cluster's CPUs are used, give one")
     evaluator = _load_evaluator(args.evaluator)
     spec = load_study(study_path, evaluator.ops, trials=args.trials, resolve=getattr(evaluator, "resolve", None))
+    for warning in spec.warnings:
+        print(f"vta-dse: warning: {warning}", file=sys.stderr)
     out = check_out_dir(Path(args.out) if args.out else Path("vta-dse-runs") / spec.name)
     check_out_folder(out, spec.name)
     options = RunOptions(out=out, workers=args.workers or (None if args.ray_address else os.cpu_count()),

@@ -1,27 +1,19 @@
-"""Candidate evaluation on our compiler and simulator: compile → run → verify → one measurement.
+"""The product's evaluator: the op library side (``compiler.workloads``) and the runners that measure.
 
-This is the only module of ``dse`` that imports ``compiler`` or ``simulator``; the rest of the
-package sees them through the evaluator interface (``dse._protocol``). The pipeline is a list of
-stages, each replaceable; a stage that fails ends the candidate with a classified status:
-
-    build hardware   ConfigError          -> infeasible
-    static check     CompileError         -> infeasible   (workloads.check_knobs: cannot fit)
-    compile          CompileError, other  -> compile_error
-    run              any exception        -> run_error    (count-only or full)
-    verify           output != numpy      -> mismatch     (full mode only)
+The workload side turns a study's workloads into layers, knob spaces, static checks and the
+schedules searches start from, and a task into a :class:`dse.runners.Candidate`; the runner the
+task names (``Task.mode``: ``count``, ``full`` or ``board``, ``dse.runners``) measures it. This is
+the only module of ``dse`` besides ``dse.runners`` and ``dse.fastcount`` that imports ``compiler``;
+the rest of the package sees it through the evaluator interface (``dse._protocol``).
 """
 from __future__ import annotations
 
+import copy
 import functools
-import time
 
-import numpy as np
-
-import hwconfigs
-
-from ._columns import COUNTERS, TIMING
-from ._protocol import Task, measurement
 from ._study import REQUIRED, StudyError
+from .runners import Candidate, CountRunner, FullRunner
+from .runners._candidate import env_of
 
 OPS = {
     "dense": {"batch": 1, "in_features": REQUIRED, "out_features": REQUIRED},
@@ -51,39 +43,6 @@ def _workloads_module():
     return workloads
 
 
-def _check_counter_names() -> None:
-    import simulator
-
-    if tuple(simulator.COUNTER_NAMES) != COUNTERS:
-        raise RuntimeError(f"simulator counters {simulator.COUNTER_NAMES} differ from dse's {COUNTERS}")
-
-
-def timing_columns(reports) -> dict:
-    """The ``_columns.TIMING`` fields of a run from its programs' TimingReports: cycles, bytes
-    and busy/stall cycles add up over the programs, the GEMM utilization is recomputed over the
-    whole run and ``bound_by`` is the module with the most busy cycles (as ``fastcount``'s
-    ``timing_row``)."""
-    rows = [report.as_row() for report in reports]
-    if not rows:
-        return {}
-    if set(rows[0]) - {"cycles", "latency_s"} != set(TIMING):
-        raise RuntimeError(f"simulator timing row {sorted(rows[0])} differs from dse's {sorted(TIMING)}")
-    if len(rows) == 1:
-        return {k: rows[0][k] for k in TIMING}
-    merged = {k: sum(r[k] for r in rows) for k in TIMING if k not in ("bound_by", "gemm_utilization")}
-    cycles = sum(r["cycles"] for r in rows)
-    merged["gemm_utilization"] = sum(r["gemm_utilization"] * r["cycles"] for r in rows) / cycles if cycles else 0.0
-    merged["bound_by"] = max(("load", "compute", "store", "fetch"), key=lambda m: merged[f"{m}_busy_cycles"])
-    return {k: merged[k] for k in TIMING}
-
-
-def _timing_of(res) -> dict:
-    """Plain Python values (the journal is JSON) of a run's timing fields."""
-    row = getattr(res, "timing_row", None)
-    row = {k: row[k] for k in TIMING} if row is not None else timing_columns(getattr(res, "timing", None) or [])
-    return {k: str(v) if k == "bound_by" else float(v) if k == "gemm_utilization" else int(v) for k, v in row.items()}
-
-
 @functools.lru_cache(maxsize=512)
 def _layer(op: str, params: tuple):
     workloads = _workloads_module()
@@ -103,42 +62,44 @@ def _layer(op: str, params: tuple):
     raise StudyError(f"unknown op {op!r}")
 
 
-def _env(hw) -> "hwconfigs.Env":
-    cfg = hw if isinstance(hw, hwconfigs.HwConfig) else hwconfigs.HwConfig.from_dict(dict(hw))
-    return hwconfigs.get_env(cfg)
-
-
-@functools.lru_cache(maxsize=1)
-def _fast_count():
-    """``dse.fastcount.count_candidate`` (the count path of the search), or None without it."""
-    try:
-        from .fastcount import count_candidate
-    except ImportError:
-        return None
-    return count_candidate
-
-
-def _compile_error_types():
-    import compiler
-
-    return (getattr(compiler, "CompileError", ValueError),)
-
-
 class SimulatorEvaluator:
-    """Evaluates candidates with ``compiler.workloads`` and ``simulator.run``; the cycle model
-    gives the latency (``res.cycles``; the timing model of ``simulator.timing`` when the run
-    result does not carry cycles)."""
+    """The op library of ``compiler.workloads`` and the runners that measure its candidates:
+    ``count`` and ``full`` on this machine's simulator, plus any the study adds (``with_runners``:
+    ``board``). The cycle model gives the latency of the simulator's runs."""
 
-    # Cache keys carry the evaluator's name: it names the code that measures (dse._identity), and
-    # measurements are shared between studies through the user's cache folder.
-    shares_cache = True
+    timeout_s: float | None = None     # per candidate, when the caller gives none
+
+    def __init__(self, runners=None, timeout_s: float | None = None):
+        if runners is not None:
+            self.runners = dict(runners)
+        self.timeout_s = timeout_s
+
+    @functools.cached_property
+    def runners(self) -> dict:
+        """Runner name -> runner (a subclass that skips ``__init__`` still has these)."""
+        return {r.name: r for r in (CountRunner(), FullRunner())}
+
+    def with_runners(self, runners, timeout_s: float | None = None) -> "SimulatorEvaluator":
+        """A copy (of a subclass too) that also measures with ``runners`` (by their names) within
+        ``timeout_s`` per candidate."""
+        clone = copy.copy(self)
+        clone.runners = {**self.runners, **{r.name: r for r in runners}}
+        clone.timeout_s = timeout_s
+        return clone
+
+    @property
+    def shares_cache(self) -> bool:
+        """Measurements are shared between studies through the user's cache folder (cache keys carry
+        the evaluator's name, which names the code that measures: dse._identity) unless a runner's
+        figures depend on more than the code (a board)."""
+        return all(r.shares_cache for r in self.runners.values())
 
     @property
     def name(self) -> str:
         from ._identity import code_identity
 
         return "simulator-" + code_identity("compiler", "simulator", "hwconfigs", "dse.evaluate",
-                                            "dse.fastcount")[:16]
+                                            "dse.fastcount", "dse.runners")[:16]
     ops = OPS
 
     # ---- driver side ---------------------------------------------------------------------
@@ -170,94 +131,49 @@ class SimulatorEvaluator:
         return out
 
     def knob_space(self, workload, hw) -> dict:
-        return dict(_workloads_module().knob_space(_layer(workload.op, workload.params), _env(hw)))
+        return dict(_workloads_module().knob_space(_layer(workload.op, workload.params), env_of(hw)))
 
     def seed_knobs(self, workload, hw) -> list[dict]:
         """Knob sets every schedule search on ``hw`` starts from: upstream's TopHub schedules for
         this layer and geometry (if TopHub tuned it), then AutoTVM's fallback."""
         workloads = _workloads_module()
-        layer, env = _layer(workload.op, workload.params), _env(hw)
+        layer, env = _layer(workload.op, workload.params), env_of(hw)
         return [*workloads.tophub_knobs(layer, env), workloads.fallback_knobs(layer, env)]
 
     def baseline_knobs(self, workload, hw) -> dict | None:
         """Upstream's tuned schedule of the layer on ``hw``'s geometry: TopHub's (its first record),
         or None where TopHub never tuned the layer."""
-        found = _workloads_module().tophub_knobs(_layer(workload.op, workload.params), _env(hw))
+        found = _workloads_module().tophub_knobs(_layer(workload.op, workload.params), env_of(hw))
         return found[0] if found else None
 
     def buffer_demand(self, workload, hw, knobs) -> dict:
         """Bytes of the inp, wgt and acc buffers a legal knob set's tiles need on ``hw``'s
         geometry (the static check refuses it on buffers smaller than any of them)."""
-        env = _env(hw)
+        env = env_of(hw)
         need = _workloads_module().buffer_demand(_layer(workload.op, workload.params), env, knobs)
         return {"inp": need["inp"] * env.INP_ELEM_BYTES, "wgt": need["wgt"] * env.WGT_ELEM_BYTES,
                 "acc": need["acc"] * env.ACC_ELEM_BYTES}
 
     def static_check(self, workload, hw, knobs) -> str | None:
+        from compiler import CompileError
+
         try:
-            _workloads_module().check_knobs(_layer(workload.op, workload.params), _env(hw), knobs)
-        except _compile_error_types() as exc:
+            _workloads_module().check_knobs(_layer(workload.op, workload.params), env_of(hw), knobs)
+        except CompileError as exc:
             return str(exc)
         return None
 
     # ---- worker side ---------------------------------------------------------------------
-    def evaluate(self, task: Task) -> dict:
-        _check_counter_names()
-        import simulator
+    def candidate(self, task) -> Candidate:
+        """The task's layer, hardware, knobs and input seed, built lazily by the runner."""
+        return Candidate(_layer(task.workload.op, task.workload.params), task.hw, task.knob_dict, task.seed)
 
-        workloads = _workloads_module()
-        compile_errors = _compile_error_types()
-        try:
-            env = _env(task.hw)
-        except hwconfigs.ConfigError as exc:
-            return measurement("infeasible", str(exc))
-        layer = _layer(task.workload.op, task.workload.params)
-        knobs = task.knob_dict
-        t0 = time.perf_counter()
-        try:
-            workloads.check_knobs(layer, env, knobs)
-        except compile_errors as exc:
-            return measurement("infeasible", str(exc))
-        count_candidate = _fast_count()
-        if task.mode == "count" and count_candidate is not None:
-            # The search's count path: counters, cycles and footprint equal to build + a count-only
-            # run (tests/dse/test_fastcount.py); verify re-runs reported candidates on the general path.
-            try:
-                res = count_candidate(layer, env, knobs)
-            except compile_errors as exc:
-                return measurement("compile_error", str(exc), compile_s=time.perf_counter() - t0)
-            except Exception as exc:
-                return measurement("run_error", f"{type(exc).__name__}: {exc}", compile_s=time.perf_counter() - t0)
-            return measurement("ok", "", **{c: int(res.stats[c]) for c in COUNTERS}, cycles=int(res.cycles),
-                               latency_s=float(res.seconds), **_timing_of(res), correct=None,
-                               compile_s=time.perf_counter() - t0, sim_s=0.0)
-        try:
-            mod = workloads.build(layer, env=env, knobs=knobs)
-        except compile_errors as exc:
-            return measurement("compile_error", str(exc), compile_s=time.perf_counter() - t0)
-        except Exception as exc:   # a compiler bug is this candidate's failure, not the study's
-            return measurement("compile_error", f"{type(exc).__name__}: {exc}", compile_s=time.perf_counter() - t0)
-        compile_s = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        correct = None
-        try:
-            if task.mode == "full":
-                inputs = workloads.random_inputs(layer, env, task.seed, knobs)
-                expected = workloads.reference(layer, *inputs, env=env)
-                out = workloads.empty_output(layer, env)
-                res = simulator.run(mod, *inputs, out)
-                correct = bool(np.array_equal(out, expected))
-            else:
-                res = simulator.run(mod, count_only=True)
-            cycles, seconds = res.cycles, res.seconds
-        except Exception as exc:
-            return measurement("run_error", f"{type(exc).__name__}: {exc}", compile_s=compile_s,
-                               sim_s=time.perf_counter() - t1)
-        sim_s = time.perf_counter() - t1
-        status, error = "ok", ""
-        if correct is False:
-            status, error = "mismatch", "simulator output differs from the numpy reference"
-        return measurement(status, error, **{c: int(res.stats[c]) for c in COUNTERS}, cycles=int(cycles),
-                           latency_s=float(seconds), **_timing_of(res), correct=correct, compile_s=compile_s,
-                           sim_s=sim_s)
+    def evaluate(self, task, timeout_s: float | None = None) -> dict:
+        """The measurement of the runner ``task.mode`` names; never raises on a bad candidate."""
+        runner = self.runners.get(task.mode)
+        if runner is None:
+            from ._protocol import measurement
 
+            return measurement("run_error", f"no runner {task.mode!r} in this evaluator "
+                                            f"(runners: {', '.join(self.runners)})")
+        return runner.measure(self.candidate(task), timeout_s if timeout_s is not None else self.timeout_s)

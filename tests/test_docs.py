@@ -57,6 +57,7 @@ def test_allowed_values_are_the_loaders():
     listed = lambda cell: set(re.findall(r"`([a-z0-9]+)`", cell))   # noqa: E731
     assert listed(study["sampler"][2]) == set(_study.SAMPLERS)
     assert listed(study["verify"][2]) == set(_study.VERIFY)
+    assert listed(study["runner"][2]) == set(_study.RUNNERS)
     assert listed(schedule["sampler"][2]) == set(_study.INNER_SAMPLERS)
     assert listed(rows("constraints")["board"][2]) == set(hwconfigs.FPGA_TARGETS)
     assert set(hwconfigs.preset_names()) <= listed(study["base"][2])
@@ -91,9 +92,11 @@ def test_documented_defaults_are_the_loaders():
     assert spec.name == "mine" and study["name"][3] == "the file name without `.toml`"
     for key, value in (("sampler", spec.sampler), ("seed", spec.seed), ("n_trials", spec.n_trials),
                        ("candidate_timeout", spec.candidate_timeout), ("verify", spec.verify),
-                       ("verify_top_k", spec.verify_top_k)):
+                       ("verify_top_k", spec.verify_top_k), ("runner", spec.runner)):
         assert _default(study[key][3]) == value, key
     assert study["timeout"][3] == "none" and spec.timeout is None
+    assert study["boards"][3] == "none" and spec.boards == ()
+    assert study["board_token_file"][3] == "none" and spec.board_token_file is None
     schedule = rows("schedule")
     assert _default(schedule["sampler"][3]) == spec.schedule_sampler
     assert _default(schedule["trials_per_layer"][3]) == spec.trials_per_layer

@@ -218,6 +218,105 @@ def test_cli_prints_one_error_line_for_a_bad_study(tmp_path, capsys):
     assert code == 2 and err.startswith("vta-dse: error: ") and "batch" in err
 
 
+# ---- [study] runner, boards, board_token_file ------------------------------------------------------
+
+def _with_study(body: str, keys: str) -> str:
+    return body.replace("[study]\n", f"[study]\n{keys}\n", 1)
+
+
+def test_runner_defaults_to_count_and_verify_reruns_bit_exactly(tmp_path):
+    spec = load(tmp_path, GOOD)
+    assert (spec.runner, spec.boards, spec.board_token_file, spec.warnings) == ("count", (), None, ())
+    assert (spec.search_runner, spec.verify_runner) == ("count", "full")
+    assert load(tmp_path, _with_study(GOOD, 'verify = "all"')).search_runner == "full"
+    full = load(tmp_path, _with_study(GOOD, 'runner = "full"'))
+    assert (full.search_runner, full.verify_runner) == ("full", "full")
+
+
+def test_a_board_study_names_its_boards_and_token_file(tmp_path):
+    (tmp_path / "board.token").write_text("secret\n")
+    spec = load(tmp_path, _with_study(GOOD, 'runner = "board"\nboards = ["127.0.0.1:9091", "[::1]:9092", '
+                                            '"pynq-2.lab:9091"]\nboard_token_file = "board.token"'))
+    assert spec.boards == ("127.0.0.1:9091", "[::1]:9092", "pynq-2.lab:9091")
+    assert spec.board_token_file == str(tmp_path / "board.token")     # relative to the study file
+    assert (spec.search_runner, spec.verify_runner) == ("board", "board") and spec.warnings == ()
+    # the boards may move between runs of one study; the runner may not
+    moved = load(tmp_path, _with_study(GOOD, 'runner = "board"\nboards = ["10.0.0.7:9091"]\n'
+                                             'board_token_file = "board.token"'))
+    assert moved.fingerprint() == spec.fingerprint() != load(tmp_path, GOOD).fingerprint()
+
+
+def test_the_token_file_may_be_under_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / ".config").mkdir(parents=True)
+    (tmp_path / "home" / ".config" / "board.token").write_text("secret\n")
+    spec = load(tmp_path, _with_study(GOOD, 'runner = "board"\nboards = ["127.0.0.1:9091"]\n'
+                                            'board_token_file = "~/.config/board.token"'))
+    assert spec.board_token_file == str(tmp_path / "home" / ".config" / "board.token")
+
+
+@pytest.mark.parametrize("keys, message", [
+    ('runner = "bord"', "runner = 'bord' is not one of count, full, board \\(did you mean 'board'\\?\\)"),
+    ('runner = "board"\nboard_token_file = "board.token"', "runner = 'board' needs boards = "),
+    ('runner = "board"\nboards = []\nboard_token_file = "board.token"', "runner = 'board' needs boards = "),
+    ('runner = "board"\nboards = ["127.0.0.1:9091"]', "runner = 'board' needs board_token_file"),
+    ('runner = "board"\nboards = ["127.0.0.1:9091"]\nboard_token_file = "missing.token"',
+     "board_token_file = '.*missing.token': no such file"),
+    ('runner = "board"\nboards = "127.0.0.1:9091"\nboard_token_file = "board.token"', "boards must be a list"),
+    ('runner = "board"\nboards = ["127.0.0.1"]\nboard_token_file = "board.token"',
+     "boards\\[0\\] = '127.0.0.1' is not a board address \"host:port\""),
+    ('runner = "board"\nboards = ["a:1", "b:70000"]\nboard_token_file = "board.token"',
+     "boards\\[1\\] = 'b:70000' is not a board address"),
+    ('runner = "board"\nboards = [9091]\nboard_token_file = "board.token"', "boards\\[0\\] = 9091 is not a board"),
+    ('runner = "board"\nboards = ["a:1", "a:1"]\nboard_token_file = "board.token"', "boards: repeated a:1"),
+    ('runner = "board"\nboards = ["a:1"]\nboard_token_file = 3', "board_token_file must be a file name"),
+])
+def test_a_bad_board_setup_is_refused_naming_the_key(tmp_path, keys, message):
+    (tmp_path / "board.token").write_text("secret\n")
+    with pytest.raises(StudyError, match=message):
+        load(tmp_path, _with_study(GOOD, keys))
+
+
+def test_boards_given_to_another_runner_are_a_warning_naming_them(tmp_path, capsys):
+    spec = load(tmp_path, _with_study(GOOD, 'runner = "full"\nboards = ["127.0.0.1:9091"]\n'
+                                            'board_token_file = "nowhere.token"'))
+    assert spec.runner == "full" and spec.boards == () and spec.board_token_file is None
+    assert len(spec.warnings) == 2
+    assert "boards is ignored: runner = 'full'" in spec.warnings[0]
+    assert "board_token_file is ignored" in spec.warnings[1]
+    from dse.cli import main
+
+    path = write_study(tmp_path, _with_study(REAL, 'boards = ["127.0.0.1:9091"]'), "warn.toml")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "something").write_text("not a run")      # refused after loading: nothing runs
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "vta-dse: warning: " in err and "boards is ignored: runner = 'count'" in err
+
+
+def test_a_board_study_reads_its_token_once_and_refuses_a_bad_one(tmp_path):
+    import os
+
+    from dse._driver import study_evaluator
+    from dse.evaluate import SimulatorEvaluator
+
+    token = tmp_path / "board.token"
+    token.write_text("secret\n")
+    os.chmod(token, 0o644)
+    spec = load(tmp_path, _with_study(GOOD, 'runner = "board"\nboards = ["127.0.0.1:9091"]\n'
+                                            'board_token_file = "board.token"'))
+    with pytest.raises(StudyError, match="board_token_file = .*readable by every user"):
+        study_evaluator(SimulatorEvaluator(), spec)
+    with pytest.raises(StudyError, match="cannot measure on a board"):
+        study_evaluator(ToyEvaluator(), spec)
+    os.chmod(token, 0o600)
+    bound = study_evaluator(SimulatorEvaluator(), spec)
+    assert set(bound.runners) == {"count", "full", "board"} and bound.runners["board"].token == "secret"
+    assert bound.timeout_s == spec.candidate_timeout and not bound.shares_cache
+    assert SimulatorEvaluator().shares_cache and study_evaluator(ToyEvaluator(), load(tmp_path, GOOD)).name == \
+        ToyEvaluator.name
+
+
 NEW_OPS = """
 [study]
 n_trials = 2
@@ -255,3 +354,26 @@ def test_grouped_and_transposed_conv_workloads_evaluate_counted_and_verified(tmp
         full = evaluator.evaluate(make_task(spec.base, workload, knobs, "full"))
         assert counted["status"] == full["status"] == "ok" and full["correct"] is True
         assert counted["gemm_counter"] == full["gemm_counter"] > 0 and counted["cycles"] == full["cycles"]
+
+
+def test_the_evaluator_measures_with_the_runner_a_task_names(tmp_path):
+    import hwconfigs
+    from dse import make_task
+    from dse._driver import study_evaluator
+    from dse._study import Workload
+    from dse.evaluate import SimulatorEvaluator
+
+    class Pinned(SimulatorEvaluator):           # as benchmarks/search_quality.py subclasses it
+        def __init__(self, table):
+            self.table = table
+
+    spec = load(tmp_path, GOOD)
+    bound = study_evaluator(Pinned({"k": 1}), spec)
+    assert type(bound) is Pinned and bound.table == {"k": 1} and bound.timeout_s == spec.candidate_timeout
+    fc = Workload("fc", "dense", (("batch", 1), ("in_features", 32), ("out_features", 32)))
+    hw = hwconfigs.resolve_config("default")
+    count, full = (bound.evaluate(make_task(hw, fc, {}, mode, 1)) for mode in ("count", "full"))
+    assert count["status"] == full["status"] == "ok" and count["correct"] is None and full["correct"] is True
+    assert count["cycles"] == full["cycles"]
+    missing = bound.evaluate(make_task(hw, fc, {}, "board", 1))
+    assert missing["status"] == "run_error" and "no runner 'board'" in missing["error"]

@@ -286,7 +286,7 @@ def test_the_simulator_evaluator_is_named_by_its_code():
 
     name = SimulatorEvaluator().name
     assert name.startswith("simulator-") and name[10:] == code_identity(
-        "compiler", "simulator", "hwconfigs", "dse.evaluate", "dse.fastcount")[:16]
+        "compiler", "simulator", "hwconfigs", "dse.evaluate", "dse.fastcount", "dse.runners")[:16]
 
 
 def test_every_buffer_point_of_an_explored_geometry_is_scored_exactly(ray_session, tmp_path):
