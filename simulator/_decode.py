@@ -114,22 +114,41 @@ _LAYOUT_CACHE: dict = {}
 
 
 def _layout(env):
-    """(field rows, lsbs, widths) of every column in the raw bit layouts, and the width mask of
-    each column: the header and MEM fields from the mem layout, the loop fields from GEMM's,
-    ALU's own fields from ALU's (the loop fields sit at the same bits in both)."""
+    """The raw bit layouts as column extractions: ``(fields, alu_fields, masks, alu_masks)``.
+    ``fields`` (column row, lsb, width) reads the header and MEM fields from the mem layout and
+    the loop fields from GEMM's; ``alu_fields`` re-reads, for ALU instructions, every field the
+    ALU layout places otherwise or alone: its source factors index the accumulator, so they are
+    ``LOG_ACC_BUFF_DEPTH`` wide where GEMM's are ``LOG_INP_BUFF_DEPTH`` (upstream's VTAAluInsn),
+    which moves them and the ALU's own fields whenever the two depths differ. ``masks`` and
+    ``alu_masks`` are each column's width mask for the two."""
     key = (env.isa.mem.fields, env.isa.gemm.fields, env.isa.alu.fields)
     found = _LAYOUT_CACHE.get(key)
     if found is None:
         fields = {}
-        for layout, only in ((env.isa.mem, None), (env.isa.gemm, None), (env.isa.alu, ALU_FIELDS[-3:])):
+        for layout in (env.isa.mem, env.isa.gemm):
             for name, lsb, width in layout.fields:
-                name = _attr(name)
-                if name in fields or (only is not None and name not in only):
-                    continue
-                fields[name] = (lsb, width)
+                fields.setdefault(_attr(name), (lsb, width))
+        alu = {}
+        for name, lsb, width in env.isa.alu.fields:
+            if fields.get(_attr(name)) != (lsb, width):
+                alu[_attr(name)] = (lsb, width)
+        for name in ALU_FIELDS[-3:]:
+            fields.setdefault(name, alu[name])
         masks = np.array([(1 << fields[name][1]) - 1 for name in COLUMNS], dtype=np.int64)
-        found = _LAYOUT_CACHE[key] = ([(COL[name], lsb, width) for name, (lsb, width) in fields.items()], masks)
+        alu_masks = np.array([(1 << (alu.get(name) or fields[name])[1]) - 1 for name in COLUMNS], dtype=np.int64)
+        found = _LAYOUT_CACHE[key] = ([(COL[name], lsb, width) for name, (lsb, width) in fields.items()],
+                                      [(COL[name], lsb, width) for name, (lsb, width) in alu.items()],
+                                      masks, alu_masks)
     return found
+
+
+def _extract(table: np.ndarray, words: np.ndarray, fields, rows=None) -> None:
+    for row, lsb, width in fields:
+        part = (words[:, lsb // 64] >> np.uint64(lsb % 64)) & np.uint64((1 << width) - 1)
+        if rows is None:
+            table[row] = part
+        else:
+            table[row, rows] = part
 
 
 def _sign_extend_imm(table: np.ndarray) -> None:
@@ -141,10 +160,12 @@ def _sign_extend_imm(table: np.ndarray) -> None:
 def columns_from_bytes(data: bytes, env) -> np.ndarray:
     n = len(data) // isa.INSN_BYTES
     words = np.frombuffer(data, dtype="<u8", count=2 * n).reshape(n, 2)
-    fields, _ = _layout(env)
+    fields, alu_fields, _, _ = _layout(env)
     table = np.empty((len(COLUMNS), n), dtype=np.int64)
-    for row, lsb, width in fields:
-        table[row] = (words[:, lsb // 64] >> np.uint64(lsb % 64)) & np.uint64((1 << width) - 1)
+    _extract(table, words, fields)
+    alu = np.flatnonzero(table[COL["opcode"]] == isa.ALU)
+    if alu.size and alu_fields:
+        _extract(table, words[alu], alu_fields, alu)
     _sign_extend_imm(table)
     return table
 
@@ -187,8 +208,11 @@ def columns_from_objects(instructions) -> tuple[np.ndarray | None, bool]:
 def encoded_columns(raw: np.ndarray, env) -> np.ndarray:
     """``raw`` object columns (of well-formed objects) truncated to the field widths, as
     ``isa.encode`` stores them and a decode reads them back."""
-    _, masks = _layout(env)
+    _, _, masks, alu_masks = _layout(env)
     table = raw & masks[:, None]
+    alu = np.flatnonzero(raw[COL["opcode"]] == isa.ALU)
+    if alu.size:
+        table[:, alu] = raw[:, alu] & alu_masks[:, None]
     _sign_extend_imm(table)
     return table
 
