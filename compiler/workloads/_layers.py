@@ -62,6 +62,25 @@ def check_epilogue(epilogue) -> tuple:
     return steps
 
 
+def epilogue_text(epilogue) -> str:
+    """The epilogue as a study file writes it: ``"bias, relu, add 128, shr 8, clip -127 127"``."""
+    return ", ".join(" ".join(str(part) for part in step) for step in check_epilogue(epilogue))
+
+
+def parse_epilogue(text: str) -> tuple:
+    """The steps of an epilogue written as ``epilogue_text`` does ("" is no step)."""
+    if not isinstance(text, str):
+        raise CompileError(f"epilogue {text!r}: expected a string such as 'bias, shr 8, clip -127 127'")
+    steps = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, *args = item.split()
+        try:
+            steps.append((name, *(int(a) for a in args)))
+        except ValueError:
+            raise CompileError(f"epilogue step {item!r}: arguments must be integers") from None
+    return check_epilogue(steps)
+
+
 @dataclasses.dataclass(frozen=True)
 class Conv2D:
     """A 2-D convolution in VTA's packed NCHWnc layout (square kernel, stride and pad)."""
