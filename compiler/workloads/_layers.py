@@ -18,13 +18,15 @@ TUTORIAL_EPILOGUE = (("shr", 8), ("max", 0), ("min", 127))
 # knob spaces (every divisor of every axis) and the compiler's tables stay finite.
 MAX_DIM = {"batch": 1 << 12, "height": 1 << 14, "width": 1 << 14, "in_channels": 1 << 16,
            "out_channels": 1 << 16, "in_features": 1 << 20, "out_features": 1 << 20, "channels": 1 << 16,
-           "kernel": 64, "stride": 64, "pad": 64, "count": 1 << 20}
+           "kernel": 64, "stride": 64, "pad": 64, "count": 1 << 20, "groups": 1 << 16, "output_padding": 63}
+# Fields that may be 0.
+_MAY_BE_ZERO = ("pad", "output_padding")
 
 
 def _check_dims(layer, fields, low: int = 1) -> None:
     for field in fields:
         value = getattr(layer, field)
-        low_here = 0 if field == "pad" else low
+        low_here = 0 if field in _MAY_BE_ZERO else low
         if isinstance(value, bool) or not isinstance(value, int) or not low_here <= value <= MAX_DIM[field]:
             shown = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "a huge integer"
             raise CompileError(f"{type(layer).__name__}.{field} = {shown}: must be an integer in "
@@ -124,6 +126,127 @@ class Conv2D:
 
 
 @dataclasses.dataclass(frozen=True)
+class GroupConv2D:
+    """A grouped 2-D convolution (MobileNet-style) in VTA's packed NCHWnc layout, as upstream's
+    ``group_conv2d_packed``: the ``groups`` input-channel groups each feed ``out_channels /
+    groups`` outputs. Data (N/b, C/c, H, W, b, c); kernel (O/c, C/groups/c, KH, KW, c, c), so
+    each group's in and out channels must be whole VTA blocks (a depthwise conv with one channel
+    per group is not a VTA layer)."""
+
+    batch: int
+    height: int
+    width: int
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int = 1
+    pad: int = 0
+    groups: int = 1
+    epilogue: tuple = TUTORIAL_EPILOGUE
+    count: int = 1
+    name: str = ""
+
+    def __post_init__(self):
+        _check_dims(self, ("batch", "height", "width", "in_channels", "out_channels", "kernel", "stride",
+                           "pad", "groups", "count"))
+        for field in ("in_channels", "out_channels"):
+            if getattr(self, field) % self.groups:
+                raise CompileError(f"GroupConv2D.groups = {self.groups} does not divide {field} "
+                                   f"{getattr(self, field)}")
+        if self.kernel > self.height + 2 * self.pad or self.kernel > self.width + 2 * self.pad:
+            raise CompileError(f"GroupConv2D: kernel {self.kernel} larger than the padded input "
+                               f"{self.height + 2 * self.pad}x{self.width + 2 * self.pad}")
+        object.__setattr__(self, "epilogue", check_epilogue(self.epilogue))
+
+    @property
+    def out_height(self) -> int:
+        return (self.height + 2 * self.pad - self.kernel) // self.stride + 1
+
+    @property
+    def out_width(self) -> int:
+        return (self.width + 2 * self.pad - self.kernel) // self.stride + 1
+
+    @property
+    def group_in_channels(self) -> int:
+        return self.in_channels // self.groups
+
+    @property
+    def macs(self) -> int:
+        return (self.batch * self.out_channels * self.out_height * self.out_width
+                * self.group_in_channels * self.kernel * self.kernel)
+
+    def describe(self) -> str:
+        return (f"{self.height}x{self.width}x{self.in_channels}->{self.out_channels}, {self.kernel}x{self.kernel}, "
+                f"stride {self.stride}, pad {self.pad}, {self.groups} groups, batch {self.batch}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv2DTranspose:
+    """A transposed 2-D convolution (DCGAN's generator) as upstream's ``conv2d_transpose_packed``
+    runs it: the input is dilated by ``stride`` (zeros between pixels, on the CPU, as upstream's
+    ``topi.nn.dilate`` stage is), padded by ``kernel - 1 - pad`` (plus ``output_padding`` at the
+    bottom and right) by the DMA, and convolved with stride 1. The module's data argument is that
+    dilated input, (N/b, C/c, (H-1)*stride+1, (W-1)*stride+1, b, c) (``dilate_input`` makes it);
+    the kernel (O/c, C/c, KH, KW, c, c) is applied as a plain correlation, i.e. it is the
+    ConvTranspose weight with in/out swapped and both spatial axes flipped, as upstream packs it."""
+
+    batch: int
+    height: int
+    width: int
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int = 1
+    pad: int = 0
+    output_padding: int = 0
+    epilogue: tuple = TUTORIAL_EPILOGUE
+    count: int = 1
+    name: str = ""
+
+    def __post_init__(self):
+        _check_dims(self, ("batch", "height", "width", "in_channels", "out_channels", "kernel", "stride",
+                           "pad", "output_padding", "count"))
+        if self.pad > self.kernel - 1:
+            raise CompileError(f"Conv2DTranspose.pad = {self.pad}: at most kernel - 1 = {self.kernel - 1} "
+                               f"(the dilated input is padded by kernel - 1 - pad)")
+        if self.output_padding >= self.stride:
+            raise CompileError(f"Conv2DTranspose.output_padding = {self.output_padding}: must be smaller than "
+                               f"the stride {self.stride}")
+        object.__setattr__(self, "epilogue", check_epilogue(self.epilogue))
+
+    @property
+    def dilated_height(self) -> int:
+        return (self.height - 1) * self.stride + 1
+
+    @property
+    def dilated_width(self) -> int:
+        return (self.width - 1) * self.stride + 1
+
+    @property
+    def out_height(self) -> int:
+        return (self.height - 1) * self.stride - 2 * self.pad + self.kernel + self.output_padding
+
+    @property
+    def out_width(self) -> int:
+        return (self.width - 1) * self.stride - 2 * self.pad + self.kernel + self.output_padding
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of the transposed conv itself (the zeros the dilation inserts
+        do not count)."""
+        return self.batch * self.in_channels * self.height * self.width * self.out_channels * self.kernel ** 2
+
+    def describe(self) -> str:
+        extra = f", output padding {self.output_padding}" if self.output_padding else ""
+        return (f"{self.height}x{self.width}x{self.in_channels}->{self.out_channels}, transposed "
+                f"{self.kernel}x{self.kernel}, stride {self.stride}, pad {self.pad}{extra}, batch {self.batch}")
+
+
+# The conv-like layers: one packed conv template with per-layer geometry (``_geometry``).
+CONV_LAYERS = (Conv2D, GroupConv2D, Conv2DTranspose)
+
+
+@dataclasses.dataclass(frozen=True)
 class Dense:
     """A fully-connected layer in VTA's packed layout: data (N/b, I/c, b, c), weight (O/c, I/c, c, c)."""
 
@@ -150,7 +273,12 @@ def check_packing(layer, env) -> None:
     """The layer's dimensions must be whole VTA tiles for this geometry."""
     if isinstance(layer, Elementwise):
         dims = (("batch", layer.batch, env.BATCH), ("channels", layer.channels, env.BLOCK_OUT))
-    elif isinstance(layer, Conv2D):
+    elif isinstance(layer, GroupConv2D):
+        # each group's channels must be whole blocks: the kernel holds C/groups/c input blocks
+        dims = (("batch", layer.batch, env.BATCH),
+                ("in_channels / groups", layer.in_channels // layer.groups, env.BLOCK_IN),
+                ("out_channels / groups", layer.out_channels // layer.groups, env.BLOCK_OUT))
+    elif isinstance(layer, CONV_LAYERS):
         dims = (("batch", layer.batch, env.BATCH), ("in_channels", layer.in_channels, env.BLOCK_IN),
                 ("out_channels", layer.out_channels, env.BLOCK_OUT))
     else:

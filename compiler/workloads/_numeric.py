@@ -7,6 +7,19 @@ from ..isa import dtype_bits, host_dtype
 from ._layers import Conv2D, Elementwise
 
 
+def dilate_input(layer, data: np.ndarray) -> np.ndarray:
+    """A Conv2DTranspose's packed input (N/b, C/c, H, W, b, c) with ``stride - 1`` zero rows and
+    columns between its pixels: the data argument of the layer's module (upstream dilates on the
+    CPU before VTA loads it)."""
+    n, c, h, w, b, bc = data.shape
+    if (h, w) != (layer.height, layer.width):
+        raise ValueError(f"dilate_input: data is {h}x{w}, the layer's input is {layer.height}x{layer.width}")
+    s = layer.stride
+    out = np.zeros((n, c, (h - 1) * s + 1, (w - 1) * s + 1, b, bc), dtype=data.dtype)
+    out[:, :, ::s, ::s] = data
+    return out
+
+
 def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
     """``x`` modulo 2^bits as signed values (int64): the accumulator's wrap-around."""
     return x.astype(np.int64).astype(f"int{bits}").astype(np.int64)
