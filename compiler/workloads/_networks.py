@@ -69,7 +69,7 @@ class _Builder:
         self.layers: dict = {}
         self.sequence: list = []
         self.names = dict(names or {})
-        self.next = dict.fromkeys(("C", "G", "T", "D", "R"), start)
+        self.next = dict.fromkeys(("C", "T", "D", "R"), start)
 
     def add(self, tag: str, kind: str, dims: dict, epilogue, task_epilogue=None, prefix="C"):
         key = (kind, tuple(sorted(dims.items())))
@@ -147,7 +147,7 @@ def _mobilenet_g() -> Network:
     hw = 112
     for block, (ci, co, stride) in enumerate(_MOBILENET, start=1):
         dims = {**_conv(hw, ci, ci, 3, stride, 1), "groups": ci // MOBILENET_GROUP_CHANNELS}
-        builder.add(f"block{block}.group_conv", "group_conv2d", dims, CONV_BN_RELU, prefix="G")
+        builder.add(f"block{block}.group_conv", "group_conv2d", dims, CONV_BN_RELU, prefix="D")
         hw //= stride
         builder.add(f"block{block}.pointwise", "conv2d", _conv(hw, ci, co, 1, 1, 0), CONV_BN_RELU, prefix="C")
     cpu = (("conv2d 3->32 3x3 stride 2 (the first conv)", "3 input channels; skip_conv_layers=[0]"),
