@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import dataclasses
+
 from ._knobs import check_knobs, fallback_knobs, knob_space, normalize_knobs, random_legal_knobs, tile_footprint
 from ._layers import (ELEMENTWISE_OPS, TUTORIAL_EPILOGUE, Conv2D, Conv2DTranspose, Dense, Elementwise, GroupConv2D,
                       epilogue_text, parse_epilogue)
@@ -27,12 +29,11 @@ def schedule(layer, env=None, knobs=None):
     """(schedule, argument tensors) of the layer's template under ``knobs``."""
     import hwconfigs
 
-    from ._templates import alu_packed, conv2d_packed, dense_packed
+    from ._templates import template
 
     env = env or hwconfigs.get_env()
     knobs = check_knobs(layer, env, knobs)
-    template = {Conv2D: conv2d_packed, Dense: dense_packed, Elementwise: alu_packed}[type(layer)]
-    return template(layer, env, knobs)
+    return template(layer)(layer, env, knobs)
 
 
 def build(layer, env=None, knobs=None, name=None):
@@ -44,7 +45,12 @@ def build(layer, env=None, knobs=None, name=None):
 
     env = env or hwconfigs.get_env()
     s, args = schedule(layer, env, knobs)
-    return compile_schedule(s, args, env=env, name=name or layer.name or type(layer).__name__.lower())
+    mod = compile_schedule(s, args, env=env, name=name or layer.name or type(layer).__name__.lower())
+    # A template may declare an argument with its axes split (a grouped conv's channels); the
+    # module takes the packed arrays of ``input_shapes``/``output_shape``, the same memory.
+    packed = [shape for _, shape, _ in input_shapes(layer, env, knobs)] + [output_shape(layer, env)]
+    mod.args = [dataclasses.replace(arg, shape=tuple(shape)) for arg, shape in zip(mod.args, packed)]
+    return mod
 
 
 def stream_columns(layer, env, knobs, reuse: bool = False):

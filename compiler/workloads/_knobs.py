@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..ir import CompileError
-from ._layers import Conv2D, Dense, Elementwise, check_packing
+from ._layers import CONV_LAYERS, Dense, Elementwise, GroupConv2D, check_packing, conv_geometry
 
 
 def _factors(n: int) -> list[int]:
@@ -19,9 +19,11 @@ def _factors(n: int) -> list[int]:
 def split_axes(layer, env) -> dict[str, int]:
     """Extent of the axis each split knob divides, in VTA tiles."""
     check_packing(layer, env)
-    if isinstance(layer, Conv2D):
+    if isinstance(layer, CONV_LAYERS):
+        # tile_ci splits the reduction: the input blocks of one group
         return {"tile_b": layer.batch // env.BATCH, "tile_h": layer.out_height, "tile_w": layer.out_width,
-                "tile_ci": layer.in_channels // env.BLOCK_IN, "tile_co": layer.out_channels // env.BLOCK_OUT}
+                "tile_ci": layer.in_channels // conv_geometry(layer).groups // env.BLOCK_IN,
+                "tile_co": layer.out_channels // env.BLOCK_OUT}
     if isinstance(layer, Dense):
         return {"tile_b": layer.batch // env.BATCH, "tile_ci": layer.in_features // env.BLOCK_IN,
                 "tile_co": layer.out_features // env.BLOCK_OUT}
@@ -33,7 +35,7 @@ def split_axes(layer, env) -> dict[str, int]:
 def thread_knobs(layer) -> tuple[str, ...]:
     if isinstance(layer, Elementwise):
         return ()
-    return ("oc_nthread", "h_nthread") if isinstance(layer, Conv2D) else ("oc_nthread",)
+    return ("oc_nthread", "h_nthread") if isinstance(layer, CONV_LAYERS) else ("oc_nthread",)
 
 
 def extra_knobs(layer) -> dict[str, list]:
@@ -50,7 +52,7 @@ def extra_knobs(layer) -> dict[str, list]:
     if isinstance(layer, Elementwise):
         return {"store_axis": ["co", "h", "w"]}
     knobs = {"load_level": ["ci_tile", "ci_block"]}
-    if isinstance(layer, Conv2D):
+    if isinstance(layer, CONV_LAYERS):
         knobs["outer_order"] = ["hcw", "chw", "hwc", "cwh", "whc", "wch"]
         knobs["store_axis"] = ["co", "h", "w"]
     else:
@@ -139,24 +141,50 @@ def _check_store_shape(H, W, k, what="output") -> None:
 def _check_conv_dma_shapes(layer, k) -> None:
     """Reject tiles whose DRAM side is not a 2-D block of rows (one y stride, contiguous x)."""
     _check_store_shape(layer.out_height, layer.out_width, k)
-    h, w = k["tile_h"][1], k["tile_w"][1]
+    g = conv_geometry(layer)
     ci = k["tile_ci"][1] if k["load_level"] == "ci_tile" else 1
-    if not layer.pad:
-        rows = (h - 1) * layer.stride + layer.kernel
-        cols = (w - 1) * layer.stride + layer.kernel
-        if _dma_dims([(ci, layer.height * layer.width), (rows, layer.width), (cols, 1)]) > 2:
-            raise CompileError(f"input tile of {ci} channel blocks x {rows} rows x {cols} of {layer.width} columns "
+    if not g.padded:
+        rows, cols = _input_tile(g, k)
+        if _dma_dims([(ci, g.in_height * g.in_width), (rows, g.in_width), (cols, 1)]) > 2:
+            raise CompileError(f"input tile of {ci} channel blocks x {rows} rows x {cols} of {g.in_width} columns "
                                f"is a 3-D copy; the DMA moves 2-D blocks (use load_level 'ci_block')")
+
+
+def _input_tile(g, k) -> tuple[int, int]:
+    """Rows and columns of the (padded) input one output tile reads."""
+    return ((k["tile_h"][1] - 1) * g.stride + g.kernel, (k["tile_w"][1] - 1) * g.stride + g.kernel)
+
+
+def _check_group_tiles(layer, env, k) -> None:
+    """An output-channel tile must lie within one group: its input tile is then one run of
+    the group's input blocks (an affine address; a tile across groups would read two)."""
+    per_group = layer.out_channels // layer.groups // env.BLOCK_OUT
+    if per_group % k["tile_co"][1]:
+        raise CompileError(f"tile_co {k['tile_co']}: an output-channel tile of {k['tile_co'][1]} blocks spans "
+                           f"groups of {per_group} block(s) (tile_co inner must divide {per_group})")
+    tiles_per_group = per_group // k["tile_co"][1]
+    if k["oc_nthread"] > 1 and tiles_per_group > 1 and tiles_per_group % k["oc_nthread"]:
+        raise CompileError(f"oc_nthread {k['oc_nthread']} does not divide the {tiles_per_group} output-channel "
+                           f"tiles of a group (tile_co {k['tile_co']}); a thread must keep to whole groups")
 
 
 def _check_gemm_hazard(layer, k) -> None:
     """The runtime refuses a uop that writes the accumulator element of either of the two uops
     before it (the GEMM pipeline has no hazard check). The conv's uop loops are, outer to inner,
-    the ci block, w, kernel column, kernel row, co and h loops of a tile; the runtime folds
-    the two outermost into the instruction's loops and unrolls the rest into uops."""
+    the ci block, w, kernel column, kernel row, co and h loops of a tile (the transposed conv:
+    ci block, w outer, co, h outer, w inner, kernel column, kernel row, h inner); the runtime
+    folds the two outermost into the instruction's loops and unrolls the rest into uops."""
     ci = k["tile_ci"][1] if k["load_level"] == "ci_tile" else 1
-    loops = [("ci", ci, False), ("w", k["tile_w"][1], True), ("kw", layer.kernel, False),
-             ("kh", layer.kernel, False), ("co", k["tile_co"][1], True), ("h", k["tile_h"][1], True)]
+    g = conv_geometry(layer)
+    h, w = k["tile_h"][1], k["tile_w"][1]
+    if g.order == "transpose":
+        from ._templates import transpose_split
+        hi, wi = transpose_split(h, 4), transpose_split(w, 2)
+        loops = [("ci", ci, False), ("w", w // wi, True), ("co", k["tile_co"][1], True), ("h", h // hi, True),
+                 ("w_in", wi, True), ("kw", g.kernel, False), ("kh", g.kernel, False), ("h_in", hi, True)]
+    else:
+        loops = [("ci", ci, False), ("w", w, True), ("kw", g.kernel, False),
+                 ("kh", g.kernel, False), ("co", k["tile_co"][1], True), ("h", h, True)]
     uop_loops = [loop for loop in loops if loop[1] > 1][2:]
     invariant = [i for i, (_, _, writes) in enumerate(uop_loops) if not writes]
     if not invariant:
@@ -179,11 +207,11 @@ def tile_footprint(layer, env, knobs) -> dict[str, int]:
     if k["load_level"] == "ci_block":
         ci = 1
     bias = any(step[0] == "bias" for step in layer.epilogue)
-    if isinstance(layer, Conv2D):
+    if isinstance(layer, CONV_LAYERS):
+        g = conv_geometry(layer)
         h, w = k["tile_h"][1], k["tile_w"][1]
-        rows = (h - 1) * layer.stride + layer.kernel
-        cols = (w - 1) * layer.stride + layer.kernel
-        return {"inp": ci * rows * cols, "wgt": co * ci * layer.kernel * layer.kernel,
+        rows, cols = _input_tile(g, k)
+        return {"inp": ci * rows * cols, "wgt": co * ci * g.kernel * g.kernel,
                 "acc": co * h * w + (co if bias else 0)}
     b = k["tile_b"][1]
     return {"inp": b * ci, "wgt": co * ci, "acc": b * co + (b * co if bias else 0)}
@@ -209,7 +237,7 @@ def _check_padded_single_line(layer, k) -> None:
     """A padded input tile of one row (or column) — a 1x1 kernel with tile_h (tile_w) inner 1 —
     has no copy loop along that axis: the padding condition then bounds only the tile loop, so
     no per-load pad field expresses it (and some such tiles are padding only)."""
-    if not (isinstance(layer, Conv2D) and layer.pad and layer.kernel == 1):
+    if not (isinstance(layer, CONV_LAYERS) and conv_geometry(layer).padded and conv_geometry(layer).kernel == 1):
         return
     for knob in ("tile_h", "tile_w"):
         if k[knob][1] == 1:
@@ -227,10 +255,9 @@ def _check_uop_kernels(layer, env, k) -> None:
     costs ~10 ms."""
     from ..ir import Allocate, Attr, For, Seq, free_vars
     from ..lower import lower
-    from ._templates import alu_packed, conv2d_packed, dense_packed
+    from ._templates import template
 
-    template = {Conv2D: conv2d_packed, Dense: dense_packed, Elementwise: alu_packed}[type(layer)]
-    s, args = template(layer, env, k)
+    s, args = template(layer)(layer, env, k)
     stack = [lower(s, args, env=env).body]
     while stack:
         node = stack.pop()
@@ -263,7 +290,8 @@ def check_knobs(layer, env, knobs) -> dict:
             raise CompileError(f"h_nthread {k['h_nthread']} does not divide the outer row tiles "
                                f"{k['tile_h'][0]} (tile_h {k['tile_h']})")
         threads *= k["h_nthread"]
-    if isinstance(layer, Conv2D) and layer.pad and k["tile_ci"][1] > 1 and k["load_level"] == "ci_tile":
+    if isinstance(layer, CONV_LAYERS) and conv_geometry(layer).padded and k["tile_ci"][1] > 1 \
+            and k["load_level"] == "ci_tile":
         # A padded input tile of several channel blocks is a 3-D copy with pads on an inner
         # dimension, which VTA's 2-D DMA cannot express (upstream restricts ci tiles to 1 too).
         raise CompileError(f"tile_ci {k['tile_ci']}: a padded input tile spans {k['tile_ci'][1]} channel blocks; "
@@ -271,7 +299,9 @@ def check_knobs(layer, env, knobs) -> dict:
     if k.get("oc_nthread", 1) > 1 and k.get("h_nthread", 1) > 1:
         raise CompileError("oc_nthread and h_nthread are both 2: a uop kernel would depend on two thread "
                            "indices, and the runtime keys kernels by one (upstream allows one threaded axis)")
-    if isinstance(layer, Conv2D):
+    if isinstance(layer, GroupConv2D):
+        _check_group_tiles(layer, env, k)
+    if isinstance(layer, CONV_LAYERS):
         _check_conv_dma_shapes(layer, k)
         _check_gemm_hazard(layer, k)
     if isinstance(layer, Elementwise):

@@ -242,8 +242,43 @@ class Conv2DTranspose:
                 f"{self.kernel}x{self.kernel}, stride {self.stride}, pad {self.pad}{extra}, batch {self.batch}")
 
 
-# The conv-like layers: one packed conv template with per-layer geometry (``_geometry``).
+# The conv-like layers: one packed conv template, parameterized by ``conv_geometry``.
 CONV_LAYERS = (Conv2D, GroupConv2D, Conv2DTranspose)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvGeometry:
+    """The packed convolution VTA runs for a conv-like layer: a ``stride``-strided correlation
+    with a ``kernel`` x ``kernel`` window over the DRAM input (``in_height`` x ``in_width``),
+    padded by the DMA (``pads`` top, left, bottom, right), each output channel reading the
+    input channels of its group. ``order`` names the conv stage's loop order inside a tile:
+    upstream's conv2d/group conv2d order, or the transposed conv's."""
+
+    in_height: int
+    in_width: int
+    pads: tuple
+    stride: int
+    kernel: int
+    out_height: int
+    out_width: int
+    groups: int
+    order: str
+
+    @property
+    def padded(self) -> bool:
+        return any(self.pads)
+
+
+def conv_geometry(layer) -> ConvGeometry:
+    if isinstance(layer, Conv2DTranspose):
+        # Relay's conv2d_transpose as upstream lowers it: the dilated input padded by
+        # kernel - 1 - pad on every side, plus output_padding at the bottom and right
+        back = layer.kernel - 1 - layer.pad
+        return ConvGeometry(layer.dilated_height, layer.dilated_width,
+                            (back, back, back + layer.output_padding, back + layer.output_padding),
+                            1, layer.kernel, layer.out_height, layer.out_width, 1, "transpose")
+    return ConvGeometry(layer.height, layer.width, (layer.pad,) * 4, layer.stride, layer.kernel,
+                        layer.out_height, layer.out_width, getattr(layer, "groups", 1), "conv")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..isa import dtype_bits, host_dtype
-from ._layers import Conv2D, Elementwise
+from ._layers import CONV_LAYERS, Elementwise, conv_geometry
 
 
 def dilate_input(layer, data: np.ndarray) -> np.ndarray:
@@ -31,11 +31,12 @@ def input_shapes(layer, env, knobs=None) -> list[tuple[str, tuple, str]]:
     if isinstance(layer, Elementwise):
         shape = output_shape(layer, env)
         return [("lhs", shape, env.acc_dtype), ("rhs", shape, env.acc_dtype)]
-    if isinstance(layer, Conv2D):
+    if isinstance(layer, CONV_LAYERS):
+        g = conv_geometry(layer)
         n, c = layer.batch // env.BATCH, layer.in_channels // env.BLOCK_IN
         o = layer.out_channels // env.BLOCK_OUT
-        shapes = [("data", (n, c, layer.height, layer.width, env.BATCH, env.BLOCK_IN), env.inp_dtype),
-                  ("kernel", (o, c, layer.kernel, layer.kernel, env.BLOCK_OUT, env.BLOCK_IN), env.wgt_dtype)]
+        shapes = [("data", (n, c, g.in_height, g.in_width, env.BATCH, env.BLOCK_IN), env.inp_dtype),
+                  ("kernel", (o, c // g.groups, g.kernel, g.kernel, env.BLOCK_OUT, env.BLOCK_IN), env.wgt_dtype)]
         bias_shape = (n, o, 1, 1, env.BATCH, env.BLOCK_OUT)
     else:
         n, c = layer.batch // env.BATCH, layer.in_features // env.BLOCK_IN
@@ -53,7 +54,7 @@ def output_shape(layer, env) -> tuple:
     if isinstance(layer, Elementwise):
         return (layer.batch // env.BATCH, layer.channels // env.BLOCK_OUT, layer.height, layer.width,
                 env.BATCH, env.BLOCK_OUT)
-    if isinstance(layer, Conv2D):
+    if isinstance(layer, CONV_LAYERS):
         return (layer.batch // env.BATCH, layer.out_channels // env.BLOCK_OUT, layer.out_height, layer.out_width,
                 env.BATCH, env.BLOCK_OUT)
     return (layer.batch // env.BATCH, layer.out_features // env.BLOCK_OUT, env.BATCH, env.BLOCK_OUT)
@@ -64,7 +65,14 @@ def random_inputs(layer, env, seed: int = 0, knobs=None) -> list[np.ndarray]:
     (quantized), so the int32 and int8 DRAM layouts of ``bias_dtype`` carry the same numbers."""
     rng = np.random.default_rng(seed)
     arrays = []
+    dilated = conv_geometry(layer).order == "transpose" if isinstance(layer, CONV_LAYERS) else False
     for name, shape, dtype in input_shapes(layer, env, knobs):
+        if name == "data" and dilated:   # a transposed conv's input, dilated as the CPU would
+            n, c, _, _, b, bc = shape
+            low, high = _range(dtype)
+            undilated = rng.integers(low, high + 1, size=(n, c, layer.height, layer.width, b, bc))
+            arrays.append(dilate_input(layer, undilated.astype(host_dtype(dtype))))
+            continue
         if name in ("lhs", "rhs"):   # int32 operands with headroom, as after a conv's shift
             arrays.append(rng.integers(-(1 << 20), 1 << 20, size=shape).astype(dtype))
         elif name == "bias":
@@ -128,20 +136,25 @@ def reference(layer, *inputs, env=None) -> np.ndarray:
     acc_bits = env.ACC_WIDTH if env is not None else 32
     data, weight = inputs[0], inputs[1]
     bias = inputs[2] if len(inputs) > 2 else None
-    if isinstance(layer, Conv2D):
+    if isinstance(layer, CONV_LAYERS):
         n, c, h, w, bn, bc = data.shape
-        o, _, kh, kw, bo, _ = weight.shape
+        o, cg, kh, kw, bo, _ = weight.shape
+        g = conv_geometry(layer)
         x = data.astype(np.int64).transpose(0, 4, 1, 5, 2, 3).reshape(n * bn, c * bc, h, w)
-        k = weight.astype(np.int64).transpose(0, 4, 1, 5, 2, 3).reshape(o * bo, c * bc, kh, kw)
-        p, s = layer.pad, layer.stride
-        x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-        oh, ow = layer.out_height, layer.out_width
-        out = np.zeros((n * bn, o * bo, oh, ow), dtype=np.int64)
+        k = weight.astype(np.int64).transpose(0, 4, 1, 5, 2, 3).reshape(o * bo, cg * bc, kh, kw)
+        top, left, bottom, right = g.pads
+        s = g.stride
+        x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+        oh, ow = g.out_height, g.out_width
+        groups = g.groups
+        x = x.reshape(n * bn, groups, c * bc // groups, *x.shape[2:])
+        k = k.reshape(groups, o * bo // groups, cg * bc, kh, kw)
+        out = np.zeros((n * bn, groups, o * bo // groups, oh, ow), dtype=np.int64)
         for dy in range(kh):
             for dx in range(kw):
-                patch = x[:, :, dy:dy + s * (oh - 1) + 1:s, dx:dx + s * (ow - 1) + 1:s]
-                out += np.einsum("nchw,oc->nohw", patch, k[:, :, dy, dx], optimize=True)
-        out = _wrap(out, acc_bits)
+                patch = x[:, :, :, dy:dy + s * (oh - 1) + 1:s, dx:dx + s * (ow - 1) + 1:s]
+                out += np.einsum("ngchw,goc->ngohw", patch, k[:, :, :, dy, dx], optimize=True)
+        out = _wrap(out.reshape(n * bn, o * bo, oh, ow), acc_bits)
         packed = out.reshape(n, bn, o, bo, oh, ow).transpose(0, 2, 4, 5, 1, 3)
         if bias is not None:
             bias = np.broadcast_to(bias, packed.shape)

@@ -2,8 +2,10 @@
 written against our tensor-expression API so an upstream knob set yields upstream's stream."""
 from __future__ import annotations
 
+import math
+
 from .. import te, topi
-from ._layers import Conv2D, Dense, Elementwise
+from ._layers import CONV_LAYERS, Dense, Elementwise, conv_geometry
 
 
 def _elementwise(shape, name, fn):
@@ -73,35 +75,59 @@ def _tile_reduction(s, env, gemm, k_o, knobs, operands, batch_axis):
     s[gemm].tensorize(batch_axis, env.gemm)
 
 
-def conv2d_packed(layer: Conv2D, env, knobs: dict):
-    """(schedule, argument tensors) of upstream's conv2d_packed.vta template."""
+def transpose_split(tile: int, factor: int) -> int:
+    """The factor by which upstream's transposed conv splits a tile axis (4 for rows, 2 for
+    columns) as an exact split: the factor when it divides the tile; the whole tile when the tile
+    is smaller (what TVM's guarded split iterates); else the largest common divisor."""
+    if tile % factor == 0:
+        return factor
+    return tile if tile < factor else math.gcd(tile, factor)
+
+
+def conv2d_packed(layer, env, knobs: dict):
+    """(schedule, argument tensors) of upstream's conv2d_packed.vta template, and of its
+    group_conv2d_packed.vta and conv2d_transpose_packed.vta variants: one template over the
+    layer's ``conv_geometry``."""
+    g = conv_geometry(layer)
     n, c = layer.batch // env.BATCH, layer.in_channels // env.BLOCK_IN
     o = layer.out_channels // env.BLOCK_OUT
-    data = te.placeholder((n, c, layer.height, layer.width, env.BATCH, env.BLOCK_IN), name="data", dtype=env.inp_dtype)
-    kernel = te.placeholder((o, c, layer.kernel, layer.kernel, env.BLOCK_OUT, env.BLOCK_IN), name="kernel",
+    # A grouped conv declares its channel axes split as (group, block in group): the same memory
+    # as the packed layout, and each output tile's input an affine region (``build`` relabels the
+    # arguments with the packed shapes).
+    lead = (g.groups,) if g.groups > 1 else ()
+    c_g, o_g = c // g.groups, o // g.groups
+    data = te.placeholder((n, *lead, c_g, g.in_height, g.in_width, env.BATCH, env.BLOCK_IN), name="data",
+                          dtype=env.inp_dtype)
+    kernel = te.placeholder((*lead, o_g, c_g, g.kernel, g.kernel, env.BLOCK_OUT, env.BLOCK_IN), name="kernel",
                             dtype=env.wgt_dtype)
-    pad_data = (topi.nn.pad(data, [0, 0, layer.pad, layer.pad, 0, 0], name="pad_data") if layer.pad else data)
-    oshape = (n, o, layer.out_height, layer.out_width, env.BATCH, env.BLOCK_OUT)
-    d_i = te.reduce_axis((0, layer.kernel), name="d_i")
-    d_j = te.reduce_axis((0, layer.kernel), name="d_j")
-    k_o = te.reduce_axis((0, c), name="k_o")
+    top, left, bottom, right = g.pads
+    zeros = [0] * len(lead)
+    pad_data = (topi.nn.pad(data, [0, *zeros, 0, top, left, 0, 0], [0, *zeros, 0, bottom, right, 0, 0],
+                            name="pad_data") if g.padded else data)
+    oshape = (n, *lead, o_g, g.out_height, g.out_width, env.BATCH, env.BLOCK_OUT)
+    d_i = te.reduce_axis((0, g.kernel), name="d_i")
+    d_j = te.reduce_axis((0, g.kernel), name="d_j")
+    k_o = te.reduce_axis((0, c_g), name="k_o")
     k_i = te.reduce_axis((0, env.BLOCK_IN), name="k_i")
-    hs = ws = layer.stride
-    conv = te.compute(
-        oshape,
-        lambda b_o, c_o, i, j, b_i, c_i: te.sum(
-            pad_data[b_o, k_o, i * hs + d_i, j * ws + d_j, b_i, k_i].astype(env.acc_dtype)
-            * kernel[c_o, k_o, d_i, d_j, c_i, k_i].astype(env.acc_dtype),
-            axis=[k_o, d_i, d_j, k_i]),
-        name="res_conv", tag="conv2d_dense")
+    hs = ws = g.stride
+
+    def body(b_o, group, c_o, i, j, b_i, c_i):
+        return te.sum(
+            pad_data[(b_o, *group, k_o, i * hs + d_i, j * ws + d_j, b_i, k_i)].astype(env.acc_dtype)
+            * kernel[(*group, c_o, k_o, d_i, d_j, c_i, k_i)].astype(env.acc_dtype),
+            axis=[k_o, d_i, d_j, k_i])
+
+    conv = te.compute(oshape, (lambda b_o, grp, c_o, i, j, b_i, c_i: body(b_o, (grp,), c_o, i, j, b_i, c_i)) if lead
+                      else (lambda b_o, c_o, i, j, b_i, c_i: body(b_o, (), c_o, i, j, b_i, c_i)),
+                      name="res_conv", tag="conv2d_dense")
     ewise, bias = _epilogue(env, conv, layer.epilogue,
-                            {"out": oshape, "bias": (n, o, 1, 1, env.BATCH, env.BLOCK_OUT)},
-                            lambda i: (i[0], i[1], 0, 0, i[4], i[5]), knobs.get("bias_dtype", "int32"))
+                            {"out": oshape, "bias": (n, *lead, o_g, 1, 1, env.BATCH, env.BLOCK_OUT)},
+                            lambda i: (*i[:-4], 0, 0, i[-2], i[-1]), knobs.get("bias_dtype", "int32"))
     last = ewise[-1] if ewise else conv
     output = te.compute(oshape, lambda *i: last(*i).astype(env.out_dtype), name="res", tag="elemwise")
 
     s = te.create_schedule(output.op)
-    if layer.pad:
+    if g.padded:
         cdata = pad_data
         s[pad_data].set_scope(env.inp_scope)
     else:
@@ -110,26 +136,35 @@ def conv2d_packed(layer: Conv2D, env, knobs: dict):
     s[conv].set_scope(env.acc_scope)
     cbias = _epilogue_on_alu(s, env, ewise, bias)
 
-    x_bo, x_co, x_i, x_j, x_bi, x_ci = s[output].op.axis
+    x_bo, *x_grp, x_co, x_i, x_j, x_bi, x_ci = s[output].op.axis
     x_co0, x_co1 = s[output].split(x_co, factor=knobs["tile_co"][1])
     x_i0, x_i1 = s[output].split(x_i, factor=knobs["tile_h"][1])
     x_j0, x_j1 = s[output].split(x_j, factor=knobs["tile_w"][1])
-    outer = {"h": x_i0, "c": x_co0, "w": x_j0}
-    s[output].reorder(x_bo, *(outer[a] for a in knobs["outer_order"]), x_co1, x_i1, x_j1, x_bi, x_ci)
+    outer = {"h": [x_i0], "c": x_grp + [x_co0], "w": [x_j0]}   # upstream's co tile loop: (group, co tile)
+    s[output].reorder(x_bo, *(v for a in knobs["outer_order"] for v in outer[a]), x_co1, x_i1, x_j1, x_bi, x_ci)
     # Virtual threads split an outer tile loop and move the thread axis outermost. Upstream
     # splits after the compute_at below; splitting first is the same schedule, and stays legal
-    # when the split loop is the attach point itself (a reordered outer_order).
+    # when the split loop is the attach point itself (a reordered outer_order). The co tile loop
+    # of a grouped conv is (group, co tile in group): a thread is the co tile's parity, the
+    # group's when a group holds one tile (check_knobs refuses an odd count of several).
     for knob, axis in (("oc_nthread", "c"), ("h_nthread", "h")):
         if knobs[knob] > 1:
-            outer[axis], v_t = s[output].split(outer[axis], factor=knobs[knob])
+            part = 0 if axis == "c" and x_grp and knobs["tile_co"][0] == g.groups else -1
+            outer[axis][part], v_t = s[output].split(outer[axis][part], factor=knobs[knob])
             s[output].reorder(v_t, x_bo)
             s[output].bind(v_t, te.thread_axis("cthread"))
-    store_pt = outer[knobs["outer_order"][-1]]   # upstream: x_j0
+    store_pt = outer[knobs["outer_order"][-1]][-1]   # upstream: x_j0
     _compute_tile_at(s, env, output, store_pt, [conv] + ewise, cbias)
 
-    x_bo, x_co, x_i, x_j, x_bi, x_ci = s[conv].op.axis
+    x_bo, *x_grp, x_co, x_i, x_j, x_bi, x_ci = s[conv].op.axis
     k_o, d_i, d_j, k_i = s[conv].op.reduce_axis
-    s[conv].reorder(x_bo, k_o, x_j, d_j, d_i, x_co, x_i, x_bi, x_ci, k_i)
+    if g.order == "transpose":
+        # upstream's conv2d_transpose order: rows split by 4 and columns by 2 inside the tile
+        x_i, x_ii = s[conv].split(x_i, factor=transpose_split(knobs["tile_h"][1], 4))
+        x_j, x_jj = s[conv].split(x_j, factor=transpose_split(knobs["tile_w"][1], 2))
+        s[conv].reorder(x_bo, k_o, x_j, x_co, x_i, x_jj, d_j, d_i, x_ii, x_bi, x_ci, k_i)
+    else:
+        s[conv].reorder(x_bo, k_o, x_j, d_j, d_i, *x_grp, x_co, x_i, x_bi, x_ci, k_i)
     _tile_reduction(s, env, conv, k_o, knobs, (cdata, ckernel), x_bi)
     s[output].pragma({"co": x_co1, "h": x_i1, "w": x_j1}[knobs["store_axis"]], env.dma_copy)
     args = [data, kernel] + ([bias] if bias is not None else []) + [output]
@@ -216,3 +251,10 @@ def alu_packed(layer: Elementwise, env, knobs: dict):
         s[cached].compute_at(s[output], store_pt)
     s[output].pragma({"co": x_co1, "h": x_i1, "w": x_j1}[knobs["store_axis"]], env.dma_copy)
     return s, [lhs, rhs, output]
+
+
+def template(layer):
+    """The schedule template of a layer."""
+    if isinstance(layer, CONV_LAYERS):
+        return conv2d_packed
+    return {Dense: dense_packed, Elementwise: alu_packed}[type(layer)]
