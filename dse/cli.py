@@ -30,6 +30,12 @@ def _demo(args) -> int:
     return run_demo(out=sys.stdout)
 
 
+def _import(args) -> int:
+    from dse._import import import_model
+
+    return import_model(args)
+
+
 def _load_evaluator(spec: str):
     from dse import StudyError
 
@@ -264,6 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", help="file to write (default: standard output)")
     export.set_defaults(func=_export)
 
+    imp = sub.add_parser("import", help="a quantized ONNX model as study workloads (TOML)",
+                         description="Map every op VTA can offload from a quantized ONNX model (QDQ or QLinear "
+                                     "operators, per-tensor power-of-two scales) onto the op library, with its "
+                                     "epilogue, and write them as [[workloads]] tables; what stays on the CPU "
+                                     "is listed. Exit 2 on a model that cannot be imported.")
+    imp.add_argument("model", help="the .onnx file")
+    imp.add_argument("--out", help="TOML file to write (default: standard output)")
+    imp.add_argument("--rounding", choices=["exact", "half_up"], default="exact",
+                     help="'exact' (default) refuses requantizations VTA would round differently on ties "
+                          "(ONNX rounds half to even, VTA half up); 'half_up' accepts VTA's rounding")
+    imp.set_defaults(func=_import)
+
     for name, text in (("compile", "compile one candidate: lowered IR and the disassembly of its programs"),
                        ("simulate", "run one candidate: counters, cycles and the cycle model's module breakdown")):
         cand = sub.add_parser(name, help=text, description=text + ". Exit 1 when the candidate fails (knobs "
@@ -283,7 +301,7 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    if args.command in ("run", "show", "report", "compare", "export", "compile", "simulate"):
+    if args.command in ("run", "show", "report", "compare", "export", "compile", "simulate", "import"):
         from dse import StudyError
 
         try:

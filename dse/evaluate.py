@@ -29,7 +29,16 @@ OPS = {
     "conv2d": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
                "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0, "epilogue": None},
     # an ALU-only op of two int32 tensors (a residual add), upstream's schedule_alu_packed
-    "elementwise": {"batch": 1, "channels": REQUIRED, "height": REQUIRED, "width": REQUIRED, "op": "add",
+    # MobileNet-style grouped convolution (upstream's group_conv2d_packed)
+    "group_conv2d": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
+                     "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0, "groups": 1,
+                     "epilogue": None},
+    # DCGAN-style transposed convolution (upstream's conv2d_transpose_packed)
+    "conv2d_transpose": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
+                         "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0, "output_padding": 0,
+                         "epilogue": None},
+    # (``alu``: the layer's op; a workload's ``op`` key names the workload's op)
+    "elementwise": {"batch": 1, "channels": REQUIRED, "height": REQUIRED, "width": REQUIRED, "alu": "add",
                     "epilogue": None},
     # every op of ResNet-18 VTA offloads: the 19 convs and, with ``residual_adds``, the 8 residual
     # additions (or the layers named in ``layers``)
@@ -37,7 +46,8 @@ OPS = {
     # every layer VTA offloads from a built-in network (workloads.NETWORKS), or those in ``layers``
     "network": {"name": REQUIRED, "batch": 1, "layers": []},
     # every layer VTA offloads from a quantized ONNX model (a path relative to the study file)
-    "onnx": {"path": REQUIRED, "layers": []},
+    # (``rounding``: "exact" refuses requantizations VTA rounds differently on ties, "half_up" accepts them)
+    "onnx": {"path": REQUIRED, "layers": [], "rounding": "exact"},
 }
 # The ops a network expands into: the op library's layer class of each.
 LAYER_OPS = {"dense": "Dense", "conv2d": "Conv2D", "elementwise": "Elementwise", "group_conv2d": "GroupConv2D",
@@ -93,6 +103,8 @@ def _layer(op: str, params: tuple):
     if op in LAYER_OPS and hasattr(workloads, LAYER_OPS[op]):
         if "epilogue" in p:
             p["epilogue"] = workloads.parse_epilogue(p["epilogue"])
+        if op == "elementwise":
+            p["op"] = p.pop("alu", "add")
         return getattr(workloads, LAYER_OPS[op])(**p)
     if op == "resnet18_layer":
         return workloads.resnet18(batch=p["batch"], residual_adds=True)[p["layer"]]
@@ -109,6 +121,8 @@ def layer_workload(layer, name: str, count: int = 1):
     op = next(op for op, cls in LAYER_OPS.items() if type(layer).__name__ == cls)
     params = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.name not in ("count", "name")}
     params["epilogue"] = workloads.epilogue_text(layer.epilogue)
+    if op == "elementwise":
+        params["alu"] = params.pop("op")
     return Workload(name, op, tuple(sorted(params.items())), count)
 
 
@@ -120,7 +134,7 @@ def _network_layers(workload) -> dict:
         return workloads.resnet18(batch=p["batch"], residual_adds=bool(p.get("residual_adds", True)))
     if workload.op == "network":
         return {layer.name: layer for layer in workloads.network(p["name"], batch=p["batch"])}
-    return {layer.name: layer for layer in workloads.import_onnx(p["path"]).layers}
+    return {layer.name: layer for layer in workloads.import_onnx(p["path"], rounding=p["rounding"]).layers}
 
 
 def _env(hw) -> "hwconfigs.Env":

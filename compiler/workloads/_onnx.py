@@ -76,7 +76,8 @@ class ImportedNetwork:
                 if f.name in ("count", "name", "epilogue"):
                     continue
                 value = getattr(layer, f.name)
-                lines.append(f"{f.name} = {_toml_str(value) if isinstance(value, str) else value}")
+                key = "alu" if f.name == "op" else f.name     # a workload's own op key names the workload op
+                lines.append(f"{key} = {_toml_str(value) if isinstance(value, str) else value}")
             lines.append(f"epilogue = {_toml_str(epilogue_text(layer.epilogue))}")
         return "\n".join(lines) + "\n"
 
@@ -254,8 +255,6 @@ class _Importer:
         x, out = node.input[0], node.output[0]
         exponent = self._scale(node.input[1], node)
         self._zero_point(node.input, 2, node)
-        if len(node.input) < 3 or not node.input[2]:
-            pass    # no zero point: uint8 output by default... refused below by its type
         output_type = self._elem_type(out)
         if output_type not in (None, "int8"):
             raise OnnxImportError(f"{self._where(node)}: output tensor {out!r} is {output_type}; VTA's data is int8")
@@ -357,14 +356,12 @@ class _Importer:
         kind, dims = self._conv_dims(node, x_shape, w.shape, transpose)
         if kind is None:
             return self._on_cpu(node, dims)
-        group = dims.get("groups", 1)
         kernel = w.astype(np.int64)
         if transpose:   # (C_in, C_out, KH, KW) -> the correlation kernel (C_out, C_in, KH, KW), flipped
             kernel = kernel.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
         pending = _Pending(kind, node.name or node.output[0], (x,), dims, self.quant[x] + e_w, weight=kernel)
         if len(node.input) > 2 and node.input[2]:
             pending.bias, pending.bias_exponent = self._bias(node.input[2], node)
-        del group
         self.pending[node.output[0]] = pending
 
     def _op_ConvTranspose(self, node):
@@ -406,6 +403,8 @@ class _Importer:
             self.pending[node.output[0]] = pending
 
     def _op_Add(self, node):
+        if self._integer_bias(node):
+            return
         a, b = node.input[0], node.input[1]
         if a in self.pending and self.pending[a].bias is None and b in self.wconst and self.pending[a].kind != "add":
             p = self.pending.pop(a)      # MatMul/Conv + Add(bias)
@@ -593,7 +592,7 @@ class _Importer:
         if shift > 0 and self.rounding == "exact":
             raise OnnxImportError(f"{where}: requantizing by 2^-{shift} rounds half to even (QuantizeLinear); VTA "
                                   f"rounds half up (add {1 << (shift - 1)}, shr {shift}), which differs on ties; "
-                                  f"import with rounding 'half_up' to accept VTA's rounding")
+                                  f"accept VTA's rounding with rounding = 'half_up' (vta-dse import --rounding half_up)")
         bias = None
         if p.bias is not None:
             if p.bias_exponent != p.exponent:

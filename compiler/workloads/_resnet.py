@@ -2,7 +2,7 @@
 and the classifier stay on the CPU). Names and multiplicities follow the TopHub records."""
 from __future__ import annotations
 
-from ._layers import Conv2D, Elementwise
+from ._layers import Conv2D
 
 # The fused op of every offloaded conv in upstream's quantized ResNet-18 is
 # conv2d -> add(bias) -> requantize -> clip -> cast: batch-norm folds into a per-channel int32
