@@ -432,8 +432,7 @@ class _Importer:
         if x not in self.pending:
             return self._on_cpu(node, "not after an offloaded op")
         p = self.pending.pop(x)
-        p.relu = True
-        p.low = max(p.low, 0.0)
+        p.relu = True     # its own step before the rounding, as Relay fuses it; the clip keeps int8's range
         self.pending[node.output[0]] = p
 
     def _op_Clip(self, node):
@@ -451,9 +450,18 @@ class _Importer:
         self.pending[node.output[0]] = p
 
     # ---- integer forms ---------------------------------------------------------------------
+    def _raw_weight(self, name, node):
+        """An integer form's weight: an int8 initializer (with exponent 0: the scale comes later)."""
+        values = self.const.get(name)
+        if values is None:
+            return None
+        if values.dtype != np.int8:
+            raise OnnxImportError(f"{self._where(node)}: weight tensor {name!r} is {values.dtype}; VTA's weights are int8")
+        return values, 0
+
     def _op_ConvInteger(self, node):
         x = node.input[0]
-        weight = self._weight(node.input[1], node)
+        weight = self._raw_weight(node.input[1], node)
         shape = self._shape(x)
         if x not in self.quant or weight is None or shape is None:
             return self._on_cpu(node, "its inputs are not an int8 activation and an int8 constant weight")
@@ -467,7 +475,7 @@ class _Importer:
 
     def _op_MatMulInteger(self, node):
         x = node.input[0]
-        weight = self._weight(node.input[1], node)
+        weight = self._raw_weight(node.input[1], node)
         shape = self._shape(x)
         if x not in self.quant or weight is None or shape is None or len(shape) != 2:
             return self._on_cpu(node, "its inputs are not a 2-D int8 activation and an int8 constant")
@@ -526,15 +534,15 @@ class _Importer:
         for t, s, z in pairs:
             exponent = self._scale(node.input[s], node)
             self._zero_point(node.input, z, node)
-            name = node.input[t]
-            if name in self.quant and self.quant[name] != exponent:
+            name = node.input[t] if t is not None else node.output[0]
+            if t is not None and name in self.quant and self.quant[name] != exponent:
                 raise OnnxImportError(f"{self._where(node)}: scale tensor {node.input[s]!r} says 2^{exponent} but "
                                       f"{name!r} was quantized with 2^{self.quant[name]}")
             out.append((name, exponent))
         return out
 
     def _op_QLinearConv(self, node):
-        (x, e_x), (w_name, e_w), (_, e_y) = self._qlinear_inputs(node, ((0, 1, 2), (3, 4, 5), (0, 6, 7)))
+        (x, e_x), (w_name, e_w), (_, e_y) = self._qlinear_inputs(node, ((0, 1, 2), (3, 4, 5), (None, 6, 7)))
         w = self._constant(w_name, node, "weight")
         shape = self._shape(x)
         if x not in self.quant or shape is None:
@@ -549,7 +557,7 @@ class _Importer:
         self.quant[node.output[0]] = e_y
 
     def _op_QLinearMatMul(self, node):
-        (a, e_a), (b_name, e_b), (_, e_y) = self._qlinear_inputs(node, ((0, 1, 2), (3, 4, 5), (0, 6, 7)))
+        (a, e_a), (b_name, e_b), (_, e_y) = self._qlinear_inputs(node, ((0, 1, 2), (3, 4, 5), (None, 6, 7)))
         b = self._constant(b_name, node, "weight")
         shape = self._shape(a)
         if a not in self.quant or shape is None or len(shape) != 2 or b.ndim != 2:
@@ -564,7 +572,7 @@ class _Importer:
         self.quant[node.output[0]] = e_y
 
     def _op_QLinearAdd(self, node):
-        (a, e_a), (b, e_b), (_, e_y) = self._qlinear_inputs(node, ((0, 1, 2), (3, 4, 5), (0, 6, 7)))
+        (a, e_a), (b, e_b), (_, e_y) = self._qlinear_inputs(node, ((0, 1, 2), (3, 4, 5), (None, 6, 7)))
         shape = self._shape(a)
         if a not in self.quant or b not in self.quant or shape is None or shape != self._shape(b) or len(shape) != 4:
             return self._on_cpu(node, "not an add of two int8 activations of the same 4-D shape")
