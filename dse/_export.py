@@ -39,14 +39,21 @@ def task_of(layer, env) -> tuple[str, list] | None:
     """(task name, serialized task args) of upstream's template for the layer, None without one."""
     from compiler import workloads
 
-    if isinstance(layer, workloads.Conv2D):
+    if isinstance(layer, (workloads.Conv2D, workloads.GroupConv2D, workloads.Conv2DTranspose)):
+        groups = getattr(layer, "groups", 1)
         data = [layer.batch // env.BATCH, layer.in_channels // env.BLOCK_IN, layer.height, layer.width,
                 env.BATCH, env.BLOCK_IN]
-        kernel = [layer.out_channels // env.BLOCK_OUT, layer.in_channels // env.BLOCK_IN, layer.kernel, layer.kernel,
-                  env.BLOCK_OUT, env.BLOCK_IN]
-        return "conv2d_packed.vta", [["TENSOR", data, env.inp_dtype], ["TENSOR", kernel, env.wgt_dtype],
-                                     [layer.stride, layer.stride], [layer.pad] * 4, [1, 1],
-                                     f"NCHW{env.BATCH}n{env.BLOCK_IN}c", env.acc_dtype]
+        kernel = [layer.out_channels // env.BLOCK_OUT, layer.in_channels // groups // env.BLOCK_IN, layer.kernel,
+                  layer.kernel, env.BLOCK_OUT, env.BLOCK_IN]
+        tensors = [["TENSOR", data, env.inp_dtype], ["TENSOR", kernel, env.wgt_dtype]]
+        strides, pads = [layer.stride, layer.stride], [layer.pad] * 4
+        if isinstance(layer, workloads.GroupConv2D):   # upstream's argument order per template
+            return "group_conv2d_packed.vta", tensors + [strides, pads, [1, 1], groups, env.acc_dtype]
+        if isinstance(layer, workloads.Conv2DTranspose):
+            return "conv2d_transpose_packed.vta", tensors + [strides, pads, env.acc_dtype,
+                                                             [layer.output_padding] * 2]
+        return "conv2d_packed.vta", tensors + [strides, pads, [1, 1], f"NCHW{env.BATCH}n{env.BLOCK_IN}c",
+                                               env.acc_dtype]
     if isinstance(layer, workloads.Dense):
         data = [layer.batch // env.BATCH, layer.in_features // env.BLOCK_IN, env.BATCH, env.BLOCK_IN]
         weight = [layer.out_features // env.BLOCK_OUT, layer.in_features // env.BLOCK_IN, env.BLOCK_OUT, env.BLOCK_IN]
@@ -60,7 +67,7 @@ def record(layer, env, knobs: dict, seconds: float, timestamp: float) -> tuple[s
     from compiler import workloads
 
     name, args = task_of(layer, env)
-    kind = "conv2d" if name.startswith("conv2d") else "dense"
+    kind = "dense" if name.startswith("dense") else "conv2d"
     space = workloads.knob_space(layer, env)
     full = workloads.normalize_knobs(layer, env, knobs)
     entity, index, radix = [], 0, 1

@@ -28,15 +28,15 @@ OPS = {
     "dense": {"batch": 1, "in_features": REQUIRED, "out_features": REQUIRED, "epilogue": None},
     "conv2d": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
                "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0, "epilogue": None},
-    # an ALU-only op of two int32 tensors (a residual add), upstream's schedule_alu_packed
-    # MobileNet-style grouped convolution (upstream's group_conv2d_packed)
+    # upstream's group_conv2d_packed (MobileNet-style): each group's channels whole VTA blocks
     "group_conv2d": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
-                     "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0, "groups": 1,
+                     "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0, "groups": REQUIRED,
                      "epilogue": None},
-    # DCGAN-style transposed convolution (upstream's conv2d_transpose_packed)
+    # upstream's conv2d_transpose_packed (DCGAN's generator); height/width are the undilated input's
     "conv2d_transpose": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
-                         "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0, "output_padding": 0,
-                         "epilogue": None},
+                         "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0,
+                         "output_padding": 0, "epilogue": None},
+    # an ALU-only op of two int32 tensors (a residual add), upstream's schedule_alu_packed
     # (``alu``: the layer's op; a workload's ``op`` key names the workload's op)
     "elementwise": {"batch": 1, "channels": REQUIRED, "height": REQUIRED, "width": REQUIRED, "alu": "add",
                     "epilogue": None},

@@ -9,7 +9,7 @@ counter, the cycles and every TimingReport field) plus ``Module.footprint()``, a
 from the knobs as columns (``compiler.workloads._streams``) and is counted and timed on the
 columns (``simulator.count_columns``, a compiled replay); constructs the generator does not
 cover take the general path (``res.path == "general"``), so the answer is the same either way:
-today Conv2D and Elementwise layers are generated, Dense layers (and a conv whose uop kernels
+today the conv layers (Conv2D, GroupConv2D, Conv2DTranspose) and Elementwise are generated, Dense layers (and a conv whose uop kernels
 would overflow the uop SRAM within one stream) are built.
 The first call in a process compiles (or loads from numba's cache) the two compiled loops.
 """

@@ -23,7 +23,8 @@ from ..isa import ALU_ADD, ALU_MAX, ALU_MIN, ALU_SHR, LOAD, MEM_ACC, MEM_ACC_8BI
 from ..lower.passes.sync import coproc_sync
 from . import _emit as E
 from ._knobs import check_knobs
-from ._layers import Conv2D, Elementwise
+from ._layers import CONV_LAYERS, Elementwise, conv_geometry
+from ._templates import transpose_split
 from ..isa import ALU_MUL
 
 
@@ -135,7 +136,8 @@ class _Conv:
     def __init__(self, layer, env, k):
         self.layer, self.env, self.k = layer, env, k
         L = layer
-        self.C = L.in_channels // env.BLOCK_IN
+        self.g = g = conv_geometry(layer)
+        self.C = L.in_channels // g.groups // env.BLOCK_IN   # input blocks the kernel holds
         self.O = L.out_channels // env.BLOCK_OUT
         self.Ho, self.Wo = L.out_height, L.out_width
         self.co, self.h, self.w = k["tile_co"][1], k["tile_h"][1], k["tile_w"][1]
@@ -143,11 +145,11 @@ class _Conv:
         self.T = self.Tc * self.Th
         self.ci_block = k["load_level"] == "ci_block"
         self.ci = 1 if self.ci_block else k["tile_ci"][1]
-        self.rows = (self.h - 1) * L.stride + L.kernel
-        self.cols = (self.w - 1) * L.stride + L.kernel
+        self.rows = (self.h - 1) * g.stride + g.kernel
+        self.cols = (self.w - 1) * g.stride + g.kernel
         self.bias = any(step[0] == "bias" for step in L.epilogue)
         self.inp_t = self.ci * self.rows * self.cols
-        self.wgt_t = self.co * self.ci * L.kernel * L.kernel
+        self.wgt_t = self.co * self.ci * g.kernel * g.kernel
         self.acc_t = self.co * self.h * self.w + (self.co if self.bias else 0)
 
     def alu_ops(self):
@@ -301,10 +303,19 @@ def conv_program(layer, env, k):
     top = {"inp": 0, "wgt": 0, "acc": 0, "out": 0}
 
     # ---- kernels: reset GEMM (site 0), GEMM (site 1), ALU stages (2..) ------------------
-    kk = L.kernel
-    reset_loops = [(c.w, 1, 0, 0), (c.co, c.h * c.w, 0, 0), (c.h, c.w, 0, 0)]
-    gemm_loops = [(c.ci, 0, c.rows * c.cols, kk * kk), (c.w, 1, L.stride, 0), (kk, 0, 1, 1),
-                  (kk, 0, c.cols, kk), (c.co, c.h * c.w, 0, c.ci * kk * kk), (c.h, c.w, L.stride * c.cols, 0)]
+    g = c.g
+    kk = g.kernel
+    if g.order == "transpose":   # (extent, dst, src, wgt) loops of upstream's transposed conv order
+        hi, wi = transpose_split(c.h, 4), transpose_split(c.w, 2)
+        reset_loops = [(c.w // wi, wi, 0, 0), (c.co, c.h * c.w, 0, 0), (c.h // hi, hi * c.w, 0, 0), (wi, 1, 0, 0),
+                       (hi, c.w, 0, 0)]
+        gemm_loops = [(c.ci, 0, c.rows * c.cols, kk * kk), (c.w // wi, wi, wi * g.stride, 0),
+                      (c.co, c.h * c.w, 0, c.ci * kk * kk), (c.h // hi, hi * c.w, hi * g.stride * c.cols, 0),
+                      (wi, 1, g.stride, 0), (kk, 0, 1, 1), (kk, 0, c.cols, kk), (hi, c.w, g.stride * c.cols, 0)]
+    else:
+        reset_loops = [(c.w, 1, 0, 0), (c.co, c.h * c.w, 0, 0), (c.h, c.w, 0, 0)]
+        gemm_loops = [(c.ci, 0, c.rows * c.cols, kk * kk), (c.w, 1, g.stride, 0), (kk, 0, 1, 1),
+                      (kk, 0, c.cols, kk), (c.co, c.h * c.w, 0, c.ci * kk * kk), (c.h, c.w, g.stride * c.cols, 0)]
     kernels = []
     rows = []
     reset = _gemm_kernel(reset_loops)
@@ -380,13 +391,15 @@ def conv_program(layer, env, k):
             p.op(E.OP_GEMM, 1, sig)
         elif name == "loads":
             a = p.affine(0, scaled(c.inp_t))
-            if L.pad:
+            if g.padded:
+                # the pad row holds the top (= left) pad; the bottom and right pads follow from
+                # the input extent (a transposed conv's are larger by output_padding)
                 pad_row = len(p.pads)
                 p.pads.append([p.affine(0, tile_index("h", t_slot)), p.affine(0, tile_index("w", t_slot)),
-                               c.rows, c.cols, L.height, L.width, c.h * L.stride, c.w * L.stride, L.pad])
-                p.op(E.OP_DMA, LOAD, MEM_INP, 1, 0, 0, L.width, a, pad_row, 0)
+                               c.rows, c.cols, g.in_height, g.in_width, c.h * g.stride, c.w * g.stride, g.pads[0]])
+                p.op(E.OP_DMA, LOAD, MEM_INP, 1, 0, 0, g.in_width, a, pad_row, 0)
             else:
-                f = _fold([(c.ci, L.height * L.width), (c.rows, L.width), (c.cols, 1)])
+                f = _fold([(c.ci, g.in_height * g.in_width), (c.rows, g.in_width), (c.cols, 1)])
                 if f is None:
                     raise _Unsupported("input tile is not a 2-D copy")
                 p.op(E.OP_DMA, LOAD, MEM_INP, 1, f[0], f[1], f[2], a, -1, 0)
@@ -561,7 +574,7 @@ def stream_columns(layer, env, knobs, reuse: bool = False) -> Streams | None:
     construct is not covered (build it instead). With ``reuse`` the table is a view of a
     buffer the next call overwrites (no copy; for a caller that is done with it by then)."""
     k = check_knobs(layer, env, knobs)
-    program = {Conv2D: conv_program, Elementwise: ewise_program}.get(type(layer))
+    program = conv_program if isinstance(layer, CONV_LAYERS) else {Elementwise: ewise_program}.get(type(layer))
     if program is None:
         return None
     try:

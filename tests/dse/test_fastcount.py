@@ -40,13 +40,20 @@ SMALL = [
     (workloads.Conv2D(4, 9, 9, 16, 32, 3, 2, 1, epilogue=BN_RELU), ENV_4X8, 120),
     (workloads.Conv2D(2, 8, 8, 32, 32, 1, 1, 0, epilogue=workloads.RESNET18_EPILOGUE), ENV_2X8, 150),
     (workloads.Conv2D(2, 10, 10, 16, 16, 3, 2, 1, epilogue=BN_RELU), ENV_2X8, 120),
+    (workloads.GroupConv2D(1, 8, 8, 64, 64, 3, 1, 1, groups=4, epilogue=BN_RELU), ENV, 100),
+    (workloads.GroupConv2D(1, 9, 9, 64, 128, 3, 2, 1, groups=2, epilogue=()), ENV, 100),
+    (workloads.GroupConv2D(4, 8, 8, 32, 32, 3, 2, 1, groups=2, epilogue=BN_RELU), ENV_4X8, 80),
+    (workloads.Conv2DTranspose(1, 4, 4, 32, 32, 4, 2, 1, epilogue=BN_RELU), ENV, 100),
+    (workloads.Conv2DTranspose(1, 5, 5, 16, 32, 3, 2, 1, output_padding=1, epilogue=()), ENV, 100),
+    (workloads.Conv2DTranspose(2, 4, 4, 16, 16, 4, 2, 1, epilogue=BN_RELU), ENV_2X8, 80),
     (workloads.Dense(1, 256, 256, epilogue=(("bias",), ("shr", 6), ("clip", 0, 127))), ENV, 8),
     (workloads.Elementwise(1, 64, 14, 14, "add", epilogue=(("relu",), ("clip", -127, 127))), ENV, 100),
     (workloads.Elementwise(1, 32, 8, 8, "multiply", epilogue=(("shr", 20),)), ENV, 60),
     (workloads.Elementwise(4, 32, 8, 8, "add", epilogue=(("relu",),)), ENV_4X8, 60),
     (workloads.Elementwise(2, 16, 7, 7, "add", epilogue=(("max", -3), ("min", 90))), ENV_2X8, 60),
 ]
-COVERED = (workloads.Conv2D, workloads.Elementwise)   # what the fast path generates (Dense: general path)
+# what the fast path generates (Dense: general path)
+COVERED = (workloads.Conv2D, workloads.GroupConv2D, workloads.Conv2DTranspose, workloads.Elementwise)
 
 
 def _draws(layer, env, count, seed):
@@ -135,7 +142,7 @@ def test_refuses_exactly_what_the_build_refuses(case):
         check_stream(layer, env, knobs)
 
 
-@pytest.mark.parametrize("case", [0, 3, 6, 8, 10, 11, 13, 14])
+@pytest.mark.parametrize("case", [0, 3, 6, 8, 10, 12, 13, 16, 17, 19, 20])
 def test_fast_count_equals_the_general_count(case):
     layer, env, _ = SMALL[case]
     paths = [check_count(layer, env, knobs) for knobs in _legal(layer, env, 12, seed=100 + case)]
