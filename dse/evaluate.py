@@ -100,7 +100,7 @@ def _timing_of(res) -> dict:
 def _layer(op: str, params: tuple):
     workloads = _workloads_module()
     p = dict(params)
-    if op in LAYER_OPS and hasattr(workloads, LAYER_OPS[op]):
+    if op in LAYER_OPS:
         if "epilogue" in p:
             p["epilogue"] = workloads.parse_epilogue(p["epilogue"])
         if op == "elementwise":

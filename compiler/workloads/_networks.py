@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..ir import CompileError
-from ._layers import Conv2D, Dense, Elementwise
+from ._layers import Conv2D, Conv2DTranspose, Dense, Elementwise, GroupConv2D
 from ._resnet import (CONV_BN, CONV_BN_RELU, LAST_RESIDUAL_ADD, RESIDUAL_ADD, RESIDUAL_EPILOGUE,
                       RESNET18_EPILOGUE, _RESNET18)
 
@@ -43,22 +43,12 @@ class Network:
     cpu: tuple
 
 
-def _kinds():
-    """Layer classes by kind (the grouped and transposed convolutions on first use)."""
-    from . import _layers
-
-    kinds = {"conv2d": Conv2D, "dense": Dense, "elementwise": Elementwise}
-    for kind, cls in (("group_conv2d", "GroupConv2D"), ("conv2d_transpose", "Conv2DTranspose")):
-        if hasattr(_layers, cls):
-            kinds[kind] = getattr(_layers, cls)
-    return kinds
+KINDS = {"conv2d": Conv2D, "group_conv2d": GroupConv2D, "conv2d_transpose": Conv2DTranspose, "dense": Dense,
+         "elementwise": Elementwise}
 
 
 def _make(kind: str, dims: dict, batch: int, epilogue, name: str, count: int = 1):
-    kinds = _kinds()
-    if kind not in kinds:
-        raise CompileError(f"layer kind {kind!r} is not in this op library ({', '.join(kinds)})")
-    return kinds[kind](batch=batch, **dims, epilogue=epilogue, count=count, name=name)
+    return KINDS[kind](batch=batch, **dims, epilogue=epilogue, count=count, name=name)
 
 
 class _Builder:
