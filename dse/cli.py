@@ -200,7 +200,8 @@ def _candidate(args) -> int:
 
 def _add_candidate_options(p) -> None:
     layer = p.add_argument_group("the layer (one of)")
-    layer.add_argument("--op", help="an op as a study names it: dense, conv2d, elementwise, resnet18")
+    layer.add_argument("--op", help="an op as a study names it: dense, conv2d, group_conv2d, conv2d_transpose, "
+                                    "elementwise, resnet18, network, onnx")
     layer.add_argument("--param", action="append", metavar="KEY=VALUE",
                        help="a parameter of --op (repeat), e.g. --param height=14")
     layer.add_argument("--study", help="a study file; with --workload NAME")

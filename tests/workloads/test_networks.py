@@ -132,7 +132,14 @@ def _distinct_cases():
     return cases
 
 
-GEOMETRIES = {"1x16": {}, "4x8": {"LOG_BATCH": 2, "LOG_BLOCK": 3}}
+def _tophub_env(geometry):
+    """The hardware of TopHub's section for ``geometry`` ("1x16", "4x8"): its bitstream's geometry
+    and buffer sizes."""
+    for sec in _tophub_sections():
+        if sec["section"].split(" - ")[1].startswith(f"pynq_{geometry}_"):
+            return hwconfigs.get_env("pynq", **{k: v for k, v in sec["hw"].items()
+                                                if k.startswith("LOG_")})
+    raise KeyError(geometry)
 
 
 def _tophub_cases():
@@ -162,7 +169,7 @@ def test_every_distinct_layer_with_fallback_knobs_is_bit_exact(network, layer):
 @pytest.mark.slow
 @pytest.mark.parametrize("network, geometry, layer", _tophub_cases(), ids=lambda v: getattr(v, "name", v))
 def test_every_tophub_layer_with_tophub_knobs_is_bit_exact(network, geometry, layer):
-    env = hwconfigs.get_env("pynq", **GEOMETRIES[geometry])
+    env = _tophub_env(geometry)
     found = workloads.tophub_knobs(layer, env)
     if not found:
         assert isinstance(layer, workloads.Elementwise) or network == "mobilenet_g", layer
