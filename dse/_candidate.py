@@ -62,6 +62,7 @@ def _knobs(text: str | None):
 
 def resolve_candidate(args):
     """(workload name, layer, HwConfig, knobs or None) of the command line's candidate."""
+    import compiler
     import hwconfigs
 
     from ._study import _workloads, load_study
@@ -75,7 +76,10 @@ def resolve_candidate(args):
     base, knobs = None, None
     if args.op:
         item = {"op": args.op, "name": args.op, **_pairs(args.param, "--param")}
-        workloads = evaluator.resolve(list(_workloads([item], "--op", OPS)))
+        try:
+            workloads = evaluator.resolve(list(_workloads([item], "--op", OPS)))
+        except compiler.CompileError as exc:   # a layer the op library refuses (as load_study says it)
+            raise StudyError(f"--op {args.op}: {exc}") from None
         if len(workloads) != 1:
             raise StudyError(f"--op {args.op} names {len(workloads)} layers ({', '.join(w.name for w in workloads)}); "
                              f"name one (e.g. --param layers='[\"{workloads[0].name}\"]')")

@@ -301,8 +301,8 @@ def geometry(name: str):
 
 def _random_layer(rng, env, resnet: bool = True):
     b = env.BATCH
-    kind = rng.choice(["resnet", "conv", "conv", "dense", "dense_bias", "ewise"] if resnet else
-                      ["conv", "conv", "dense", "dense_bias", "ewise"])
+    kind = rng.choice(["resnet", "conv", "conv", "group", "transpose", "dense", "dense_bias", "ewise"] if resnet else
+                      ["conv", "conv", "group", "transpose", "dense", "dense_bias", "ewise"])
     if kind == "resnet":
         return rng.choice(list(workloads.resnet18(batch=b * rng.choice([1, 1, 2])).values()))
     if kind == "conv":
@@ -312,6 +312,20 @@ def _random_layer(rng, env, resnet: bool = True):
         epilogue = rng.choice([workloads.TUTORIAL_EPILOGUE, workloads.RESNET18_EPILOGUE, (("bias",),), ()])
         return workloads.Conv2D(b * rng.choice([1, 2]), hw, hw, env.BLOCK_IN * rng.choice([1, 2]),
                                 env.BLOCK_OUT * rng.choice([1, 2, 4]), k, s, p, epilogue=epilogue)
+    if kind == "group":
+        hw, groups = rng.choice([3, 4, 5, 6, 7, 8]), rng.choice([1, 2, 4])
+        k, s, p = rng.choice([1, 3]), rng.choice([1, 2]), rng.choice([0, 1])
+        epilogue = rng.choice([workloads.TUTORIAL_EPILOGUE, workloads.RESNET18_EPILOGUE, ()])
+        return workloads.GroupConv2D(b * rng.choice([1, 2]), hw, hw, env.BLOCK_IN * groups * rng.choice([1, 2]),
+                                     env.BLOCK_OUT * groups * rng.choice([1, 2]), k, s, p, groups=groups,
+                                     epilogue=epilogue)
+    if kind == "transpose":
+        hw, k, s = rng.choice([2, 3, 4, 5]), rng.choice([1, 2, 3, 4]), rng.choice([1, 2, 3])
+        epilogue = rng.choice([workloads.TUTORIAL_EPILOGUE, workloads.RESNET18_EPILOGUE, ()])
+        return workloads.Conv2DTranspose(b * rng.choice([1, 2]), hw, hw, env.BLOCK_IN * rng.choice([1, 2]),
+                                         env.BLOCK_OUT * rng.choice([1, 2]), k, s,
+                                         rng.randint(0, min(k - 1, ((hw - 1) * s + k - 1) // 2)),   # an output left
+                                         output_padding=rng.randint(0, s - 1), epilogue=epilogue)
     if kind.startswith("dense"):
         epilogue = (("bias",), ("shr", 3)) if kind == "dense_bias" else workloads.TUTORIAL_EPILOGUE
         return workloads.Dense(b * rng.choice([1, 2, 4]), env.BLOCK_IN * rng.choice([1, 2, 4]),
@@ -338,9 +352,7 @@ def build_unchecked(layer, env, knobs):
     from compiler.workloads import _knobs, _templates
 
     k = _knobs.normalize_knobs(layer, env, knobs)
-    template = {workloads.Conv2D: _templates.conv2d_packed, workloads.Dense: _templates.dense_packed,
-                workloads.Elementwise: _templates.alu_packed}[type(layer)]
-    s, args = template(layer, env, k)
+    s, args = _templates.template(layer)(layer, env, k)
     return compile_schedule(s, args, env=env, name="fuzz")
 
 

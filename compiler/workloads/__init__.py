@@ -28,7 +28,9 @@ __all__ = ["Conv2D", "Conv2DTranspose", "Dense", "ELEMENTWISE_OPS", "Elementwise
 
 
 def schedule(layer, env=None, knobs=None):
-    """(schedule, argument tensors) of the layer's template under ``knobs``."""
+    """(schedule, argument tensors) of the layer's template under ``knobs``. A grouped conv's
+    tensors have their channel axis split into (group, block in group): the packed arrays'
+    memory, in another shape (``build`` gives its module the packed shapes)."""
     import hwconfigs
 
     from ._templates import template

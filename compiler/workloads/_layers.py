@@ -31,6 +31,27 @@ def _check_dims(layer, fields, low: int = 1) -> None:
             shown = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "a huge integer"
             raise CompileError(f"{type(layer).__name__}.{field} = {shown}: must be an integer in "
                                f"[{low_here}, {MAX_DIM[field]}]")
+
+
+class _StridedWindow:
+    """Output extent of a strided ``kernel`` window over the input padded by ``pad``."""
+
+    @property
+    def out_height(self) -> int:
+        return (self.height + 2 * self.pad - self.kernel) // self.stride + 1
+
+    @property
+    def out_width(self) -> int:
+        return (self.width + 2 * self.pad - self.kernel) // self.stride + 1
+
+
+def _check_window(layer) -> None:
+    padded = (layer.height + 2 * layer.pad, layer.width + 2 * layer.pad)
+    if layer.kernel > min(padded):
+        raise CompileError(f"{type(layer).__name__}: kernel {layer.kernel} larger than the padded input "
+                           f"{padded[0]}x{padded[1]}")
+
+
 STEP_ARITY = {"bias": 0, "relu": 0, "add": 1, "shr": 1, "max": 1, "min": 1, "clip": 2}
 # Every constant becomes the ALU's immediate, a 16-bit two's-complement field (vta-spec §2.1,
 # §2.5); a wider value would be truncated to something else than the layer says. Shift counts
@@ -84,7 +105,7 @@ def parse_epilogue(text: str) -> tuple:
 
 
 @dataclasses.dataclass(frozen=True)
-class Conv2D:
+class Conv2D(_StridedWindow):
     """A 2-D convolution in VTA's packed NCHWnc layout (square kernel, stride and pad)."""
 
     batch: int
@@ -102,18 +123,8 @@ class Conv2D:
     def __post_init__(self):
         _check_dims(self, ("batch", "height", "width", "in_channels", "out_channels", "kernel", "stride",
                            "pad", "count"))
-        if self.kernel > self.height + 2 * self.pad or self.kernel > self.width + 2 * self.pad:
-            raise CompileError(f"Conv2D: kernel {self.kernel} larger than the padded input "
-                               f"{self.height + 2 * self.pad}x{self.width + 2 * self.pad}")
+        _check_window(self)
         object.__setattr__(self, "epilogue", check_epilogue(self.epilogue))
-
-    @property
-    def out_height(self) -> int:
-        return (self.height + 2 * self.pad - self.kernel) // self.stride + 1
-
-    @property
-    def out_width(self) -> int:
-        return (self.width + 2 * self.pad - self.kernel) // self.stride + 1
 
     @property
     def macs(self) -> int:
@@ -126,7 +137,7 @@ class Conv2D:
 
 
 @dataclasses.dataclass(frozen=True)
-class GroupConv2D:
+class GroupConv2D(_StridedWindow):
     """A grouped 2-D convolution (MobileNet-style) in VTA's packed NCHWnc layout, as upstream's
     ``group_conv2d_packed``: the ``groups`` input-channel groups each feed ``out_channels /
     groups`` outputs. Data (N/b, C/c, H, W, b, c); kernel (O/c, C/groups/c, KH, KW, c, c), so
@@ -153,18 +164,8 @@ class GroupConv2D:
             if getattr(self, field) % self.groups:
                 raise CompileError(f"GroupConv2D.groups = {self.groups} does not divide {field} "
                                    f"{getattr(self, field)}")
-        if self.kernel > self.height + 2 * self.pad or self.kernel > self.width + 2 * self.pad:
-            raise CompileError(f"GroupConv2D: kernel {self.kernel} larger than the padded input "
-                               f"{self.height + 2 * self.pad}x{self.width + 2 * self.pad}")
+        _check_window(self)
         object.__setattr__(self, "epilogue", check_epilogue(self.epilogue))
-
-    @property
-    def out_height(self) -> int:
-        return (self.height + 2 * self.pad - self.kernel) // self.stride + 1
-
-    @property
-    def out_width(self) -> int:
-        return (self.width + 2 * self.pad - self.kernel) // self.stride + 1
 
     @property
     def group_in_channels(self) -> int:
@@ -212,6 +213,9 @@ class Conv2DTranspose:
         if self.output_padding >= self.stride:
             raise CompileError(f"Conv2DTranspose.output_padding = {self.output_padding}: must be smaller than "
                                f"the stride {self.stride}")
+        if self.out_height < 1 or self.out_width < 1:
+            raise CompileError(f"Conv2DTranspose: pad {self.pad} leaves no output of the {self.height}x{self.width} "
+                               f"input (output {self.out_height}x{self.out_width})")
         object.__setattr__(self, "epilogue", check_epilogue(self.epilogue))
 
     @property

@@ -2,7 +2,7 @@
 
 ``workloads.build`` lowers a schedule and runs its host code against the runtime, one Python
 call per instruction. Here the same host loop nest is written down per template (conv2d_packed
-and alu_packed; dense_packed is not covered yet) (the loops,
+with its grouped and transposed variants, and alu_packed; dense_packed is not covered yet) (the loops,
 DMA calls, uop kernels and the token pushes/pops of the real ``coproc_sync`` pass, run on a
 skeleton of the nest), and a compiled loop (``_emit``) replays the runtime's bookkeeping. The
 result is the stream's columns (``_emit.COLUMNS``; ``dram_base`` left 0) plus the module's

@@ -189,3 +189,34 @@ def test_exported_record_matches_tophubs_own(shape, knobs, index):
     assert rec["input"][0] == "ext_dev -device=vta -keys=cpu -model=pynq_1x16_i8w8a32_15_15_18_17"
     assert rec["input"][2][:2] == [["TENSOR", [1, ci, h, w, 1, 16], "int8"], ["TENSOR", [co, ci, k, k, 16, 16], "int8"]]
     assert rec["input"][2][2:4] == [[s, s], [p] * 4]
+
+
+@pytest.mark.parametrize("args, task, shapes", [
+    (["--op", "group_conv2d", "--param", "groups=4", "--param", "pad=1"], "group_conv2d_packed.vta",
+     [[1, 4, 8, 8, 1, 16], [4, 1, 3, 3, 16, 16]]),
+    (["--op", "conv2d_transpose", "--param", "stride=2", "--param", "pad=1"], "conv2d_transpose_packed.vta",
+     [[1, 4, 8, 8, 1, 16], [4, 4, 3, 3, 16, 16]]),
+])
+def test_new_conv_ops_simulate_bit_exactly_and_export_upstreams_task(args, task, shapes):
+    common = ["--param", "height=8", "--param", "width=8", "--param", "in_channels=64", "--param", "out_channels=64",
+              "--param", "kernel=3"]
+    res = vta_dse("simulate", *args, *common, "--full")
+    assert res.returncode == 0, res.stderr
+    assert "output equals the numpy reference: yes" in res.stdout
+    import hwconfigs
+    from compiler import workloads
+
+    from dse._export import task_of
+
+    params = {k: int(v) for k, v in (a.split("=") for a in (args + common)[3::2])}
+    layer = {"group_conv2d": workloads.GroupConv2D, "conv2d_transpose": workloads.Conv2DTranspose}[args[1]](
+        batch=1, **params)
+    name, task_args = task_of(layer, hwconfigs.get_env("pynq"))
+    assert name == task and [t[1] for t in task_args[:2]] == shapes
+
+
+def test_a_layer_the_op_library_refuses_is_a_one_line_error():
+    res = vta_dse("simulate", "--op", "group_conv2d", "--param", "height=8", "--param", "width=8", "--param",
+                  "in_channels=64", "--param", "out_channels=64", "--param", "kernel=3", "--param", "groups=3")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "groups = 3 does not divide in_channels 64" in res.stderr

@@ -153,6 +153,14 @@ def test_real_evaluator_file_loads(tmp_path):
      'op = "conv2d"\nheight = 8\nwidth = 8\nin_channels = 16\nout_channels = 16\nkernel = 100', "kernel = 100"),
     ('op = "dense"\nin_features = 256\nout_features = 64',
      'op = "conv2d"\nheight = 8\nwidth = 8\nin_channels = 16\nout_channels = 16\nkernel = 30', "kernel 30 larger"),
+    ('op = "dense"\nin_features = 256\nout_features = 64',
+     'op = "group_conv2d"\nheight = 8\nwidth = 8\nin_channels = 64\nout_channels = 64\nkernel = 3\ngroups = 3',
+     "groups = 3 does not divide"),
+    ('op = "dense"\nin_features = 256\nout_features = 64',
+     'op = "group_conv2d"\nheight = 8\nwidth = 8\nin_channels = 64\nout_channels = 64\nkernel = 3', "groups"),
+    ('op = "dense"\nin_features = 256\nout_features = 64',
+     'op = "conv2d_transpose"\nheight = 4\nwidth = 4\nin_channels = 16\nout_channels = 16\nkernel = 4\n'
+     'stride = 2\noutput_padding = 2', "output_padding = 2"),
     ('op = "dense"\nin_features = 256\nout_features = 64', 'op = "resnet18"\nlayers = [5]', "layers"),
     ('op = "dense"\nin_features = 256\nout_features = 64', 'op = "resnet18"\nlayers = ["C99"]', "C99"),
     ("n_trials = 2", 'n_trials = 2\nbase = "de\\u0000fault"', "base"),
@@ -208,3 +216,42 @@ def test_cli_prints_one_error_line_for_a_bad_study(tmp_path, capsys):
     code = main(["run", str(path), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("vta-dse: error: ") and "batch" in err
+
+
+NEW_OPS = """
+[study]
+n_trials = 2
+[[workloads]]
+op = "group_conv2d"
+height = 8
+width = 8
+in_channels = 64
+out_channels = 64
+kernel = 3
+pad = 1
+groups = 4
+[[workloads]]
+op = "conv2d_transpose"
+height = 4
+width = 4
+in_channels = 32
+out_channels = 16
+kernel = 4
+stride = 2
+pad = 1
+output_padding = 1
+"""
+
+
+def test_grouped_and_transposed_conv_workloads_evaluate_counted_and_verified(tmp_path):
+    from dse._protocol import make_task
+
+    evaluator = SimulatorEvaluator()
+    spec = load_real(tmp_path, NEW_OPS)
+    assert [w.op for w in spec.workloads] == ["group_conv2d", "conv2d_transpose"]
+    for workload in spec.workloads:
+        knobs = evaluator.seed_knobs(workload, spec.base)[-1]   # the fallback
+        counted = evaluator.evaluate(make_task(spec.base, workload, knobs, "count"))
+        full = evaluator.evaluate(make_task(spec.base, workload, knobs, "full"))
+        assert counted["status"] == full["status"] == "ok" and full["correct"] is True
+        assert counted["gemm_counter"] == full["gemm_counter"] > 0 and counted["cycles"] == full["cycles"]

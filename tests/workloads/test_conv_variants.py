@@ -1,9 +1,17 @@
-"""GroupConv2D and Conv2DTranspose: layer validation, shapes and the dilated input."""
+"""GroupConv2D and Conv2DTranspose (upstream's group_conv2d_packed and conv2d_transpose_packed):
+layer validation, the references, every knob set computing the answer or refused by name, and
+TopHub's MobileNet-G and DCGAN records."""
+import json
+import random
+
 import numpy as np
 import pytest
 
+import hwconfigs
+import simulator
 from compiler import workloads
 from compiler.ir import CompileError
+from compiler.workloads._tophub import _DATA as TOPHUB_DATA
 
 
 def test_group_conv_shapes_and_macs():
@@ -26,6 +34,7 @@ def test_transpose_shapes_follow_relay():
     (workloads.Conv2DTranspose, {"pad": 4}, ["pad = 4", "kernel - 1"]),
     (workloads.Conv2DTranspose, {"output_padding": 2, "stride": 2}, ["output_padding = 2", "stride 2"]),
     (workloads.Conv2DTranspose, {"output_padding": -1}, ["output_padding = -1"]),
+    (workloads.Conv2DTranspose, {"height": 1, "width": 1, "kernel": 2, "pad": 1}, ["pad 1 leaves no output"]),
 ])
 def test_bad_layers_are_refused_naming_the_field(cls, kwargs, words):
     with pytest.raises(CompileError) as err:
@@ -43,13 +52,6 @@ def test_dilate_input_puts_zeros_between_pixels():
 
 
 # ---- templates -------------------------------------------------------------------------------
-
-import json  # noqa: E402
-import random  # noqa: E402
-
-import hwconfigs  # noqa: E402
-import simulator  # noqa: E402
-from compiler.workloads._tophub import _DATA as TOPHUB_DATA  # noqa: E402
 
 ENV = hwconfigs.get_env()
 ENV_4X8 = hwconfigs.get_env("default", LOG_BATCH=2, LOG_BLOCK=3)
@@ -231,10 +233,15 @@ def test_a_tophub_layer_with_tophub_and_fallback_knobs_computes_the_answer():
         np.testing.assert_array_equal(out, expected)
 
 
+SLOW_RECORDS = [(op, i) for op, n in (("group_conv2d", 9), ("conv2d_transpose", 3)) for i in range(n)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("op", ["group_conv2d", "conv2d_transpose"])
-def test_mobilenet_g_and_dcgan_tophub_layers_compute_the_answer(op):
-    for hw, rec in _tophub_records(op):
-        for layer, env, knobs in _tophub_and_fallback(rec, hw):
-            _, _, out, expected = _run(layer, env, knobs)
-            np.testing.assert_array_equal(out, expected, err_msg=f"{layer.describe()} knobs {knobs}")
+@pytest.mark.parametrize("op, index", SLOW_RECORDS, ids=[f"{op}-{i}" for op, i in SLOW_RECORDS])
+def test_mobilenet_g_and_dcgan_tophub_layers_compute_the_answer(op, index):
+    records = list(_tophub_records(op))
+    assert len(records) == sum(o == op for o, _ in SLOW_RECORDS)   # every record is a case
+    hw, rec = records[index]
+    for layer, env, knobs in _tophub_and_fallback(rec, hw):
+        _, _, out, expected = _run(layer, env, knobs)
+        np.testing.assert_array_equal(out, expected, err_msg=f"{layer.describe()} knobs {knobs}")
