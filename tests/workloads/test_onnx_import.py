@@ -283,7 +283,7 @@ def _valid_model_bytes():
     return m.model(m.dense(m.cpu("Flatten", b), 32, -4, -5)).SerializeToString()
 
 
-@settings(max_examples=40, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(st.integers(0, 2 ** 32 - 1), st.sampled_from(["flip", "cut", "splice", "junk", "scale"]))
 def test_fuzzed_models_end_in_an_import_or_a_named_error(seed, how):
     """The importer's entry point on corrupted models: a network or OnnxImportError, nothing else."""
