@@ -165,11 +165,9 @@ class _Pending:
 
 class _Importer:
     def __init__(self, proto, source, rounding, block):
-        from onnx import numpy_helper
-
         self.proto, self.source, self.rounding, self.block = proto, source, rounding, block
         self.graph = proto.graph
-        self.const = {t.name: numpy_helper.to_array(t) for t in self.graph.initializer}
+        self.const = {t.name: _tensor(t, source) for t in self.graph.initializer}
         self.shapes = {}
         for info in [*self.graph.input, *self.graph.value_info, *self.graph.output]:
             dims = info.type.tensor_type.shape.dim
@@ -228,11 +226,9 @@ class _Importer:
         for node in self.graph.node:
             handler = getattr(self, f"_op_{node.op_type}", None)
             if node.op_type == "Constant":
-                from onnx import numpy_helper
-
                 attrs = self._attrs(node)
                 if "value" in attrs:
-                    self.const[node.output[0]] = numpy_helper.to_array(attrs["value"])
+                    self.const[node.output[0]] = _tensor(attrs["value"], self._where(node))
                     continue
             if handler is None:
                 args = [i for i in node.input if i]
@@ -272,7 +268,11 @@ class _Importer:
 
         for info in [*self.graph.value_info, *self.graph.output, *self.graph.input]:
             if info.name == name:
-                return helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type).name
+                code = info.type.tensor_type.elem_type
+                try:
+                    return helper.tensor_dtype_to_np_dtype(code).name
+                except (KeyError, ValueError, TypeError):
+                    return f"element type {code}"
         return None
 
     def _op_DequantizeLinear(self, node):
@@ -649,6 +649,17 @@ class _Importer:
                        for (_, layer), (name, count) in groups.items())
         exponents = dict(self.quant)
         return ImportedNetwork(self.source, tuple(ops), layers, tuple(self.cpu), dict(self.inputs), exponents)
+
+
+def _tensor(proto, where: str) -> np.ndarray:
+    """A constant's values; a tensor whose type or data the onnx package cannot read is named."""
+    from onnx import numpy_helper
+
+    try:
+        return numpy_helper.to_array(proto)
+    except Exception as exc:   # an unknown data type, data that does not fill its dims
+        raise OnnxImportError(f"{where}: constant tensor {proto.name!r} cannot be read "
+                              f"({type(exc).__name__}: {str(exc)[:80]})") from None
 
 
 def _unique(name: str, taken) -> str:
