@@ -662,7 +662,9 @@ def _tensor(proto, where: str) -> np.ndarray:
                               f"({type(exc).__name__}: {str(exc)[:80]})") from None
 
 
-def _unique(name: str, taken) -> str:
+def _unique(name, taken) -> str:
+    if isinstance(name, bytes):     # protobuf hands back a name that is not UTF-8 as bytes
+        name = name.decode("utf-8", "replace")
     base = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)[:60] or "layer"
     candidate, index = base, 2
     while candidate in taken:
