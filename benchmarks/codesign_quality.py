@@ -6,13 +6,16 @@
    Goal: within 2 %.
 2. A study's Pareto front (latency x BRAM) against the front computed by exhaustion: every
    hardware point of the space scored with every legal schedule of every layer. Goal: identical.
-   Run on ``--study`` (default: a two-geometry ResNet-18 tail on a Pynq: C9, C10, C11 and R4, so
-   the exhaustive side takes minutes, not hours).
+   Run on ``--study`` (a study file, e.g. ``studies/default.toml``; default: a two-geometry
+   ResNet-18 tail on a Pynq: C9, C10, C11 and R4, so the exhaustive side takes minutes, not
+   hours, with ``--depth`` schedules per table and ``[schedule] exhaustive_up_to =
+   --exhaustive-up-to``: 0 measures the sampled table search alone).
 
 Candidates are counted with ``dse.fastcount.count_candidate`` where it exists (the search's own
 count path; it equals the general path), else ``workloads.build`` + ``simulator.run(count_only)``.
 
     python benchmarks/codesign_quality.py [--layers C9,C10,C11] [--depth 40] [--skip-front]
+        [--study FILE | --exhaustive-up-to N]
 """
 from __future__ import annotations
 
@@ -54,6 +57,7 @@ LOG_ACC_BUFF_SIZE = { low = 15, high = 17 }
 [schedule]
 sampler = "tpe"
 trials_per_layer = DEPTH
+exhaustive_up_to = EXHAUSTIVE
 [constraints]
 board = "pynq"
 [[workloads]]
@@ -205,7 +209,7 @@ def pareto(points):
                   if not any((l2 <= lat and b2 <= bram) and (l2, b2) != (lat, bram) for l2, b2 in points.values()))
 
 
-def front_check(depth, latency, keep=None):
+def front_check(depth, latency, keep=None, study=None, exhaustive_up_to=0):
     from dse import load_study
     from dse._driver import RunOptions, run_study
     from dse.evaluate import SimulatorEvaluator
@@ -216,7 +220,8 @@ def front_check(depth, latency, keep=None):
         tmp = keep or tmp
         Path(tmp).mkdir(parents=True, exist_ok=True)
         path = Path(tmp) / "study.toml"
-        path.write_text(FRONT_STUDY.replace("DEPTH", str(depth)))
+        path.write_text(Path(study).read_text() if study else
+                        FRONT_STUDY.replace("DEPTH", str(depth)).replace("EXHAUSTIVE", str(exhaustive_up_to)))
         spec = load_study(path, ev.ops)
         t0 = time.perf_counter()
         run_study(spec, ev, RunOptions(out=Path(tmp) / "out", workers=2, progress=False))
@@ -229,7 +234,8 @@ def front_check(depth, latency, keep=None):
     truth = exhaustive_front(spec, ev, latency)
     t_ex = time.perf_counter() - t0
     f_found, f_truth = pareto(found), pareto(truth)
-    print(f"2. study front vs exhaustive front ({len(truth)} feasible points; study {t_study:.0f} s, "
+    what = study or (f"ResNet-18 C9-C11 + R4, trials_per_layer {depth}, exhaustive_up_to {exhaustive_up_to}")
+    print(f"2. study front vs exhaustive front on {what} ({len(truth)} feasible points; study {t_study:.0f} s, "
           f"exhaustion {t_ex:.0f} s)")
     print(f"   study front      {[(p, round(found[p][0] * 1e3, 4)) for p in f_found]}")
     print(f"   exhaustive front {[(p, round(truth[p][0] * 1e3, 4)) for p in f_truth]}")
@@ -244,6 +250,9 @@ def main(argv=None) -> None:
     ap.add_argument("--depth", type=int, default=40, help="candidates per table search (the study's trials_per_layer)")
     ap.add_argument("--skip-front", action="store_true")
     ap.add_argument("--keep", help="keep the study's output folder here")
+    ap.add_argument("--study", help="the study file whose front to check (default: the built-in ResNet-18 tail)")
+    ap.add_argument("--exhaustive-up-to", type=int, default=0,
+                    help="the built-in study's [schedule] exhaustive_up_to (0: sampled tables only)")
     args = ap.parse_args(argv)
     latency, how = count_latency()
     import optuna
@@ -252,7 +261,7 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     per_layer(args.layers.split(","), args.depth, latency)
     if not args.skip_front:
-        front_check(args.depth, latency, args.keep)
+        front_check(args.depth, latency, args.keep, args.study, args.exhaustive_up_to)
     print(f"total {time.perf_counter() - t0:.0f} s")
 
 

@@ -6,8 +6,12 @@ overhead Ray adds, and the 1 -> 2 worker scaling efficiency (goal >= 90%).
     python benchmarks/dse_throughput.py --profile            # where the driver's own time goes
     python benchmarks/dse_throughput.py --rounds 9           # 1, 2, 1, 2, ... workers: the median efficiency
 
-Method. Outer and inner samplers are random, so the proposals do not depend on the results and
-every worker count evaluates the same candidates. One local Ray session (``num_cpus`` = the most
+Method. The outer sampler is a grid over twelve hardware geometries (block and micro-op buffer
+sizes: each hardware trial builds schedule tables of its own, none answered by another trial's)
+and the inner one random, so the proposals do not depend on the results and every worker count
+evaluates the same candidates. Each trial tunes two layers of about the same cost: the driver
+opens a trial only when every earlier one is told (the answer must not depend on the workers), so
+a trial's layer searches are what two workers run side by side. One local Ray session (``num_cpus`` = the most
 workers) serves every run, its worker processes warmed up first (imports of the compiler and
 simulator); a run with fewer workers gives the driver fewer slots. Runs alternate (1, 2, 1, 2, ...)
 for ``--rounds`` rounds, since this machine's speed drifts by +-20% from one minute to the next;
@@ -46,15 +50,13 @@ sys.path.insert(0, str(REPO))
 STUDY = """
 [study]
 name = "throughput"
-sampler = "random"
+sampler = "grid"
 seed = 0
 n_trials = {trials}
 verify = "none"
 [hardware]
 LOG_BLOCK = [4, 5]
-LOG_INP_BUFF_SIZE = {{ low = 14, high = 15 }}
-LOG_WGT_BUFF_SIZE = {{ low = 16, high = 18 }}
-LOG_ACC_BUFF_SIZE = {{ low = 15, high = 17 }}
+LOG_UOP_BUFF_SIZE = {{ low = 10, high = 15 }}
 [schedule]
 sampler = "random"
 trials_per_layer = {per_layer}
@@ -64,11 +66,22 @@ REAL = """[[workloads]]
 op = "dense"
 batch = 1
 in_features = {n}
-out_features = {n}"""
+out_features = {n}
+[[workloads]]
+op = "dense"
+batch = 1
+in_features = {n}
+out_features = {m}"""
 TOY = """[[workloads]]
 op = "toy_gemm"
 m = 16
 n = 512
+k = 512
+sleep_ms = {sleep}
+[[workloads]]
+op = "toy_gemm"
+m = 16
+n = 448
 k = 512
 sleep_ms = {sleep}"""
 
@@ -197,9 +210,9 @@ def sample_tasks(evaluator, spec, workload, n: int, seed: int = 0) -> list:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--evaluator", default="dse.evaluate:SimulatorEvaluator")
-    ap.add_argument("--trials", type=int, default=64, help="hardware trials per run (fewer: the last job's tail weighs more)")
-    ap.add_argument("--per-layer", type=int, default=16, help="schedule candidates per hardware trial")
-    ap.add_argument("--size", type=int, default=512, help="dense layer size n (n x n weights)")
+    ap.add_argument("--trials", type=int, default=12, help="hardware trials per run (at most the 12 of the grid)")
+    ap.add_argument("--per-layer", type=int, default=16, help="schedule candidates per layer and hardware trial")
+    ap.add_argument("--size", type=int, default=512, help="dense layer size n (n x n and n x (n - 64) weights)")
     ap.add_argument("--sleep-ms", type=int, default=50, help="toy evaluator only: time per candidate")
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--prefetch", type=int, default=None, help="jobs queued beyond the CPUs (driver default)")
@@ -219,10 +232,10 @@ def main() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     evaluator = Timed(_load_evaluator(args.evaluator))
     toy = "toy" in args.evaluator.lower()
-    workload = TOY.format(sleep=args.sleep_ms) if toy else REAL.format(n=args.size)
+    workload = TOY.format(sleep=args.sleep_ms) if toy else REAL.format(n=args.size, m=args.size - 64)
     counts = [int(w) for w in args.workers.split(",")]
     print(f"machine: {os.cpu_count()} cores; evaluator {evaluator.name}; {args.trials} hardware trials x "
-          f"{args.per_layer} schedules of {'toy gemm' if toy else f'dense {args.size}x{args.size}'}")
+          f"{args.per_layer} schedules of each of two {'toy gemms' if toy else f'dense layers ({args.size} inputs)'}")
     ceiling = None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "s.toml"

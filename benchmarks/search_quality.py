@@ -521,38 +521,35 @@ def _key_of(params: dict) -> tuple:
 
 def replay_codesign(e: dict, sampler: str, seed: int, budget: int, make=None) -> list:
     """The feasible (trial number, latency, BRAM) an in-memory study of ``sampler`` finds on the
-    enumerated space ``e`` within ``budget`` trials, told the values and constraints the driver
-    tells (``dse._driver.Driver._aggregate``), one trial at a time."""
+    enumerated space ``e`` within ``budget`` trials, told what the driver tells
+    (``dse._outcome``), one trial at a time."""
     import dataclasses
 
     import optuna
 
+    from dse._outcome import for_study
     from dse._samplers import distributions, make_sampler, static_check
+    from dse._storage import TrialStore
 
     spec = dataclasses.replace(e["spec"], sampler=sampler, seed=seed, n_trials=budget)
     chosen = make or make_sampler
-    study = optuna.create_study(directions=spec.directions,
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(directions=spec.directions, storage=storage,
                                 sampler=chosen(spec, evaluator=e.get("evaluator"), workloads=e["workloads"]))
+    trials = TrialStore(study, storage)
     dists, found = distributions(spec), []
     for i in range(budget):
         trial = study.ask(dists)
         key = _key_of(trial.params)
         check = static_check(spec, trial.params)
-        no_schedule = e["no_schedule"].get(key, 0)
         ok = key in e["feasible"]
-        if not check.reason and not ok and not no_schedule:
-            no_schedule = 1             # the enumeration found no schedule that ran
-        constraints = [1.0 if (check.reason or "").startswith("hardware cannot") else 0.0, float(no_schedule),
-                       *[float(v) for v in (check.overruns or [0.0] * len(spec.constraints))]]
-        if not ok and all(c <= 0 for c in constraints):
-            constraints[1] = 1.0
-        study._storage.set_trial_system_attr(trial._trial_id, "constraints", constraints)
         if ok:
             latency, bram = e["feasible"][key]
             found.append((i, latency, bram))
-            study.tell(trial, [latency, bram])
-        else:
-            study.tell(trial, [math.inf, math.inf])
+        outcome = for_study(spec, buildable=check.hw is not None, overruns=check.overruns,
+                            layers_without_schedule=0 if check.reason else e["no_schedule"].get(key, 0),
+                            measured={"latency": latency, "bram": bram} if ok else None)
+        trials.finish(trial, outcome, {})
     return found
 
 
@@ -664,22 +661,20 @@ def replay_small(spec, per_hw: dict, sampler: str, seed: int, budget: int, targe
 
     import optuna
 
+    from dse._outcome import for_study
     from dse._samplers import distributions, make_sampler, static_check
+    from dse._storage import TrialStore
 
     spec = dataclasses.replace(spec, sampler=sampler, seed=seed, n_trials=budget)
-    study = optuna.create_study(direction="minimize", sampler=make_sampler(spec, evaluator, workloads))
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(direction="minimize", storage=storage, sampler=make_sampler(spec, evaluator, workloads))
+    trials = TrialStore(study, storage)
     for i in range(budget):
         trial = study.ask(distributions(spec))
         latency = per_hw.get(tuple(sorted(trial.params.items())))
         check = static_check(spec, trial.params)
-        invalid = 0.0 if check.hw is not None else 1.0
-        over = dict(zip((k for k, _ in spec.constraints), check.overruns or [0.0] * len(spec.constraints)))
-        trial.set_constraint("hardware_invalid", invalid)
-        trial.set_constraint("layers_without_schedule",
-                             1.0 if latency is None and not invalid and max(over.values(), default=0) <= 0 else 0.0)
-        for key, value in over.items():
-            trial.set_constraint(f"{key}_over_budget", value)
-        study.tell(trial, math.inf if latency is None else latency)
+        trials.finish(trial, for_study(spec, buildable=check.hw is not None, overruns=check.overruns,
+                                       measured=None if latency is None else {"latency": latency}), {})
         if latency is not None and latency <= target:
             return i + 1
     return None

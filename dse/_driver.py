@@ -16,7 +16,6 @@ without a trial counted twice.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import functools
 import hashlib
 import itertools
@@ -28,18 +27,21 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import optuna
 
 import hwconfigs
 
-from . import _storage, _tables
+from . import _outcome, _storage, _tables
 from ._columns import COUNTERS, RESOURCES, TIMING, objective_attr
 from ._executor import KILL_GRACE_S, RayPool
+from ._inner import is_exhaustive
+from ._table_store import TableStore
 from ._identity import shared_cache_dir
-from ._layer_job import LayerJob, latency_of
+from ._layer_job import LayerJob, knob_text, latency_of
 from ._progress import Progress
 from ._protocol import make_task, measurement
-from ._records import CandidateCache, RowsJournal
+from ._records import CACHEABLE, CandidateCache, RowsJournal
 from ._samplers import distributions, make_sampler, static_check
 from ._study import ENUMERATE_LIMIT, StudyError, StudySpec
 
@@ -47,12 +49,12 @@ DRIVER_ATTR = "dse:driver"
 PREFETCH = 1          # jobs queued beyond the CPUs by default
 FINGERPRINT_ATTR = "dse:fingerprint"
 CONSTRAINT_NAMES_ATTR = "dse:constraint_names"
-CONSTRAINTS_ATTR = "constraints"          # the trial system attribute Optuna's samplers read
 
 
 def constraint_names(spec: StudySpec) -> list[str]:
     """The names of a trial's constraint values, in the order they are stored."""
-    return ["hardware_invalid", "layers_without_schedule", *(f"{key}_over_budget" for key, _ in spec.constraints)]
+    return _outcome.constraint_names([key for key, _ in spec.constraints])
+
 
 
 # The on-chip buffer sizes: a schedule's counters and cycles do not depend on them (only on the
@@ -114,6 +116,23 @@ def table_seed(spec: StudySpec, hw: hwconfigs.HwConfig, workload) -> int:
     never the trial or the worker that happens to build it."""
     text = json.dumps([spec.seed, sorted(hw.to_dict().items()), workload.key()], default=str)
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % (2 ** 31)
+
+
+def first_fitting(ranked: list, demand, hw: hwconfigs.HwConfig, static_check):
+    """(index, knobs, latency) of the first of ``ranked`` ((latency, index, knobs), fastest first)
+    that ``static_check`` admits on ``hw``, or None. ``demand`` (bytes of the inp, wgt and acc
+    buffers each needs, or None) passes over those larger than ``hw``'s buffers unchecked: the
+    static check refuses them anyway, and a table may hold tens of thousands."""
+    if demand is None:
+        order = range(len(ranked))
+    else:
+        capacity = np.array([2 ** hw.to_dict()[key] for key in BUFFER_KEYS])
+        order = np.flatnonzero((demand <= capacity).all(axis=1))
+    for j in order:
+        latency, index, knobs = ranked[j]
+        if static_check(knobs) is None:
+            return index, knobs, latency
+    return None
 
 
 FILL_ATTR = "dse:exact_fill"      # a trial scored from complete tables, not proposed by the sampler
@@ -239,9 +258,9 @@ class Driver:
             raise StudyError(f"{spec.path}: two workloads resolve to the same layer name: {names}")
         self.mode = "full" if spec.verify == "all" else "count"
         self.identity = _identity()
-        self.waiting_trials: int | None = None       # WAITING trials at the last count (None: not known)
         self.tables: dict[str, tuple[dict, str]] = {}   # table group -> (results, space error)
         self.table_rows: dict[str, dict] = {}          # table group -> candidate -> measurement
+        self.rankings: dict[str, tuple] = {}           # table group -> (size, fastest first, buffer bytes)
         self.filled_geometries: set = set()            # geometries whose every buffer point is a trial
         self.filled: set[int] = set()                  # trial numbers of the exact fills (not the budget's)
         self.feasible_points: frozenset | None = None   # the space's buildable, in-budget points (enumerable)
@@ -258,6 +277,7 @@ class Driver:
                                         directions=directions, load_if_exists=True)
         except Exception as exc:
             raise StudyError(f"cannot create or load study {self.spec.name!r} in {url}: {exc}") from None
+        self.trials = _storage.TrialStore(study, storage)
         if [d.name.lower() for d in study.directions] != directions:
             raise StudyError(f"study {self.spec.name!r} in the storage has directions "
                              f"{[d.name.lower() for d in study.directions]}, the study file asks for {directions}; "
@@ -269,6 +289,7 @@ class Driver:
             study.set_user_attr("dse:objectives", self.spec.objective_names)
             study.set_user_attr("dse:constraints", [k for k, _ in self.spec.constraints])
             study.set_user_attr(CONSTRAINT_NAMES_ATTR, constraint_names(self.spec))
+        self.table_store = TableStore(storage, study.study_name)
         if study.metric_names is None:        # what optuna-dashboard labels the objectives with
             study.set_metric_names([objective_attr(name) for name in self.spec.objective_names])
         elif stored != fingerprint:
@@ -279,33 +300,10 @@ class Driver:
 
     def _recover_orphans(self, study) -> int:
         """Fail the RUNNING trials of dead drivers and enqueue their hardware again."""
-        storage = study._storage
-        stale = set()
-        try:
-            stale = set(storage._get_stale_trial_ids(study._study_id))
-        except Exception:
-            pass
-        recovered = 0
-        now = datetime.datetime.now()
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            owner = t.system_attrs.get(DRIVER_ATTR)
-            # no owner: its driver died between creating it and naming itself (milliseconds)
-            anonymous = owner is None and t.datetime_start and now - t.datetime_start > datetime.timedelta(
-                seconds=_storage.GRACE_S)
-            if not (_driver_is_dead(owner) or t._trial_id in stale or anonymous):
-                continue
-            try:
-                won = storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                won = False
-            if won:
-                study.enqueue_trial(dict(t.params), user_attrs={"dse:retry_of": t.number})
-                recovered += 1
-        return recovered
+        return self.trials.recover_orphans(DRIVER_ATTR, _driver_is_dead)
 
     def _count(self, study, *states) -> int:
-        counts = _storage.count_states(study._storage, study._study_id)
-        self.waiting_trials = counts.get(optuna.trial.TrialState.WAITING, 0)     # what the next ask pops
+        counts = self.trials.counts()
         return sum(counts.get(optuna.trial.TrialState[s], 0) for s in states)
 
     def _complete_count(self, study) -> int:
@@ -313,9 +311,7 @@ class Driver:
 
     # ---- opening a hardware trial --------------------------------------------------------
     def _open_trial(self, study) -> _HwTrial:
-        trial = _storage.ask_owned(study, self.dists, DRIVER_ATTR, self.identity, waiting=self.waiting_trials)
-        self.waiting_trials = None
-        return self._new_trial(trial)
+        return self._new_trial(self.trials.ask(self.dists, DRIVER_ATTR, self.identity))
 
     def _new_trial(self, trial) -> _HwTrial:
         """The hardware trial of ``trial`` (anything with ``number`` and ``params``): statically
@@ -338,6 +334,7 @@ class Driver:
                 layer = _Layer(workload)
                 layer.job = LayerJob(hw, workload, self.mode, self.spec.seed, budget=self.spec.trials_per_layer,
                                      sampler=self.spec.schedule_sampler,
+                                     exhaustive_up_to=self.spec.exhaustive_up_to,
                                      search_seed=table_seed(self.spec, hw, workload),
                                      seeds=self._seeds(seeds, workload, hw), shard=shard, shards=shards,
                                      fit_hws=fit_hws, refine_hws=[small] if small is not None else [])
@@ -376,7 +373,7 @@ class Driver:
             size = math.prod(len(v) for v in self.evaluator.knob_space(workload, hw).values())
         except Exception:
             return 1
-        if self.spec.schedule_sampler != "grid" and size > self.spec.trials_per_layer:
+        if not is_exhaustive(size, self.spec.trials_per_layer, self.spec.schedule_sampler, self.spec.exhaustive_up_to):
             return 1
         return max(1, capacity // len(self.workloads))
 
@@ -463,8 +460,8 @@ class Driver:
             pass
         for ht in getattr(self, "active", []):
             try:
-                study.tell(ht.trial, state=optuna.trial.TrialState.FAIL)
-                study.enqueue_trial(dict(ht.params), user_attrs={"dse:retry_of": ht.number})
+                if self.trials.finish(ht.trial, _outcome.abandoned(), {}):
+                    _storage.ask_again(study, ht.trial)
             except Exception:
                 pass
         self.active = []
@@ -487,7 +484,7 @@ class Driver:
             now = time.monotonic()
             if now - last_beat > _storage.HEARTBEAT_S / 2:
                 for ht in self.active:
-                    study._storage.record_heartbeat(ht.trial._trial_id)
+                    self.trials.beat(ht.number)
                 last_beat = now
             self.progress.update()
 
@@ -557,12 +554,24 @@ class Driver:
             running = self.running_groups.get(group)
             if running is not None and running[0] != search:
                 continue
+            self._adopt_stored_table(layer.job, group)
             job = dataclasses.replace(layer.job, known=dict(layer.known), cached=self.cache.group(self._task(layer.job, {})))
             layer.running = True
             self.running_groups[group] = (search, (running[1] if running else 0) + 1)
             self.pool.submit((ht, layer), job)
             return True
         return False
+
+    def _adopt_stored_table(self, job: LayerJob, group: str) -> None:
+        """Measurements of the table another driver of the study (or an earlier run elsewhere)
+        stored go into the cache, so this table's job replays them instead of evaluating."""
+        stored = self.table_store.lookup(group)
+        if not stored:
+            return
+        known = self.cache.group(self._task(job, {}))
+        for text, result in stored.items():
+            if text not in known:
+                self.cache.put(self._task(job, json.loads(text)), result)
 
     # ---- what comes back from the jobs -------------------------------------------------------
     def _on_event(self, study, event) -> None:
@@ -630,6 +639,9 @@ class Driver:
         if done and all(part.done for part in parts):      # every shard of the table is in
             results = {i: r for part in parts for i, r in part.results.items()}
             self.tables[group] = (results, next((part.error for part in parts if part.error), ""))
+            rows = self.table_rows.get(group, {})
+            self.table_store.publish(group, {knob_text(knobs): rows[i] for i, (knobs, _) in results.items()
+                                             if i in rows and rows[i].get("status") in CACHEABLE})
         self._finish_if_done(study, ht)
 
     # ---- finishing a hardware trial ----------------------------------------------------------
@@ -645,17 +657,16 @@ class Driver:
             self.finishing.pop(0)
 
     def _finish(self, study, ht: _HwTrial) -> None:
-        summary, values, constraints = self._aggregate(ht)
+        summary, outcome = self._aggregate(ht)
         self.journal.write_trial(ht.number, ht.rows, summary)
-        # Feasibility (every value <= 0) as the list Optuna's samplers read and optuna-dashboard
-        # shows too (it does not read Optuna 5's per-name ``set_constraint`` records); the names
-        # are the study's CONSTRAINT_NAMES_ATTR, in this order. Written with the user attributes.
-        assert list(constraints) == constraint_names(self.spec)
+        # the constraint values' names are the study's CONSTRAINT_NAMES_ATTR, in their order
         attrs = {key: value for key, value in summary.items() if key != "layers"}
         # one attribute per layer: the dashboard cuts a structured attribute at 1024 characters
         for layer in summary["layers"]:
             attrs[f"schedule:{layer['workload']}"] = layer["knobs"]
-        _storage.finish_trial(study, ht.trial, values, attrs, {CONSTRAINTS_ATTR: list(constraints.values())})
+        if not self.trials.finish(ht.trial, outcome, attrs):
+            warnings.warn(f"trial {ht.number} was failed by another driver (no heartbeat for {_storage.GRACE_S} s) "
+                          f"and asked again; its results stay in rows.jsonl only")
         self._note_best(summary)
         self.progress.update(done=self.progress.done + 1, best=self._best_text(), force=True)
         self._fill_geometry(study, ht)
@@ -705,15 +716,15 @@ class Driver:
         fill = self._new_trial(_Point(-1, params))
         if any(layer.job is not None and not layer.done for layer in fill.layers):
             return            # its buffers call for schedules no table holds: a trial of its own
-        summary, values, constraints = self._aggregate(fill)
+        summary, outcome = self._aggregate(fill)
         attrs = {key: value for key, value in summary.items() if key != "layers"}
         for layer in summary["layers"]:
             attrs[f"schedule:{layer['workload']}"] = layer["knobs"]
         token = f"{self.identity['host']}:{self.identity['pid']}:{len(self.filled)}"
         attrs.update({FILL_ATTR: True, "dse:fill_token": token})
         study.add_trial(optuna.trial.create_trial(
-            params=params, distributions=self.dists, values=values, user_attrs=attrs,
-            system_attrs={CONSTRAINTS_ATTR: list(constraints.values())}))
+            params=params, distributions=self.dists, values=outcome.values, user_attrs=attrs,
+            system_attrs={_storage.CONSTRAINTS_ATTR: list(outcome.constraints.values())}))
         number = next(t.number for t in reversed(study.get_trials(deepcopy=False))
                       if t.user_attrs.get("dse:fill_token") == token)
         for row in fill.rows:
@@ -723,6 +734,7 @@ class Driver:
         self._note_best(summary)
 
     def _aggregate(self, ht: _HwTrial):
+        """(the trial's summary, what its sampler is told: ``dse._outcome.Outcome``)."""
         layers, reasons = [], []
         if ht.reason:
             reasons.append(ht.reason)
@@ -730,7 +742,8 @@ class Driver:
                 self._row(ht, layer, None, {}, measurement("infeasible", ht.reason), mode="static")
         else:
             for workload, shards in ht.searches():
-                best = self._best_fitting(ht, workload, {i: r for layer in shards for i, r in layer.results.items()})
+                best = self._best_fitting(ht, workload, shards[0].table_group,
+                                          {i: r for layer in shards for i, r in layer.results.items()})
                 if best is None:
                     failed = next((layer for layer in shards if layer.error), None)
                     why = failed.error if failed else "no schedule of this layer compiled and ran on this hardware"
@@ -758,30 +771,38 @@ class Driver:
             summary["cycles"] = sum(l["count"] * l["cycles"] for l in layers)
             for c in COUNTERS:
                 summary[c] = sum(l["count"] * l[c] for l in layers)
-        constraints = {"hardware_invalid": 1.0 if ht.reason.startswith("hardware cannot") else 0.0,
-                       "layers_without_schedule": float(sum(1 for r in reasons
-                                                            if not r.startswith(("hardware", "over"))))}
-        violations = ht.violations or [0.0] * len(self.spec.constraints)
-        for (key, _), value in zip(self.spec.constraints, violations):
-            constraints[f"{key}_over_budget"] = float(value)
-        if not feasible and all(c <= 0 for c in constraints.values()):
-            constraints["layers_without_schedule"] = 1.0
-        # An infeasible trial is worst in every objective, so no consumer that ignores the
-        # constraints (optuna-dashboard's best-trials list) can rank it on a front.
-        values = []
-        for name, direction in self.spec.objectives:
-            value = summary.get(objective_attr(name)) if feasible else None
-            values.append(float(value) if value is not None else (math.inf if direction == "minimize" else -math.inf))
-        return summary, values, constraints
+        measured = {name: summary.get(objective_attr(name)) for name, _ in self.spec.objectives} if feasible else None
+        outcome = _outcome.for_study(self.spec, buildable=ht.hw is not None, overruns=ht.violations,
+                         layers_without_schedule=0 if ht.reason else len(reasons), measured=measured)
+        return summary, outcome
 
-    def _best_fitting(self, ht: _HwTrial, workload, results: dict):
+    def _best_fitting(self, ht: _HwTrial, workload, group: str, results: dict):
         """The fastest schedule of a table that fits this trial's buffers (the table was measured
-        on the geometry's largest buffers; counters and cycles do not depend on them)."""
+        on the geometry's largest buffers; counters and cycles do not depend on them). Schedules
+        whose tiles exceed a buffer of the trial are passed over without a static check (that
+        alone refuses them); the first other one the static check admits is the answer."""
+        ranked, demand = self._ranking(workload, group, results)
+        return first_fitting(ranked, demand, ht.hw, lambda knobs: self.evaluator.static_check(workload, ht.hw, knobs))
+
+    def _ranking(self, workload, group: str, results: dict):
+        """A table's successful schedules, fastest first, and the bytes each needs of the inp,
+        wgt and acc buffers (None if the evaluator does not say); kept per table, as every trial
+        of the geometry asks the same."""
+        kept = self.rankings.get(group)
+        if kept is not None and kept[0] == len(results):
+            return kept[1], kept[2]
         ranked = sorted((lat, i, k) for i, (k, lat) in results.items() if lat is not None)
-        for latency, index, knobs in ranked:
-            if self.evaluator.static_check(workload, ht.hw, knobs) is None:
-                return index, knobs, latency
-        return None
+        demand_of = getattr(self.evaluator, "buffer_demand", None)
+        demand = None
+        if demand_of is not None and ranked:
+            hw = hwconfigs.HwConfig.from_dict(dict(json.loads(group)[1]))
+            try:
+                demand = np.array([[demand_of(workload, hw, k)[b] for b in ("inp", "wgt", "acc")]
+                                   for _, _, k in ranked], dtype=np.int64)
+            except Exception:        # a demand it cannot say: every schedule gets the static check
+                demand = None
+        self.rankings[group] = (len(results), ranked, demand)
+        return ranked, demand
 
     def _note_best(self, summary: dict) -> None:
         """Keep the best first objective so far (for the progress line; no storage query)."""
@@ -865,7 +886,7 @@ class Driver:
             return {}
         if stock.reason or any(not layer.from_table for layer in stock.layers):
             return {}
-        summary, _, _ = self._aggregate(stock)
+        summary, _ = self._aggregate(stock)
         return {layer["workload"]: layer["knobs"] for layer in summary["layers"]}
 
     # ---- verification of the reported candidates ------------------------------------------------

@@ -1,9 +1,11 @@
 """The inner search of co-design: tune one layer's schedule on one hardware trial, within a budget.
 
-A space no larger than the budget (or ``sampler = "grid"``) is enumerated exhaustively; a larger
-one is searched by an in-memory Optuna study (TPE or random) seeded from the study seed, the
-hardware trial and the layer, so a rerun proposes the same knobs. Knob sets the static check
-rejects cost no budget (up to ``REJECT_FACTOR`` × budget of them) and become ``infeasible`` rows.
+A space no larger than the budget or than ``exhaustive_up_to`` knob combinations (or any space with
+``sampler = "grid"``) is enumerated exhaustively (:func:`is_exhaustive`), passing over the knob
+sets the static check refuses; a larger one is searched by an in-memory Optuna study (TPE or
+random) seeded from the study seed, the geometry and the layer, so a rerun proposes the same knobs.
+Knob sets the static check rejects there cost no budget (up to ``REJECT_FACTOR`` × budget of them)
+and become ``infeasible`` rows.
 """
 from __future__ import annotations
 
@@ -36,6 +38,13 @@ class Proposal:
     handle: object = None         # inner Optuna trial
 
 
+def is_exhaustive(size: int, budget: int, sampler: str, exhaustive_up_to: int = 0) -> bool:
+    """Whether a schedule space of ``size`` knob combinations is enumerated whole rather than
+    sampled: always with the grid sampler, and whenever it is no larger than the budget or than
+    ``exhaustive_up_to`` (a space cheap enough to be exact)."""
+    return sampler == "grid" or size <= max(budget, exhaustive_up_to)
+
+
 def shard_seed(seed: int, shard: int, shards: int) -> int:
     """The inner sampler's seed of one shard of a layer search (the search's own seed if unsharded)."""
     return seed if shards == 1 else (seed * 7919 + shard + 1) % (2 ** 31)
@@ -48,14 +57,14 @@ class LayerSearch:
     this shard's proposals), so shards never share one; unsharded, they count 0, 1, 2, ..."""
 
     def __init__(self, space: dict, budget: int, sampler: str, seed: int, static_check, shard: int = 0,
-                 shards: int = 1, seeds=(), fit_checks=()):
+                 shards: int = 1, seeds=(), fit_checks=(), exhaustive_up_to: int = 0):
         self.names = sorted(space)
         self.choices = {n: list(space[n]) for n in self.names}
         for name, values in self.choices.items():
             if not values:
                 raise ValueError(f"schedule knob {name!r} has no legal value on this hardware")
         self.size = math.prod(len(v) for v in self.choices.values())
-        self.exhaustive = sampler == "grid" or self.size <= budget
+        self.exhaustive = is_exhaustive(self.size, budget, sampler, exhaustive_up_to)
         total = self.size if self.exhaustive else min(budget, self.size)
         self.budget = total if self.exhaustive else total // shards + (shard < total % shards)
         self.shard, self.shards = shard, shards
@@ -135,7 +144,8 @@ class LayerSearch:
             if proposal is not None:
                 return proposal
             self._refine_done = True        # every neighbour tried: the sampler has the rest
-        for _ in range(DUPLICATE_TRIES):
+        duplicates = 0
+        while duplicates < DUPLICATE_TRIES:
             knobs, handle = self._propose_raw()
             if knobs is None:
                 self.exhausted = True
@@ -143,12 +153,17 @@ class LayerSearch:
             text = json.dumps(knobs, sort_keys=True)
             if text in self._seen:   # a sampler repeating itself gets its earlier answer
                 self._tell(handle, self.results.get(self._seen[text], (None, None))[1])
+                duplicates += 1
                 continue
             self._seen[text] = index = self.shard + self.shards * self._next_index
             self._next_index += 1
             reason = self.static_check(knobs)
             if reason is not None:
                 self.rejected += 1
+                if self._study is None:
+                    # An enumeration passes over what does not fit (most of a conv's space): the
+                    # rows would be every combination the buffers refuse, not a finding.
+                    continue
                 self.results[index] = (knobs, None)
                 self._tell(handle, None)
                 if self.rejected >= REJECT_FACTOR * self.budget:

@@ -51,6 +51,7 @@ class LayerJob:
     seed: int                           # inputs of a full run
     budget: int = 0                     # search: candidates to evaluate
     sampler: str = "tpe"                # search: inner sampler
+    exhaustive_up_to: int = 0           # search: a space this small is enumerated whole
     search_seed: int = 0
     shard: int = 0                      # search: this job's part of the layer search ...
     shards: int = 1                     # ... split into this many jobs (dse._inner.LayerSearch)
@@ -150,7 +151,7 @@ def run_layer_job(evaluator, job: LayerJob, timeout: float | None):
             space = evaluator.knob_space(workload, hw)
             fit_checks = [functools.partial(evaluator.static_check, workload, small) for small in job.refine_hws]
             search = LayerSearch(space, job.budget, job.sampler, job.search_seed, static_check, job.shard, job.shards,
-                                 seeds=job.seeds, fit_checks=fit_checks)
+                                 seeds=job.seeds, fit_checks=fit_checks, exhaustive_up_to=job.exhaustive_up_to)
     except Exception as exc:
         flight.close()
         yield {"rows": [], "end": True, "space_error": f"no schedule space on this hardware: "

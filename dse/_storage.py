@@ -1,15 +1,17 @@
-"""Opening the Optuna storage: SQLite in the output folder by default, any RDB URL otherwise.
+"""The Optuna storage of a study and the driver's trials in it, through Optuna's public API only.
 
-A URL that cannot work is refused with the reason (not a database URL, unknown backend,
-missing driver, server unreachable), with the password hidden.
+:func:`open_storage`: SQLite in the output folder by default, any RDB URL otherwise; a URL that
+cannot work is refused with the reason (not a database URL, unknown backend, missing driver,
+server unreachable), with the password hidden. :class:`TrialStore`: asking a trial that names its
+driver and beats from the start, finishing it with what ``dse._outcome`` decided, failing and
+asking again the trials of dead drivers. Several drivers (processes, hosts) may share a study: the
+storage numbers their trials, and a trial one of them failed is never overwritten by another.
 """
 from __future__ import annotations
 
-import contextlib
-import copy
+import datetime
+import sqlite3
 import time
-import warnings
-import weakref
 from pathlib import Path
 
 from ._study import StudyError
@@ -29,10 +31,20 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+JOURNAL = "journal:"  # --storage journal:PATH: Optuna's journal file (no heartbeats: one host)
+
+
 def open_storage(url: str):
-    """An ``optuna.storages.RDBStorage`` with heartbeats on; raises :class:`StudyError`."""
+    """An ``optuna.storages.RDBStorage`` with heartbeats on, whose stale trials (a driver that
+    stopped beating for ``GRACE_S``) ``optuna.storages.fail_stale_trials`` fails and asks again
+    (:func:`ask_again`); for ``journal:PATH``, an ``optuna.storages.JournalStorage`` on that file
+    (appending a line per write: a fraction of an RDB write's CPU; drivers sharing it must run on
+    one host, which recovers their orphans by the owner check). Raises :class:`StudyError`."""
     import optuna
     from sqlalchemy.engine import make_url
+
+    if url.startswith(JOURNAL):
+        return _open_journal(url[len(JOURNAL):])
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     try:
@@ -63,22 +75,35 @@ def open_storage(url: str):
         parent = Path(database).expanduser().resolve().parent
         if not parent.is_dir():
             raise StudyError(f"--storage {shown!r}: folder {str(parent)!r} does not exist")
-        engine_kwargs = {"connect_args": {"timeout": 60}}
+        engine_kwargs = {"creator": lambda: _sqlite_connect(database)}
     else:
         engine_kwargs = {"pool_pre_ping": True}
     for attempt in range(SCHEMA_ATTEMPTS):
         try:
             storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
-                                                 grace_period=GRACE_S)
+                                                 grace_period=GRACE_S, heartbeat_stale_trial_callback=ask_again)
             break
         except Exception as exc:
             if attempt + 1 < SCHEMA_ATTEMPTS and _lost_schema_race(exc):
                 time.sleep(0.2 * (attempt + 1))
                 continue
             raise StudyError(f"cannot open storage {shown!r}: {type(exc).__name__}: {_first_line(exc)}") from None
-    if backend == "sqlite":
-        _sqlite_wal(storage.engine)
     return storage
+
+
+def _open_journal(path: str):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if not path:
+        raise StudyError(f"--storage {JOURNAL!r} names no file; expected e.g. journal:path/to/study.log")
+    file = Path(path).expanduser().resolve()
+    if not file.parent.is_dir():
+        raise StudyError(f"--storage {JOURNAL}{path!r}: folder {str(file.parent)!r} does not exist")
+    try:
+        return optuna.storages.JournalStorage(JournalFileBackend(str(file)))
+    except Exception as exc:
+        raise StudyError(f"cannot open storage {JOURNAL}{path!r}: {type(exc).__name__}: {_first_line(exc)}") from None
 
 
 def _lost_schema_race(exc: BaseException) -> bool:
@@ -92,177 +117,143 @@ def _lost_schema_race(exc: BaseException) -> bool:
         isinstance(exc, (ProgrammingError, OperationalError)) and "already exists" in text)
 
 
-def _sqlite_wal(engine) -> None:
-    """Write-ahead log, synced at checkpoints: a commit costs no fsync, so the driver's per-trial
-    writes (attributes, tell) stop stalling the loop that feeds the workers. A committed trial
-    still survives the driver being killed (only an OS crash can lose the last commits), other
-    processes on this host (a second driver, optuna-dashboard) read it as before; WAL mode is
-    stored in the file and SQLite falls back by itself where it cannot be used."""
-    from sqlalchemy import event
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    engine.dispose()      # connections opened while creating the tables get the pragmas too
 
 
-def trial_sql(storage):
-    """The fast SQL path for the driver's trial writes on ``storage`` (``dse._trial_sql``), or None."""
-    from ._trial_sql import TrialSQL
-
-    try:
-        return _TRIAL_SQL[storage]
-    except (KeyError, TypeError):
-        pass
-    sql = TrialSQL.of(storage)
-    try:
-        _TRIAL_SQL[storage] = sql
-    except TypeError:
-        pass
-    return sql
+def _sqlite_connect(database: str):
+    """A connection with a write-ahead log, synced at checkpoints: a commit costs no fsync, so the
+    driver's per-trial writes stop stalling the loop that feeds the workers. A committed trial
+    still survives the driver being killed (only an OS crash can lose the last commits); other
+    processes on this host (a second driver, optuna-dashboard) read it as before. WAL mode is
+    stored in the file, and SQLite falls back by itself where it cannot be used."""
+    connection = sqlite3.connect(database, timeout=60, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    return connection
 
 
-_TRIAL_SQL: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+CONSTRAINTS_ATTR = "constraints"    # a trial's constraint values: the list Optuna's samplers and optuna-dashboard read
+RETRY_OF_ATTR = "dse:retry_of"      # on a trial enqueued again: the number of the trial it replaces
 
 
-def count_states(storage, study_id: int) -> dict:
-    """TrialState -> how many trials of the study are in it: one GROUP BY query on SQLite and
-    PostgreSQL (the driver asks before every new trial; Optuna's own count loads every trial)."""
-    sql = trial_sql(storage)
-    if sql is not None:
-        return sql.count_states(study_id)
-    counts: dict = {}
-    for trial in storage.get_all_trials(study_id, deepcopy=False):
-        counts[trial.state] = counts.get(trial.state, 0) + 1
-    return counts
+def ask_again(study, trial) -> None:
+    """Enqueue the hardware of ``trial`` (a FrozenTrial just failed: abandoned, orphaned or stale)
+    so that the budget of COMPLETE trials is still met; the sampler's next ask pops it."""
+    study.enqueue_trial(dict(trial.params), user_attrs={RETRY_OF_ATTR: trial.number})
 
 
-def set_user_attrs(trial, attrs: dict, system_attrs: dict | None = None) -> None:
-    """A trial's user attributes (and ``system_attrs``) through Optuna's API, one at a time: the
-    path of storages the SQL writes of ``dse._trial_sql`` do not cover."""
-    for key, value in attrs.items():
-        trial.set_user_attr(key, value)
-    for key, value in (system_attrs or {}).items():
-        trial.storage.set_trial_system_attr(trial._trial_id, key, value)
-
-
-def ask_owned(study, distributions: dict, owner_attr: str, owner, waiting: int | None = None) -> "optuna.Trial":
-    """``study.ask(distributions)``, with ``owner`` stored in the trial's system attribute
-    ``owner_attr`` before the sampler runs: a driver killed while its sampler proposes (TPE with
-    the static filter takes a while) leaves a RUNNING trial that names it, which the next run
-    recovers, instead of an anonymous one that holds a slot of the budget for good. ``waiting``:
-    how many trials wait in the queue (enqueued by a resumed run), if the caller has just counted.
-    Falls back to ``study.ask`` (owner stored after sampling) where Optuna's internals moved."""
+def suggest(trial, name: str, distribution):
+    """``trial.suggest_*`` for ``distribution`` (what ``study.ask(distributions)`` does for each)."""
     import optuna
 
-    pop = getattr(study, "_pop_waiting_trial_id", None)
-    if pop is None or not hasattr(optuna.Trial, "_suggest"):
-        trial = study.ask(distributions)
-        study._storage.set_trial_system_attr(trial._trial_id, owner_attr, owner)
-        return trial
-    study._thread_local.cached_all_trials = None
-    storage, sql = study._storage, trial_sql(study._storage)
-    # Optuna's pop reads every unfinished trial of the study (~5 ms per ask); a count says first
-    # whether there is a WAITING one to pop at all.
-    if waiting is None:
-        waiting = count_states(storage, study._study_id).get(optuna.trial.TrialState.WAITING, 0)
-    trial_id = pop() if waiting else None
-    if trial_id is None and sql is not None:      # created with its owner and heartbeat, nothing read back
-        trial = _trial_of(study, sql.create_running(study._study_id, {owner_attr: owner}))
-    else:
-        if trial_id is None:       # created with its owner in one transaction
-            template = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING,
-                                                 system_attrs={owner_attr: owner})
-            trial_id = storage.create_new_trial(study._study_id, template_trial=template)
-        else:
-            storage.set_trial_system_attr(trial_id, owner_attr, owner)
-        storage.record_heartbeat(trial_id)
-        trial = optuna.Trial(study, trial_id)
-    with _params_in_one_transaction(storage, trial._trial_id, sql):
+    d = optuna.distributions
+    if isinstance(distribution, d.IntDistribution):
+        return trial.suggest_int(name, distribution.low, distribution.high, step=distribution.step,
+                                 log=distribution.log)
+    if isinstance(distribution, d.FloatDistribution):
+        return trial.suggest_float(name, distribution.low, distribution.high, step=distribution.step,
+                                   log=distribution.log)
+    if isinstance(distribution, d.CategoricalDistribution):
+        return trial.suggest_categorical(name, distribution.choices)
+    raise TypeError(f"parameter {name!r}: no suggest_* call for {type(distribution).__name__}")
+
+
+class TrialStore:
+    """The driver's reads and writes of one study's trials, through Optuna's public API only.
+
+    ``storage`` is the storage object the study was created on (``create_study(storage=...)``):
+    its public methods (``record_heartbeat``, ``set_trial_system_attr``, ``set_trial_state_values``)
+    take a trial id, which :meth:`trial_id` looks up once per trial number.
+    """
+
+    def __init__(self, study, storage):
+        self.study, self.storage = study, storage
+        self.study_id = storage.get_study_id_from_name(study.study_name)
+        self._ids: dict[int, int] = {}
+        interval = getattr(storage, "get_heartbeat_interval", lambda: None)
+        self.heartbeats = interval() is not None
+
+    def trial_id(self, number: int) -> int:
+        if number not in self._ids:
+            self._ids[number] = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+        return self._ids[number]
+
+    # ---- reading -----------------------------------------------------------------------------
+    def counts(self) -> dict:
+        """TrialState -> how many trials of the study are in it (every driver's)."""
+        counts: dict = {}
+        for trial in self.study.get_trials(deepcopy=False):
+            counts[trial.state] = counts.get(trial.state, 0) + 1
+        return counts
+
+    # ---- writing -----------------------------------------------------------------------------
+    def ask(self, distributions: dict, owner_attr: str, owner):
+        """``study.ask(distributions)``, with ``owner`` stored in the trial's system attribute
+        ``owner_attr`` and its first heartbeat recorded before the sampler runs: ``study.ask()``
+        creates (or pops an enqueued) trial without sampling, the ``suggest_*`` calls sample. A
+        driver killed while its sampler proposes (TPE with the static filter takes a while)
+        leaves a RUNNING trial that names it, which the next run recovers."""
+        trial = self.study.ask()
+        trial_id = self.trial_id(trial.number)
+        self.storage.set_trial_system_attr(trial_id, owner_attr, owner)
+        self.beat(trial.number)
         for name, distribution in distributions.items():
-            trial._suggest(name, distribution)
-    return trial
+            suggest(trial, name, distribution)
+        return trial
 
+    def beat(self, number: int) -> None:
+        """The heartbeat of a running trial (where the storage keeps them)."""
+        if self.heartbeats:
+            self.storage.record_heartbeat(self.trial_id(number))
 
-def _trial_of(study, frozen) -> "optuna.Trial":
-    """``optuna.Trial(study, id)`` for a trial just created as ``frozen``, without the storage
-    read its constructor makes (a RUNNING trial is not in Optuna's cache: ~3 ms)."""
-    import optuna
+    def finish(self, trial, outcome, user_attrs: dict) -> bool:
+        """Store ``user_attrs`` and the outcome's constraint values (``dse._outcome.Outcome``; as
+        the list ``CONSTRAINTS_ATTR``: optuna-dashboard does not read Optuna 5's per-name
+        ``set_constraint`` records), then tell the outcome. False, with
+        nothing told, when the trial is no longer RUNNING (another driver failed it as stale:
+        it has been asked again)."""
+        import optuna
 
-    storage = study._storage
-    storage.get_trial = lambda trial_id: (copy.deepcopy(frozen) if trial_id == frozen._trial_id
-                                          else type(storage).get_trial(storage, trial_id))
-    try:
-        return optuna.Trial(study, frozen._trial_id)
-    finally:
-        del storage.get_trial                # the class's method again
+        try:
+            for key, value in user_attrs.items():
+                trial.set_user_attr(key, value)
+            if outcome.constraints:
+                self.storage.set_trial_system_attr(self.trial_id(trial.number), CONSTRAINTS_ATTR,
+                                                   list(outcome.constraints.values()))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False
+        state = optuna.trial.TrialState[outcome.state]
+        self.study.tell(trial, outcome.values, state=state, skip_if_finished=True)
+        return True
 
+    def fail(self, number: int) -> bool:
+        """Fail a RUNNING trial (any driver's); False when it is not RUNNING any more (another
+        driver was first)."""
+        import optuna
 
-@contextlib.contextmanager
-def _params_in_one_transaction(storage, trial_id: int, sql=None):
-    """``Trial._suggest`` writes each parameter in a transaction of its own (~2 ms of the busy
-    driver's CPU each on SQLite); inside this block the parameters are collected, and written
-    together when it ends, with the same checks. A sampler interrupted midway writes none (the
-    trial stays RUNNING with its owner, and is recovered as any other). Optuna's internals
-    moved, or another kind of storage: one at a time, as Optuna does."""
-    ids = getattr(storage, "_trial_id_to_study_id_and_number", None)
-    if sql is None or ids is None or trial_id not in ids:
-        yield
-        return
-    pending = []
-    storage.set_trial_param = lambda _trial_id, name, value, distribution: pending.append((name, value, distribution))
-    try:
-        yield
-    finally:
-        del storage.set_trial_param          # the class's method again
-    if pending:
-        sql.write_params(ids[trial_id][0], trial_id, pending)
+        try:
+            return self.storage.set_trial_state_values(self.trial_id(number), state=optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False
 
+    def recover_orphans(self, owner_attr: str, owner_is_dead) -> int:
+        """Fail the RUNNING trials of dead drivers and ask their hardware again; how many.
 
-def finish_trial(study, trial, values, user_attrs: dict, system_attrs: dict) -> None:
-    """``trial.set_user_attr`` for each of ``user_attrs``, the same for ``system_attrs``, then
-    ``study.tell(trial, values)``: on SQLite and PostgreSQL in one transaction, without reading the
-    trial back (the sampler's ``after_trial`` gets the trial as the driver holds it)."""
-    import optuna
+        Dead: a driver that stopped beating for ``GRACE_S`` (``optuna.storages.fail_stale_trials``,
+        on any host), one whose owner attribute names a process of this host that is gone
+        (``owner_is_dead(owner)``), or a trial that has had no owner for ``GRACE_S`` (its driver died
+        between creating it and naming itself, milliseconds)."""
+        import optuna
 
-    sql = trial_sql(study._storage)
-    try:
-        from optuna import pruners
-        from optuna.study._tell import _check_values_are_feasible
-    except ImportError:        # Optuna's internals moved: the public way
-        sql = None
-    if sql is None or not hasattr(trial, "_cached_frozen_trial"):
-        set_user_attrs(trial, user_attrs, system_attrs)
-        tell(study, trial, values)
-        return
-    study._thread_local.cached_all_trials = None
-    frozen = copy.copy(trial._cached_frozen_trial)
-    if frozen.state != optuna.trial.TrialState.RUNNING:
-        raise ValueError(f"Cannot tell a {frozen.state.name} trial.")
-    values = [float(v) for v in values]
-    state = optuna.trial.TrialState.COMPLETE
-    problem = _check_values_are_feasible(study, values)
-    if problem is not None:                  # as study.tell: a warning, and the trial fails
-        warnings.warn(f"{problem}; trial {trial.number} is failed")
-        state, values = optuna.trial.TrialState.FAIL, None
-    frozen.user_attrs = {**frozen.user_attrs, **user_attrs}
-    frozen.system_attrs = {**frozen.system_attrs, **system_attrs}
-    try:
-        study.sampler.after_trial(pruners._filter_study(study, frozen), frozen, state, values)
-    finally:
-        sql.finish(trial._trial_id, state, values, user_attrs, system_attrs)
-    trial._cached_frozen_trial.user_attrs.update(user_attrs)
-    trial._cached_frozen_trial.state = state
-def tell(study, trial, values) -> None:
-    """``study.tell(trial, values)`` without reading the finished trial back for a return value
-    the driver does not use (one storage read and a deep copy, ~3 ms per hardware trial)."""
-    try:
-        from optuna.study._tell import _tell_with_warning
-    except ImportError:        # Optuna's internals moved: the public way
-        study.tell(trial, values)
-        return
-    _tell_with_warning(study=study, trial=trial, value_or_values=values)
+        before = self.counts().get(optuna.trial.TrialState.FAIL, 0)
+        if self.heartbeats:
+            optuna.storages.fail_stale_trials(self.study)     # each through ask_again
+        recovered = self.counts().get(optuna.trial.TrialState.FAIL, 0) - before
+        now = datetime.datetime.now()
+        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            owner = t.system_attrs.get(owner_attr)
+            anonymous = owner is None and t.datetime_start is not None and \
+                now - t.datetime_start > datetime.timedelta(seconds=GRACE_S)
+            if (anonymous or owner_is_dead(owner)) and self.fail(t.number):
+                ask_again(self.study, t)
+                recovered += 1
+        return recovered

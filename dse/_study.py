@@ -34,6 +34,10 @@ REQUIRED = object()
 # (numpy and Optuna seeds are 32-bit, timeouts go to timers and sleeps).
 MAX_SEED = 2 ** 31 - 1
 MAX_TRIALS = 10 ** 6
+# [schedule] exhaustive_up_to: off unless a study asks (a dense layer's candidates take the general
+# path, tens of ms each, so "cheap" depends on the layers); the shipped studies set it.
+EXHAUSTIVE_UP_TO = 0
+MAX_EXHAUSTIVE = 10 ** 7
 MAX_TIMEOUT_S = 366 * 24 * 3600.0
 MAX_STUDY_BYTES = 1 << 20
 MAX_NAME_CHARS = 200
@@ -99,6 +103,7 @@ class StudySpec:
     hardware: tuple[HwKnob, ...]
     schedule_sampler: str
     trials_per_layer: int
+    exhaustive_up_to: int
     constraints: tuple[tuple[str, float], ...]   # (resource, max allowed)
     workloads: tuple[Workload, ...]
     raw: dict = dataclasses.field(compare=False, repr=False, default_factory=dict)
@@ -192,7 +197,7 @@ def _table(data: Mapping, key: str, where: str) -> dict:
 
 STUDY_KEYS = ("name", "base", "sampler", "seed", "n_trials", "timeout", "candidate_timeout", "verify",
               "verify_top_k")
-SCHEDULE_KEYS = ("sampler", "trials_per_layer")
+SCHEDULE_KEYS = ("sampler", "trials_per_layer", "exhaustive_up_to")
 CONSTRAINT_KEYS = ("board", "margin", *RESOURCES)
 TOP_KEYS = ("study", "objectives", "hardware", "schedule", "constraints", "workloads")
 
@@ -378,6 +383,8 @@ def parse_study(data: Mapping, path: str, ops: Mapping[str, Mapping[str, Any]],
     _check_keys(schedule, SCHEDULE_KEYS, f"{src} [schedule]")
     schedule_sampler = _choice(schedule.get("sampler", "tpe"), f"{src} [schedule] sampler", INNER_SAMPLERS)
     trials_per_layer = _int(schedule.get("trials_per_layer", 16), f"{src} [schedule] trials_per_layer", 1, MAX_TRIALS)
+    exhaustive_up_to = _int(schedule.get("exhaustive_up_to", EXHAUSTIVE_UP_TO), f"{src} [schedule] exhaustive_up_to",
+                            0, MAX_EXHAUSTIVE)
 
     constraints_table = _table(data, "constraints", src)
     _check_keys(constraints_table, CONSTRAINT_KEYS, f"{src} [constraints]")
@@ -417,6 +424,7 @@ def parse_study(data: Mapping, path: str, ops: Mapping[str, Mapping[str, Any]],
                      timeout=timeout, candidate_timeout=candidate_timeout, verify=verify,
                      verify_top_k=verify_top_k, objectives=objectives, hardware=hardware,
                      schedule_sampler=schedule_sampler, trials_per_layer=trials_per_layer,
+                     exhaustive_up_to=exhaustive_up_to,
                      constraints=constraints, workloads=workloads, raw=json.loads(json.dumps(data, default=str)))
 
 

@@ -147,6 +147,17 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _board(args) -> int:
+    from dse.board import BoardError, DeviceError
+    from dse.board._serve import serve
+
+    try:
+        return serve(args)
+    except (BoardError, DeviceError) as exc:
+        print(f"vta-dse: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def _show(args) -> int:
     from dse._show import show
 
@@ -241,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trials", type=int, help="hardware-trial budget (overrides [study] n_trials)")
     run.add_argument("--workers", type=int, help="local Ray with this many CPUs (default: all cores)")
     run.add_argument("--ray-address", help="join a running Ray cluster (e.g. 10.0.0.1:6379 or auto)")
-    run.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/study.db)")
+    run.add_argument("--storage", help="Optuna storage: an RDB URL (default: sqlite:///OUT/study.db) or "
+                                       "journal:PATH (an Optuna journal file; drivers on one host)")
     run.add_argument("--out", help="output folder (default: vta-dse-runs/STUDY_NAME); new, empty, or the "
                                    "same study's (resumed)")
     run.add_argument("--evaluator", default=DEFAULT_EVALUATOR,
@@ -283,6 +295,25 @@ def build_parser() -> argparse.ArgumentParser:
                           "(ONNX rounds half to even, VTA half up); 'half_up' accepts VTA's rounding")
     imp.set_defaults(func=_import)
 
+    board = sub.add_parser("board", help="serve a VTA device to studies over the network (docs/board.md)")
+    board_sub = board.add_subparsers(dest="board_command", required=True)
+    serve = board_sub.add_parser("serve", help="run the board server (on the board, or with the simulated device)",
+                                 description="Serve a VTA device to `runner = \"board\"` studies. Exit 2 on bad "
+                                             "input; Ctrl-C or SIGTERM stops it.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, loopback "
+                                                           "only)")
+    serve.add_argument("--port", type=int, default=9091, help="TCP port (default: %(default)s)")
+    serve.add_argument("--token-file", help="the shared token (default: ~/.config/vta-dse/board.token, created "
+                                            "with a random token if missing)")
+    serve.add_argument("--device", default="sim", help="'sim' (our simulator behind VTA's registers) or 'pynq' "
+                                                       "(default: %(default)s)")
+    serve.add_argument("--target", default="pynq", help="pynq, ultra96, zcu104 or de10nano: the register map "
+                                                        "(default: %(default)s)")
+    serve.add_argument("--bitstream", help="the VTA .bit file to load (--device pynq)")
+    serve.add_argument("--config", help="hardware config (preset or JSON) the device runs (default: sim follows "
+                                        "each request; pynq: 'default')")
+    serve.set_defaults(func=_board)
+
     for name, text in (("compile", "compile one candidate: lowered IR and the disassembly of its programs"),
                        ("simulate", "run one candidate: counters, cycles and the cycle model's module breakdown")):
         cand = sub.add_parser(name, help=text, description=text + ". Exit 1 when the candidate fails (knobs "
@@ -302,7 +333,7 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    if args.command in ("run", "show", "report", "compare", "export", "compile", "simulate", "import"):
+    if args.command in ("run", "show", "report", "compare", "export", "compile", "simulate", "board", "import"):
         from dse import StudyError
 
         try:

@@ -223,6 +223,14 @@ class SimulatorEvaluator:
         found = _workloads_module().tophub_knobs(_layer(workload.op, workload.params), _env(hw))
         return found[0] if found else None
 
+    def buffer_demand(self, workload, hw, knobs) -> dict:
+        """Bytes of the inp, wgt and acc buffers a legal knob set's tiles need on ``hw``'s
+        geometry (the static check refuses it on buffers smaller than any of them)."""
+        env = _env(hw)
+        need = _workloads_module().buffer_demand(_layer(workload.op, workload.params), env, knobs)
+        return {"inp": need["inp"] * env.INP_ELEM_BYTES, "wgt": need["wgt"] * env.WGT_ELEM_BYTES,
+                "acc": need["acc"] * env.ACC_ELEM_BYTES}
+
     def static_check(self, workload, hw, knobs) -> str | None:
         try:
             _workloads_module().check_knobs(_layer(workload.op, workload.params), _env(hw), knobs)

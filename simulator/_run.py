@@ -70,6 +70,16 @@ def _device_bytes(arg, array) -> np.ndarray:
     return isa.pack_scalars(padded, bits)
 
 
+def _host_values(arg, raw: np.ndarray, array: np.ndarray) -> np.ndarray:
+    """The values of ``array``'s shape and dtype held in ``raw``, the DRAM image of ``arg``
+    (the inverse of ``_device_bytes``)."""
+    bits = isa.dtype_bits(arg.dtype)
+    if bits < 8:
+        signed = not arg.dtype.startswith("uint")
+        return isa.unpack_scalars(raw, bits, signed)[:array.size].reshape(array.shape)
+    return np.frombuffer(raw.tobytes(), dtype=array.dtype).reshape(array.shape)
+
+
 def _new_simulator(mod, sim, work_limit=None):
     if sim is None:
         from simulator import Simulator   # late: simulator/__init__ re-exports this module
@@ -132,13 +142,7 @@ def run(mod, *arrays, count_only: bool = False, sim=None, timing_params=None, wo
     if not count_only:
         for arg, array in zip(mod.args, bound):
             if arg.is_output:
-                raw = sim.dram[arg.phys_addr:arg.phys_addr + arg.nbytes]
-                bits = isa.dtype_bits(arg.dtype)
-                if bits < 8:
-                    signed = not arg.dtype.startswith("uint")
-                    array[...] = isa.unpack_scalars(raw, bits, signed)[:array.size].reshape(array.shape)
-                else:
-                    array[...] = np.frombuffer(raw.tobytes(), dtype=array.dtype).reshape(array.shape)
+                array[...] = _host_values(arg, sim.dram[arg.phys_addr:arg.phys_addr + arg.nbytes], array)
     cycles = sum(report.cycles for report in reports)
     return RunResult(stats=totals, cycles=cycles, seconds=cycles / (model.params.clock_mhz * 1e6),
                      program_stats=per_program, timing=reports)

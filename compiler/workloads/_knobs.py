@@ -217,6 +217,15 @@ def tile_footprint(layer, env, knobs) -> dict[str, int]:
     return {"inp": b * ci, "wgt": co * ci, "acc": b * co + (b * co if bias else 0)}
 
 
+def buffer_demand(layer, env, knobs) -> dict[str, int]:
+    """SRAM elements a knob set's tiles occupy per buffer, every virtual thread's together:
+    ``check_knobs`` refuses the knob set wherever one exceeds that buffer's depth
+    (``env.INP_DEPTH``, ``env.WGT_DEPTH``, ``env.ACC_DEPTH``)."""
+    k = normalize_knobs(layer, env, knobs)
+    threads = k.get("oc_nthread", 1) * k.get("h_nthread", 1)
+    return {buf: elems * threads for buf, elems in tile_footprint(layer, env, k).items()}
+
+
 def _check_bias(layer, env, k) -> None:
     if not any(step[0] == "bias" for step in layer.epilogue):
         return
@@ -314,10 +323,10 @@ def check_knobs(layer, env, knobs) -> dict:
     _check_padded_single_line(layer, k)
     depth = {"inp": env.INP_DEPTH, "wgt": env.WGT_DEPTH, "acc": env.ACC_DEPTH}
     elem = {"inp": env.INP_ELEM_BYTES, "wgt": env.WGT_ELEM_BYTES, "acc": env.ACC_ELEM_BYTES}
-    for buf, elems in tile_footprint(layer, env, k).items():
-        if elems * threads > depth[buf]:
-            raise CompileError(f"{buf} buffer needs {elems * threads * elem[buf]} B for {threads} thread(s) of "
-                               f"{elems} tiles, has {depth[buf] * elem[buf]} B (knobs {k})")
+    for buf, need in buffer_demand(layer, env, k).items():
+        if need > depth[buf]:
+            raise CompileError(f"{buf} buffer needs {need * elem[buf]} B for {threads} thread(s) of "
+                               f"{need // threads} tiles, has {depth[buf] * elem[buf]} B (knobs {k})")
     if threads > 1 and layer.batch // env.BATCH > 1:
         _check_uop_kernels(layer, env, k)
     return k

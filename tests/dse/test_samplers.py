@@ -3,14 +3,15 @@ before anything runs, nor on a point already tried (no Ray, no evaluator: the sa
 from __future__ import annotations
 
 import itertools
-import math
 
 import optuna
 import pytest
 
 from dse import load_study
+from dse._outcome import for_study
 from dse._samplers import (SCHEDULE_PROBE, StaticFilter, distributions, make_sampler, schedule_check, static_check,
                            static_violation)
+from dse._storage import TrialStore
 from dse._study import REQUIRED
 
 from .conftest import write_study
@@ -48,18 +49,21 @@ def _points(spec):
 
 
 def _drive(spec, n, sampler=None):
-    """n ask/tell rounds the way the driver does them: statically infeasible points are told as
-    constraint violations with infinite objectives; others get a made-up (latency, BRAM)."""
-    study = optuna.create_study(directions=["minimize"] * len(spec.objectives), sampler=sampler or make_sampler(spec))
+    """n ask/tell rounds the way the driver does them (``dse._outcome``): statically infeasible
+    points are told as constraint violations with infinite objectives; others get a made-up
+    (latency, BRAM)."""
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(directions=spec.directions, storage=storage, sampler=sampler or make_sampler(spec))
+    trials = TrialStore(study, storage)
     asked = []
     for _ in range(n):
         trial = study.ask(distributions(spec))
         asked.append(dict(trial.params))
-        bad = static_violation(spec, trial.params) is not None
-        trial.set_constraint("over", 1.0 if bad else 0.0)
+        check = static_check(spec, trial.params)
         block, acc = trial.params["LOG_BLOCK"], trial.params["LOG_ACC_BUFF_SIZE"]
-        values = [1.0 / block + 0.1 / acc, float(acc)][:len(spec.objectives)]
-        study.tell(trial, [math.inf] * len(values) if bad else values)
+        made_up = {"latency": 1.0 / block + 0.1 / acc, "bram": float(acc)}
+        trials.finish(trial, for_study(spec, buildable=check.hw is not None, overruns=check.overruns,
+                                       measured=None if check.reason else made_up), {})
     return asked
 
 

@@ -322,3 +322,134 @@ def test_every_buffer_point_of_an_explored_geometry_is_scored_exactly(ray_sessio
                                                                                   "nthread")}) is None]
             total += w.count * min(fits)
         assert abs(total - r.latency_s) <= 1e-12 * total, r
+
+
+# ---- tables kept with the study: a second driver of a shared study reuses them ------------------
+
+def test_a_second_driver_of_a_shared_study_reuses_its_stored_tables(ray_session, tmp_path):
+    """Two drivers of one study (one storage URL, as on a shared PostgreSQL; here one SQLite file),
+    each with its own output folder and no cache shared between them: the second evaluates nothing
+    the first measured, because the tables live in the study's storage."""
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    spec = load_study(write_study(tmp_path, ONE_GEOMETRY), ToyEvaluator.ops)
+    first = run_study(spec, ToyEvaluator(), RunOptions(out=tmp_path / "a", workers=2, progress=False, storage=storage))
+    assert first.complete == 3 and first.candidates > 0
+    more = load_study(write_study(tmp_path, ONE_GEOMETRY), ToyEvaluator.ops, trials=6)
+    second = run_study(more, ToyEvaluator(), RunOptions(out=tmp_path / "b", workers=2, progress=False, storage=storage))
+    assert second.complete == 6 and second.candidates == 0
+    a, b = (pd.read_parquet(tmp_path / d / "trials.parquet") for d in "ab")
+    assert b["latency_s"].tolist()[:3] == a["latency_s"].tolist()
+
+
+def test_stored_tables_round_trip_and_refuse_what_is_not_one():
+    import hypothesis
+    from hypothesis import strategies as st
+
+    from dse import _table_store
+
+    rows = {'{"tile_b": 1}': {"status": "ok", "cycles": 12, "latency_s": 1.5e-4, "bound_by": "load"},
+            '{"tile_b": 2}': {"status": "infeasible", "cycles": None, "error": "too big"}}
+    group, back = _table_store.decode(_table_store.encode("g", rows))
+    assert group == "g" and back == {k: {f: v.get(f) for f in ("bound_by", "cycles", "error", "latency_s", "status")}
+                                     for k, v in rows.items()}
+
+    @hypothesis.given(st.text(max_size=200) | st.binary(max_size=200).map(lambda b: b.decode("latin-1")))
+    @hypothesis.settings(max_examples=200, deadline=None)
+    def junk_is_refused(text):
+        with pytest.raises(ValueError):
+            _table_store.decode(text)
+
+    junk_is_refused()
+
+
+def test_the_table_store_reads_other_drivers_tables_and_rereads_at_most_every_refresh():
+    import optuna
+
+    from dse import _table_store
+
+    storage = optuna.storages.InMemoryStorage()
+    optuna.create_study(study_name="s", storage=storage)
+    now = [0.0]
+    writer = _table_store.TableStore(storage, "s")
+    reader = _table_store.TableStore(storage, "s", clock=lambda: now[0])
+    assert reader.lookup("g1") is None
+    writer.publish("g1", {"{}": {"status": "ok", "cycles": 3}})
+    assert reader.lookup("g1") is None                 # read just now: not again before REFRESH_S
+    now[0] += _table_store.REFRESH_S
+    assert reader.lookup("g1") == {"{}": {"cycles": 3, "status": "ok"}}
+    storage.set_study_system_attr(storage.get_study_id_from_name("s"), _table_store.attr_key("g2"), "garbage")
+    now[0] += _table_store.REFRESH_S
+    assert reader.lookup("g2") is None                 # damaged: costs evaluations, not an error
+
+
+def test_a_space_no_larger_than_exhaustive_up_to_is_enumerated_whole():
+    """With ``exhaustive_up_to``, a table's search measures every legal schedule of a small space,
+    whatever the budget: its best at every buffer size is then the true optimum."""
+    space = {"a": list(range(6)), "b": list(range(5))}
+    legal = lambda k: None if (k["a"] + k["b"]) % 3 else "refused"    # noqa: E731
+
+    def run(limit):
+        search = LayerSearch(space, 4, "tpe", 0, legal, exhaustive_up_to=limit)
+        evaluated = []
+        while (p := search.next()) is not None:
+            if p.rejected is None:
+                evaluated.append(p.knobs)
+                search.report(p, float(p.knobs["a"] * 7 + p.knobs["b"]))
+        return search, evaluated
+
+    whole, evaluated = run(30)
+    assert whole.exhaustive and len(evaluated) == sum(1 for a in range(6) for b in range(5) if (a + b) % 3)
+    sampled, evaluated = run(29)
+    assert not sampled.exhaustive and len(evaluated) == 4
+
+
+def test_the_study_file_takes_exhaustive_up_to(tmp_path):
+    from dse import StudyError
+
+    spec = load_study(write_study(tmp_path, ONE_GEOMETRY.replace("[schedule]", "[schedule]\nexhaustive_up_to = 5000")),
+                      ToyEvaluator.ops)
+    assert spec.exhaustive_up_to == 5000
+    with pytest.raises(StudyError, match="exhaustive_up_to"):
+        load_study(write_study(tmp_path, ONE_GEOMETRY.replace("[schedule]", "[schedule]\nexhaustive_up_to = -1")),
+                   ToyEvaluator.ops)
+
+
+@pytest.mark.parametrize("geometry, op, params", [
+    (dict(LOG_BATCH=0, LOG_BLOCK=4), "resnet18_layer", (("batch", 1), ("layer", "C10"))),
+    (dict(LOG_BATCH=0, LOG_BLOCK=3), "resnet18_layer", (("batch", 1), ("layer", "R3"))),
+    (dict(LOG_BATCH=1, LOG_BLOCK=3), "dense", (("batch", 2), ("in_features", 256), ("out_features", 128))),
+])
+def test_a_trial_takes_the_fastest_table_schedule_its_buffers_admit(geometry, op, params):
+    """The buffer demand lets a trial pass over schedules too large for it without a static
+    check; the answer is the same as checking every schedule in order."""
+    import numpy as np
+
+    from dse._driver import first_fitting
+    from dse._study import Workload
+    from dse.evaluate import SimulatorEvaluator, _layer
+
+    ev = SimulatorEvaluator()
+    workload = Workload("w", op, params, 1)
+    big = None
+    for sizes in sorted(itertools.product(range(12, 18), range(14, 20), range(13, 19)), key=sum, reverse=True):
+        try:
+            big = hwconfigs.get_env("pynq", **geometry, **dict(zip(BUFFER_KEYS, sizes)))
+            break
+        except hwconfigs.ConfigError:
+            continue
+    rng = random.Random(7)
+    knob_sets = workloads.random_legal_knobs(_layer(op, params), big, rng, 300, max_tries=30000)
+    ranked = sorted((rng.random(), i, k) for i, k in enumerate(knob_sets))
+    demand = np.array([[ev.buffer_demand(workload, big.cfg, k)[b] for b in ("inp", "wgt", "acc")] for _, _, k in ranked])
+    answered = 0
+    for inp, wgt, acc in itertools.product(range(12, 17), range(14, 20, 2), range(13, 19)):
+        try:
+            hw = big.cfg.replace(LOG_INP_BUFF_SIZE=inp, LOG_WGT_BUFF_SIZE=wgt, LOG_ACC_BUFF_SIZE=acc)
+        except hwconfigs.ConfigError:
+            continue
+        check = lambda k: ev.static_check(workload, hw, k)                # noqa: E731
+        expected = next(((i, k, lat) for lat, i, k in ranked if check(k) is None), None)
+        assert first_fitting(ranked, demand, hw, check) == expected
+        assert first_fitting(ranked, None, hw, check) == expected
+        answered += expected is not None
+    assert answered > 3
