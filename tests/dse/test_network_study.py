@@ -105,3 +105,25 @@ def test_an_onnx_study_resolves_the_model_relative_to_the_study_file(tmp_path):
         _study(tmp_path, body.replace('rounding = "half_up"', ""))
     with pytest.raises(StudyError, match=r"cannot read ONNX model .*missing.onnx"):
         _study(tmp_path, body.replace("models/tiny.onnx", "missing.onnx"))
+
+
+def test_vta_dse_import_writes_the_workloads_and_refuses_bad_models_in_one_line(tmp_path, capsys):
+    from dse.cli import main
+    from tests.workloads.onnx_models import QdqModel
+
+    m = QdqModel((1, 16, 8, 8), -4, seed=1)
+    y = m.conv(m.first, 32, 3, -5, -6, pad=1, relu=True, name="first")
+    model = tmp_path / "m.onnx"
+    model.write_bytes(m.model(y).SerializeToString())
+    out = tmp_path / "layers.toml"
+    assert main(["import", str(model), "--rounding", "half_up", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "1 layer(s), 1 offloaded op(s)" in printed and "on the CPU: QuantizeLinear" in printed
+    spec = _study(tmp_path, MOBILENET.format(workload="") + out.read_text().split("[[workloads]]", 1)[1])
+    assert [w.name for w in spec.workloads] == ["first"]
+    for argv, message in ((["import", str(model)], "rounds half to even"),
+                          (["import", str(tmp_path / "none.onnx")], "cannot read ONNX model"),
+                          (["import", str(out)], "not an ONNX model")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("vta-dse: error: ") and message in err and err.count("\n") == 1
