@@ -49,9 +49,6 @@ OPS = {
     # (``rounding``: "exact" refuses requantizations VTA rounds differently on ties, "half_up" accepts them)
     "onnx": {"path": REQUIRED, "layers": [], "rounding": "exact"},
 }
-# The ops a network expands into: the op library's layer class of each.
-LAYER_OPS = {"dense": "Dense", "conv2d": "Conv2D", "elementwise": "Elementwise", "group_conv2d": "GroupConv2D",
-             "conv2d_transpose": "Conv2DTranspose"}
 
 
 def _workloads_module():
@@ -100,12 +97,12 @@ def _timing_of(res) -> dict:
 def _layer(op: str, params: tuple):
     workloads = _workloads_module()
     p = dict(params)
-    if op in LAYER_OPS:
+    if op in workloads.LAYER_KINDS:
         if "epilogue" in p:
             p["epilogue"] = workloads.parse_epilogue(p["epilogue"])
         if op == "elementwise":
             p["op"] = p.pop("alu", "add")
-        return getattr(workloads, LAYER_OPS[op])(**p)
+        return workloads.LAYER_KINDS[op](**p)
     if op == "resnet18_layer":
         return workloads.resnet18(batch=p["batch"], residual_adds=True)[p["layer"]]
     raise StudyError(f"unknown op {op!r}")
@@ -118,7 +115,7 @@ def layer_workload(layer, name: str, count: int = 1):
     from ._study import Workload
 
     workloads = _workloads_module()
-    op = next(op for op, cls in LAYER_OPS.items() if type(layer).__name__ == cls)
+    op = workloads.layer_kind(layer)
     params = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.name not in ("count", "name")}
     params["epilogue"] = workloads.epilogue_text(layer.epilogue)
     if op == "elementwise":

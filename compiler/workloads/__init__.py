@@ -11,7 +11,7 @@ import dataclasses
 from ._knobs import (buffer_demand, check_knobs, fallback_knobs, knob_space, normalize_knobs, random_legal_knobs,
                      tile_footprint)
 from ._layers import (ELEMENTWISE_OPS, TUTORIAL_EPILOGUE, Conv2D, Conv2DTranspose, Dense, Elementwise, GroupConv2D,
-                      epilogue_text, parse_epilogue)
+                      LAYER_KINDS, epilogue_text, layer_kind, parse_epilogue)
 from ._networks import NETWORKS, cpu_ops, describe_network, network, network_ops
 from ._onnx import ImportedNetwork, OnnxImportError, import_onnx
 from ._packing import pack_inputs, unpack_output
@@ -20,9 +20,11 @@ from ._resnet import RESNET18_EPILOGUE, dense_shapes, resnet18, resnet18_network
 from ._tophub import tophub_knobs
 
 __all__ = ["Conv2D", "Conv2DTranspose", "Dense", "ELEMENTWISE_OPS", "Elementwise", "GroupConv2D", "ImportedNetwork",
-           "NETWORKS", "OnnxImportError", "RESNET18_EPILOGUE", "TUTORIAL_EPILOGUE", "buffer_demand", "build",
+           "LAYER_KINDS", "NETWORKS", "OnnxImportError", "RESNET18_EPILOGUE", "TUTORIAL_EPILOGUE", "buffer_demand",
+           "build",
            "check_knobs", "cpu_ops", "dense_shapes", "describe_network", "dilate_input", "empty_output",
-           "epilogue_text", "fallback_knobs", "import_onnx", "input_shapes", "knob_space", "network", "network_ops",
+           "epilogue_text", "fallback_knobs", "import_onnx", "input_shapes", "knob_space", "layer_kind", "network",
+           "network_ops",
            "normalize_knobs", "output_shape", "pack_inputs", "parse_epilogue", "random_inputs", "random_legal_knobs",
            "reference", "resnet18", "resnet18_network", "schedule", "stream_columns", "tile_footprint",
            "tophub_knobs", "unpack_output"]

@@ -360,3 +360,12 @@ class Elementwise:
 
     def describe(self) -> str:
         return f"{self.op} of {self.channels}x{self.height}x{self.width}, batch {self.batch}"
+
+
+# A layer's kind, as a study's op and a network description name it.
+LAYER_KINDS = {"conv2d": Conv2D, "group_conv2d": GroupConv2D, "conv2d_transpose": Conv2DTranspose, "dense": Dense,
+               "elementwise": Elementwise}
+
+
+def layer_kind(layer) -> str:
+    return next(kind for kind, cls in LAYER_KINDS.items() if type(layer) is cls)

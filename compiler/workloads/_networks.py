@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..ir import CompileError
-from ._layers import Conv2D, Conv2DTranspose, Dense, Elementwise, GroupConv2D
+from ._layers import LAYER_KINDS
 from ._resnet import (CONV_BN, CONV_BN_RELU, LAST_RESIDUAL_ADD, RESIDUAL_ADD, RESIDUAL_EPILOGUE,
                       RESNET18_EPILOGUE, _RESNET18)
 
@@ -43,12 +43,8 @@ class Network:
     cpu: tuple
 
 
-KINDS = {"conv2d": Conv2D, "group_conv2d": GroupConv2D, "conv2d_transpose": Conv2DTranspose, "dense": Dense,
-         "elementwise": Elementwise}
-
-
 def _make(kind: str, dims: dict, batch: int, epilogue, name: str, count: int = 1):
-    return KINDS[kind](batch=batch, **dims, epilogue=epilogue, count=count, name=name)
+    return LAYER_KINDS[kind](batch=batch, **dims, epilogue=epilogue, count=count, name=name)
 
 
 class _Builder:

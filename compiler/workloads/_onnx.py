@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..ir import CompileError
-from ._layers import Conv2D, Conv2DTranspose, Dense, Elementwise, GroupConv2D, epilogue_text
+from ._layers import LAYER_KINDS, epilogue_text, layer_kind
 
 ROUNDINGS = ("exact", "half_up")
 INT8 = (-128, 127)
@@ -64,13 +64,11 @@ class ImportedNetwork:
         study file), with what stays on the CPU as comments."""
         from dataclasses import fields
 
-        ops = {Conv2D: "conv2d", Dense: "dense", Elementwise: "elementwise", GroupConv2D: "group_conv2d",
-               Conv2DTranspose: "conv2d_transpose"}
         lines = [f"# VTA workloads of {self.source} (vta-dse import); {len(self.ops)} offloaded op(s), "
                  f"{len(self.layers)} distinct layer(s)"]
         lines += [f"# on the CPU: {node}: {why}" for node, why in self.cpu] or ["# nothing stays on the CPU"]
         for layer in self.layers:
-            lines += ["", "[[workloads]]", f'op = "{ops[type(layer)]}"', f"name = {_toml_str(layer.name)}",
+            lines += ["", "[[workloads]]", f'op = "{layer_kind(layer)}"', f"name = {_toml_str(layer.name)}",
                       f"count = {layer.count}"]
             for f in fields(layer):
                 if f.name in ("count", "name", "epilogue"):
@@ -111,7 +109,8 @@ def _load(model):
                 raise OnnxImportError(f"{source}: {size} bytes is larger than an ONNX file can be")
             model = path.read_bytes()
         except (OSError, ValueError) as exc:
-            raise OnnxImportError(f"cannot read ONNX model {source!r}: {getattr(exc, 'strerror', None) or exc}") from None
+            reason = getattr(exc, "strerror", None) or exc
+            raise OnnxImportError(f"cannot read ONNX model {source!r}: {reason}") from None
     if isinstance(model, (bytes, bytearray)):
         try:
             proto = onnx.load_from_string(bytes(model))
@@ -149,7 +148,7 @@ def _exponent(value, what: str) -> int:
 class _Pending:
     """A float result of an offloadable op awaiting its QuantizeLinear."""
 
-    kind: str                 # conv2d, group_conv2d, conv2d_transpose, dense, add
+    kind: str                 # a LAYER_KINDS key
     node: str
     inputs: tuple
     dims: dict
@@ -296,7 +295,8 @@ class _Importer:
             return None
         values, exponent = self.wconst[name]
         if values.dtype != np.int8:
-            raise OnnxImportError(f"{self._where(node)}: {what} tensor {name!r} is {values.dtype}; VTA's weights are int8")
+            raise OnnxImportError(f"{self._where(node)}: {what} tensor {name!r} is {values.dtype}; "
+                                  f"VTA's weights are int8")
         return values, exponent
 
     def _bias(self, name, node):
@@ -323,14 +323,16 @@ class _Importer:
         if any(d != 1 for d in attrs.get("dilations", [1, 1])):
             return None, "a dilated kernel"
         if k[0] != k[1] or strides[0] != strides[1] or len(set(pads)) != 1:
-            return None, f"kernel {list(k)}, strides {strides}, pads {pads}: VTA's templates take square, symmetric ones"
+            return None, (f"kernel {list(k)}, strides {strides}, pads {pads}: VTA's templates take square, "
+                          f"symmetric ones")
         n, c, h, w = x_shape
         out_channels = w_shape[1] * group if transpose else w_shape[0]
         dims = {"batch": n, "height": h, "width": w, "in_channels": c, "out_channels": out_channels,
                 "kernel": int(k[0]), "stride": int(strides[0]), "pad": int(pads[0])}
         per_group_in, per_group_out = c // group, out_channels // group
         if per_group_in % self.block or per_group_out % self.block:
-            what = "depthwise" if per_group_in == 1 else f"{per_group_in} input / {per_group_out} output channels per group"
+            what = ("depthwise" if per_group_in == 1
+                    else f"{per_group_in} input / {per_group_out} output channels per group")
             return None, (f"{what}: not whole {self.block}-channel VTA tiles (upstream keeps such a conv on the CPU)"
                           if group > 1 else f"{c} input / {out_channels} output channels: not whole "
                           f"{self.block}-channel VTA tiles (upstream keeps such a conv on the CPU)")
@@ -406,7 +408,8 @@ class _Importer:
         if self._integer_bias(node):
             return
         a, b = node.input[0], node.input[1]
-        if a in self.pending and self.pending[a].bias is None and b in self.wconst and self.pending[a].kind != "add":
+        into = self.pending.get(a)
+        if into is not None and into.bias is None and b in self.wconst and into.kind != "elementwise":
             p = self.pending.pop(a)      # MatMul/Conv + Add(bias)
             p.bias, p.bias_exponent = self._bias(b, node)
             if p.bias.ndim != 1 and p.kind == "dense":
@@ -425,7 +428,8 @@ class _Importer:
         if c % self.block:
             return self._on_cpu(node, f"{c} channels: not whole {self.block}-channel VTA tiles")
         dims = {"batch": n, "channels": c, "height": h, "width": w, "op": "add"}
-        self.pending[node.output[0]] = _Pending("add", node.name or node.output[0], (qa, qb), dims, self.quant[qa])
+        self.pending[node.output[0]] = _Pending("elementwise", node.name or node.output[0], (qa, qb), dims,
+                                                self.quant[qa])
 
     def _op_Relu(self, node):
         x = node.input[0]
@@ -456,7 +460,8 @@ class _Importer:
         if values is None:
             return None
         if values.dtype != np.int8:
-            raise OnnxImportError(f"{self._where(node)}: weight tensor {name!r} is {values.dtype}; VTA's weights are int8")
+            raise OnnxImportError(f"{self._where(node)}: weight tensor {name!r} is {values.dtype}; "
+                                  f"VTA's weights are int8")
         return values, 0
 
     def _op_ConvInteger(self, node):
@@ -580,7 +585,7 @@ class _Importer:
             raise OnnxImportError(f"{self._where(node)}: operands {a!r} and {b!r} have scales 2^{e_a} and 2^{e_b}; "
                                   f"VTA's add needs one scale")
         n, c, h, w = shape
-        p = _Pending("add", node.name or node.output[0], (a, b),
+        p = _Pending("elementwise", node.name or node.output[0], (a, b),
                      {"batch": n, "channels": c, "height": h, "width": w, "op": "add"}, e_a)
         self._finish(p, node.output[0], e_y, node)
         self.quant[node.output[0]] = e_y
@@ -600,7 +605,8 @@ class _Importer:
         if shift > 0 and self.rounding == "exact":
             raise OnnxImportError(f"{where}: requantizing by 2^-{shift} rounds half to even (QuantizeLinear); VTA "
                                   f"rounds half up (add {1 << (shift - 1)}, shr {shift}), which differs on ties; "
-                                  f"accept VTA's rounding with rounding = 'half_up' (vta-dse import --rounding half_up)")
+                                  f"accept VTA's rounding with rounding = 'half_up' "
+                                  f"(vta-dse import --rounding half_up)")
         bias = None
         if p.bias is not None:
             if p.bias_exponent != p.exponent:
@@ -627,15 +633,14 @@ class _Importer:
         if low > high:
             raise OnnxImportError(f"{where}: Clip bounds leave no value ({low} > {high})")
         steps.append(("clip", low, high))
-        kinds = {"conv2d": Conv2D, "group_conv2d": GroupConv2D, "conv2d_transpose": Conv2DTranspose,
-                 "dense": Dense, "add": Elementwise}
         try:
-            layer = kinds[p.kind](**p.dims, epilogue=tuple(steps), name=p.node)
+            layer = LAYER_KINDS[p.kind](**p.dims, epilogue=tuple(steps), name=p.node)
         except CompileError as exc:
             raise OnnxImportError(f"{where}: {exc}") from None
         if bias is not None and (bias.min() < -(1 << 31) or bias.max() >= 1 << 31):
             raise OnnxImportError(f"{where}: the bias of {p.node!r} overflows int32")
-        self.ops.append(ImportedOp(p.node, layer, p.inputs, out, p.weight, None if bias is None else bias.astype(np.int32)))
+        packed_bias = None if bias is None else bias.astype(np.int32)
+        self.ops.append(ImportedOp(p.node, layer, p.inputs, out, p.weight, packed_bias))
 
     def _network(self) -> ImportedNetwork:
         groups: dict = {}

@@ -55,8 +55,8 @@ class QdqModel:
             y = out
         if clip is not None:
             out = self._name("clip")
-            self.nodes.append(helper.make_node("Clip", [y, self.const(np.float32(clip[0])), self.const(np.float32(clip[1]))],
-                                               [out], name=out))
+            bounds = [self.const(np.float32(clip[0])), self.const(np.float32(clip[1]))]
+            self.nodes.append(helper.make_node("Clip", [y, *bounds], [out], name=out))
             y = out
         return self.quantize(y, e_y)
 
@@ -91,8 +91,8 @@ class QdqModel:
             mm = y + "_mm" if bias else y
             self.nodes.append(helper.make_node("MatMul", args, [mm], name=mm))
             if bias:
-                self.nodes.append(helper.make_node("Add", [mm, self.dequantize(self.const(b, "b"), self.exp[x] + e_w, int32=True)],
-                                                   [y], name=y))
+                b_dq = self.dequantize(self.const(b, "b"), self.exp[x] + e_w, int32=True)
+                self.nodes.append(helper.make_node("Add", [mm, b_dq], [y], name=y))
         return self._finish(y, e_y, relu, clip)
 
     def add(self, a, b, e_y, relu=False, clip=None, name=None):
@@ -143,7 +143,8 @@ def _conv(x, w, b, stride, pad, group):
     for g in range(group):
         for dy in range(kh):
             for dx in range(kw):
-                patch = x[:, g * cg:(g + 1) * cg, dy:dy + stride * (oh - 1) + 1:stride, dx:dx + stride * (ow - 1) + 1:stride]
+                rows, cols = slice(dy, dy + stride * (oh - 1) + 1, stride), slice(dx, dx + stride * (ow - 1) + 1, stride)
+                patch = x[:, g * cg:(g + 1) * cg, rows, cols]
                 out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, w[g * og:(g + 1) * og, :, dy, dx])
     return out + (0 if b is None else b.reshape(1, -1, 1, 1))
 
@@ -155,7 +156,8 @@ def _conv_transpose(x, w, b, stride, pad, output_padding):
     full = np.zeros((n, o, (h - 1) * stride + kh + output_padding, (wd - 1) * stride + kw + output_padding))
     for i in range(h):
         for j in range(wd):
-            full[:, :, i * stride:i * stride + kh, j * stride:j * stride + kw] += np.einsum("nc,cokl->nokl", x[:, :, i, j], w)
+            scattered = np.einsum("nc,cokl->nokl", x[:, :, i, j], w)
+            full[:, :, i * stride:i * stride + kh, j * stride:j * stride + kw] += scattered
     oh, ow = (h - 1) * stride - 2 * pad + kh + output_padding, (wd - 1) * stride - 2 * pad + kw + output_padding
     out = full[:, :, pad:pad + oh, pad:pad + ow]
     return out + (0 if b is None else b.reshape(1, -1, 1, 1))

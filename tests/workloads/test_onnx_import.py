@@ -135,7 +135,8 @@ def _qoperator_model(shift_free=False):
                               domain="com.microsoft")]
     graph = helper.make_graph(nodes, "qop", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 6, 6])],
                               [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 32, 6, 6])], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)])
+    opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets)
 
 
 def test_qoperator_and_integer_forms_bit_exact():
