@@ -350,6 +350,14 @@ def _check_space_has_valid_point(base: hwconfigs.HwConfig, knobs, src: str) -> N
                      f"on the base preset; for example: {first_error}")
 
 
+def _relative_to(path: str, src: str) -> str:
+    """A workload's ``path`` names a file relative to the study file's folder."""
+    try:
+        return path if not path or Path(path).is_absolute() else str(Path(src).parent / path)
+    except (OSError, ValueError):   # a name the file system refuses: the reader says so
+        return path
+
+
 def _workloads(items, src: str, ops: Mapping[str, Mapping[str, Any]]) -> tuple[Workload, ...]:
     if not isinstance(items, list) or not items:
         raise StudyError(f"{src}: [[workloads]] is missing; a study needs at least one workload "
@@ -376,10 +384,10 @@ def _workloads(items, src: str, ops: Mapping[str, Mapping[str, Any]]) -> tuple[W
                     if not isinstance(value, bool):
                         raise StudyError(f"{where} {key} must be true or false, got {_show(value)}")
                     params[key] = value
-                elif isinstance(default, str) or (default is REQUIRED and isinstance(value, str)):
+                elif isinstance(default, str) or default is None or (default is REQUIRED and isinstance(value, str)):
                     if not isinstance(value, str):
                         raise StudyError(f"{where} {key} must be a string, got {_show(value)}")
-                    params[key] = value
+                    params[key] = _relative_to(value, src) if key == "path" else value
                 else:   # an integer parameter (its default is one, or it is required)
                     params[key] = _int(value, f"{where} {key}", 0)
             elif default is REQUIRED:

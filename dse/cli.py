@@ -30,6 +30,12 @@ def _demo(args) -> int:
     return run_demo(out=sys.stdout)
 
 
+def _import(args) -> int:
+    from dse._import import import_model
+
+    return import_model(args)
+
+
 def _load_evaluator(spec: str):
     from dse import StudyError
 
@@ -207,7 +213,8 @@ def _candidate(args) -> int:
 
 def _add_candidate_options(p) -> None:
     layer = p.add_argument_group("the layer (one of)")
-    layer.add_argument("--op", help="an op as a study names it: dense, conv2d, elementwise, resnet18")
+    layer.add_argument("--op", help="an op as a study names it: dense, conv2d, group_conv2d, conv2d_transpose, "
+                                    "elementwise, resnet18, network, onnx")
     layer.add_argument("--param", action="append", metavar="KEY=VALUE",
                        help="a parameter of --op (repeat), e.g. --param height=14")
     layer.add_argument("--study", help="a study file; with --workload NAME")
@@ -278,6 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", help="file to write (default: standard output)")
     export.set_defaults(func=_export)
 
+    imp = sub.add_parser("import", help="a quantized ONNX model as study workloads (TOML)",
+                         description="Map every op VTA can offload from a quantized ONNX model (QDQ or QLinear "
+                                     "operators, per-tensor power-of-two scales) onto the op library, with its "
+                                     "epilogue, and write them as [[workloads]] tables; what stays on the CPU "
+                                     "is listed. Exit 2 on a model that cannot be imported.")
+    imp.add_argument("model", help="the .onnx file")
+    imp.add_argument("--out", help="TOML file to write (default: standard output)")
+    imp.add_argument("--rounding", choices=["exact", "half_up"], default="exact",
+                     help="'exact' (default) refuses requantizations VTA would round differently on ties "
+                          "(ONNX rounds half to even, VTA half up); 'half_up' accepts VTA's rounding")
+    imp.set_defaults(func=_import)
+
     board = sub.add_parser("board", help="serve a VTA device to studies over the network (docs/board.md)")
     board_sub = board.add_subparsers(dest="board_command", required=True)
     serve = board_sub.add_parser("serve", help="run the board server (on the board, or with the simulated device)",
@@ -316,7 +335,7 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    if args.command in ("run", "show", "report", "compare", "export", "compile", "simulate", "board"):
+    if args.command in ("run", "show", "report", "compare", "export", "compile", "simulate", "board", "import"):
         from dse import StudyError
 
         try:

@@ -16,21 +16,30 @@ from .runners import Candidate, CountRunner, FullRunner
 from .runners._candidate import env_of
 
 OPS = {
-    "dense": {"batch": 1, "in_features": REQUIRED, "out_features": REQUIRED},
+    # ``epilogue`` (optional): the steps fused after the GEMM, as workloads.epilogue_text writes them
+    "dense": {"batch": 1, "in_features": REQUIRED, "out_features": REQUIRED, "epilogue": None},
     "conv2d": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
-               "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0},
+               "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0, "epilogue": None},
     # upstream's group_conv2d_packed (MobileNet-style): each group's channels whole VTA blocks
     "group_conv2d": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
-                     "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0, "groups": REQUIRED},
+                     "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0, "groups": REQUIRED,
+                     "epilogue": None},
     # upstream's conv2d_transpose_packed (DCGAN's generator); height/width are the undilated input's
     "conv2d_transpose": {"batch": 1, "height": REQUIRED, "width": REQUIRED, "in_channels": REQUIRED,
                          "out_channels": REQUIRED, "kernel": REQUIRED, "stride": 1, "pad": 0,
-                         "output_padding": 0},
+                         "output_padding": 0, "epilogue": None},
     # an ALU-only op of two int32 tensors (a residual add), upstream's schedule_alu_packed
-    "elementwise": {"batch": 1, "channels": REQUIRED, "height": REQUIRED, "width": REQUIRED, "op": "add"},
+    # (``alu``: the layer's op; a workload's ``op`` key names the workload's op)
+    "elementwise": {"batch": 1, "channels": REQUIRED, "height": REQUIRED, "width": REQUIRED, "alu": "add",
+                    "epilogue": None},
     # every op of ResNet-18 VTA offloads: the 19 convs and, with ``residual_adds``, the 8 residual
     # additions (or the layers named in ``layers``)
     "resnet18": {"batch": 1, "layers": [], "residual_adds": True},
+    # every layer VTA offloads from a built-in network (workloads.NETWORKS), or those in ``layers``
+    "network": {"name": REQUIRED, "batch": 1, "layers": []},
+    # every layer VTA offloads from a quantized ONNX model (a path relative to the study file)
+    # (``rounding``: "exact" refuses requantizations VTA rounds differently on ties, "half_up" accepts them)
+    "onnx": {"path": REQUIRED, "layers": [], "rounding": "exact"},
 }
 
 
@@ -47,19 +56,41 @@ def _workloads_module():
 def _layer(op: str, params: tuple):
     workloads = _workloads_module()
     p = dict(params)
-    if op == "dense":
-        return workloads.Dense(**p)
-    if op == "conv2d":
-        return workloads.Conv2D(**p)
-    if op == "group_conv2d":
-        return workloads.GroupConv2D(**p)
-    if op == "conv2d_transpose":
-        return workloads.Conv2DTranspose(**p)
-    if op == "elementwise":
-        return workloads.Elementwise(**p)
+    if op in workloads.LAYER_KINDS:
+        if "epilogue" in p:
+            p["epilogue"] = workloads.parse_epilogue(p["epilogue"])
+        if op == "elementwise":
+            p["op"] = p.pop("alu", "add")
+        return workloads.LAYER_KINDS[op](**p)
     if op == "resnet18_layer":
         return workloads.resnet18(batch=p["batch"], residual_adds=True)[p["layer"]]
     raise StudyError(f"unknown op {op!r}")
+
+
+def layer_workload(layer, name: str, count: int = 1):
+    """The study workload of an op-library layer: its op and every field (the epilogue as text)."""
+    import dataclasses
+
+    from ._study import Workload
+
+    workloads = _workloads_module()
+    op = workloads.layer_kind(layer)
+    params = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.name not in ("count", "name")}
+    params["epilogue"] = workloads.epilogue_text(layer.epilogue)
+    if op == "elementwise":
+        params["alu"] = params.pop("op")
+    return Workload(name, op, tuple(sorted(params.items())), count)
+
+
+def _network_layers(workload) -> dict:
+    """name -> layer of a workload that stands for a network (resnet18, network, onnx)."""
+    workloads = _workloads_module()
+    p = workload.param_dict
+    if workload.op == "resnet18":
+        return workloads.resnet18(batch=p["batch"], residual_adds=bool(p.get("residual_adds", True)))
+    if workload.op == "network":
+        return {layer.name: layer for layer in workloads.network(p["name"], batch=p["batch"])}
+    return {layer.name: layer for layer in workloads.import_onnx(p["path"], rounding=p["rounding"]).layers}
 
 
 class SimulatorEvaluator:
@@ -108,26 +139,30 @@ class SimulatorEvaluator:
 
         out = []
         for w in workloads:
-            if w.op != "resnet18":
+            if w.op not in ("resnet18", "network", "onnx"):
                 _layer(w.op, w.params)     # constructing it validates the parameters
                 out.append(w)
                 continue
-            p = w.param_dict
-            net = _workloads_module().resnet18(batch=p["batch"], residual_adds=bool(p.get("residual_adds", True)))
-            names = list(p.get("layers") or net)
+            net = _network_layers(w)
+            what = w.param_dict.get("name", w.op)
+            names = list(w.param_dict.get("layers") or net)
             for name in names:
                 if not isinstance(name, str):
-                    raise StudyError(f"workload {w.name!r}: resnet18 layers are named by strings "
+                    raise StudyError(f"workload {w.name!r}: {what} layers are named by strings "
                                      f"({', '.join(net)}), got {name!r}")
                 if name not in net:
                     import difflib
                     close = difflib.get_close_matches(name, list(net), n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
-                    raise StudyError(f"workload {w.name!r}: resnet18 has no layer {name!r}{hint}; "
+                    raise StudyError(f"workload {w.name!r}: {what} has no layer {name!r}{hint}; "
                                      f"layers: {', '.join(net)}")
                 count = getattr(net[name], "count", 1) * w.count
-                out.append(Workload(name if len(workloads) == 1 else f"{w.name}.{name}", "resnet18_layer",
-                                    (("batch", p["batch"]), ("layer", name)), count))
+                full = name if len(workloads) == 1 else f"{w.name}.{name}"
+                if w.op == "resnet18":   # the historical op: its tables and runs name the layer so
+                    out.append(Workload(full, "resnet18_layer", (("batch", w.param_dict["batch"]), ("layer", name)),
+                                        count))
+                else:
+                    out.append(layer_workload(net[name], full, count))
         return out
 
     def knob_space(self, workload, hw) -> dict:

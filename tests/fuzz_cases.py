@@ -521,6 +521,67 @@ def check_study(content: bytes, tmp_dir=None) -> str:
     return "ok"
 
 
+_ONNX_VALID = []
+
+
+def _onnx_valid() -> bytes:
+    """A small QDQ model (convs, a CPU Flatten, a dense), built once."""
+    if not _ONNX_VALID:
+        from tests.workloads.onnx_models import QdqModel
+
+        m = QdqModel((1, 16, 4, 4), -3, seed=11)
+        a = m.conv(m.first, 16, 3, -4, -5, pad=1, relu=True)
+        b = m.conv(a, 32, 1, -4, -5)
+        _ONNX_VALID.append(m.model(m.dense(m.cpu("Flatten", b), 32, -4, -5)).SerializeToString())
+    return _ONNX_VALID[0]
+
+
+def make_onnx(rng: random.Random) -> tuple:
+    """(model bytes, rounding): a valid model's bytes flipped, cut, spliced, replaced by junk, or
+    its scales and zero points drawn."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    raw = bytearray(_onnx_valid())
+    how = rng.choice(["flip", "cut", "splice", "junk", "scale"])
+    if how == "flip":
+        for _ in range(rng.randint(1, 8)):
+            raw[rng.randrange(len(raw))] = rng.randrange(256)
+    elif how == "cut":
+        raw = raw[:rng.randrange(len(raw))]
+    elif how == "splice":
+        at = rng.randrange(len(raw))
+        raw[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))
+    elif how == "junk":
+        raw = bytearray(rng.randrange(256) for _ in range(rng.randint(0, 512)))
+    else:
+        model = onnx.load_from_string(bytes(raw))
+        for tensor in model.graph.initializer:
+            if tensor.name.startswith(("s", "zp")) and rng.random() < 0.3:
+                value = numpy_helper.to_array(tensor)
+                new = (rng.choice([0.3, -1.0, 0.0, 2.0 ** rng.randint(-20, 5), float("inf")])
+                       if value.dtype.kind == "f" else rng.randint(-3, 3))
+                tensor.CopyFrom(numpy_helper.from_array(np.asarray(new, dtype=value.dtype), tensor.name))
+        raw = bytearray(model.SerializeToString())
+    return bytes(raw), rng.choice(["exact", "half_up"])
+
+
+def check_onnx(case) -> str:
+    """import_onnx: an ImportedNetwork whose workload file renders, or a one-line OnnxImportError."""
+    from compiler import workloads
+
+    raw, rounding = case
+    try:
+        net = workloads.import_onnx(raw, rounding=rounding)
+    except workloads.OnnxImportError as exc:
+        if not str(exc) or "\n" in str(exc):
+            raise Disagreement(f"an import error that is not one line: {exc!r}") from None
+        return "named"
+    net.workload_toml()
+    return "ok"
+
+
 TARGETS = {
     "program": (make_program, check_program),
     "modes": (make_program, check_modes),
@@ -528,4 +589,5 @@ TARGETS = {
     "knobs": (make_knobs, check_knobs),
     "epilogue": (make_epilogue, check_epilogue),
     "study": (make_study, check_study),
+    "onnx": (make_onnx, check_onnx),
 }

@@ -120,6 +120,7 @@ def test_every_op_parameter_is_documented_with_its_default():
         if default is _study.REQUIRED:
             assert cell == "required", (op, key)
         else:
-            written = str(default).lower() if isinstance(default, bool) else default    # as TOML writes it
+            # as TOML writes it; an optional key without a default (None) is documented as `none`
+            written = str(default).lower() if isinstance(default, bool) or default is None else default
             assert cell.startswith(f"`{written}`".replace("'", '"')), (op, key, cell)
     assert set(re.findall(r"`(\w+)`", rows("[workloads]")["op"][2])) == set(ops)

@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import dataclasses
 
-from ._knobs import buffer_demand, check_knobs, fallback_knobs, knob_space, normalize_knobs, random_legal_knobs, tile_footprint
-from ._layers import ELEMENTWISE_OPS, TUTORIAL_EPILOGUE, Conv2D, Conv2DTranspose, Dense, Elementwise, GroupConv2D
+from ._knobs import (buffer_demand, check_knobs, fallback_knobs, knob_space, normalize_knobs, random_legal_knobs,
+                     tile_footprint)
+from ._layers import (ELEMENTWISE_OPS, TUTORIAL_EPILOGUE, Conv2D, Conv2DTranspose, Dense, Elementwise, GroupConv2D,
+                      LAYER_KINDS, epilogue_text, layer_kind, parse_epilogue)
+from ._networks import NETWORKS, cpu_ops, describe_network, network, network_ops
+from ._onnx import ImportedNetwork, OnnxImportError, import_onnx
+from ._packing import pack_inputs, unpack_output
 from ._numeric import dilate_input, empty_output, input_shapes, output_shape, random_inputs, reference
 from ._resnet import RESNET18_EPILOGUE, dense_shapes, resnet18, resnet18_network
 from ._tophub import tophub_knobs
 
-__all__ = ["Conv2D", "buffer_demand", "Conv2DTranspose", "Dense", "ELEMENTWISE_OPS", "Elementwise", "GroupConv2D", "RESNET18_EPILOGUE", "TUTORIAL_EPILOGUE", "build", "check_knobs", "dense_shapes", "dilate_input", "empty_output",
-           "fallback_knobs", "input_shapes", "knob_space", "normalize_knobs", "output_shape", "random_inputs",
-           "random_legal_knobs",
+__all__ = ["Conv2D", "Conv2DTranspose", "Dense", "ELEMENTWISE_OPS", "Elementwise", "GroupConv2D", "ImportedNetwork",
+           "LAYER_KINDS", "NETWORKS", "OnnxImportError", "RESNET18_EPILOGUE", "TUTORIAL_EPILOGUE", "buffer_demand",
+           "build",
+           "check_knobs", "cpu_ops", "dense_shapes", "describe_network", "dilate_input", "empty_output",
+           "epilogue_text", "fallback_knobs", "import_onnx", "input_shapes", "knob_space", "layer_kind", "network",
+           "network_ops",
+           "normalize_knobs", "output_shape", "pack_inputs", "parse_epilogue", "random_inputs", "random_legal_knobs",
            "reference", "resnet18", "resnet18_network", "schedule", "stream_columns", "tile_footprint",
-           "tophub_knobs"]
+           "tophub_knobs", "unpack_output"]
 
 
 def schedule(layer, env=None, knobs=None):

@@ -85,6 +85,25 @@ def check_epilogue(epilogue) -> tuple:
     return steps
 
 
+def epilogue_text(epilogue) -> str:
+    """The epilogue as a study file writes it: ``"bias, relu, add 128, shr 8, clip -127 127"``."""
+    return ", ".join(" ".join(str(part) for part in step) for step in check_epilogue(epilogue))
+
+
+def parse_epilogue(text: str) -> tuple:
+    """The steps of an epilogue written as ``epilogue_text`` does ("" is no step)."""
+    if not isinstance(text, str):
+        raise CompileError(f"epilogue {text!r}: expected a string such as 'bias, shr 8, clip -127 127'")
+    steps = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, *args = item.split()
+        try:
+            steps.append((name, *(int(a) for a in args)))
+        except ValueError:
+            raise CompileError(f"epilogue step {item!r}: arguments must be integers") from None
+    return check_epilogue(steps)
+
+
 @dataclasses.dataclass(frozen=True)
 class Conv2D(_StridedWindow):
     """A 2-D convolution in VTA's packed NCHWnc layout (square kernel, stride and pad)."""
@@ -341,3 +360,12 @@ class Elementwise:
 
     def describe(self) -> str:
         return f"{self.op} of {self.channels}x{self.height}x{self.width}, batch {self.batch}"
+
+
+# A layer's kind, as a study's op and a network description name it.
+LAYER_KINDS = {"conv2d": Conv2D, "group_conv2d": GroupConv2D, "conv2d_transpose": Conv2DTranspose, "dense": Dense,
+               "elementwise": Elementwise}
+
+
+def layer_kind(layer) -> str:
+    return next(kind for kind, cls in LAYER_KINDS.items() if type(layer) is cls)

@@ -2,7 +2,7 @@
 and the classifier stay on the CPU). Names and multiplicities follow the TopHub records."""
 from __future__ import annotations
 
-from ._layers import Conv2D, Elementwise
+from ._layers import Conv2D
 
 # The fused op of every offloaded conv in upstream's quantized ResNet-18 is
 # conv2d -> add(bias) -> requantize -> clip -> cast: batch-norm folds into a per-channel int32
@@ -43,15 +43,17 @@ _RESNET18 = (
 def resnet18(batch: int = 1, epilogue=RESNET18_EPILOGUE, residual_adds: bool = False) -> dict:
     """Ordered mapping C2..C11 -> Conv2D with ``.count`` (the conv layers VTA runs, each fused
     with ``epilogue``); with ``residual_adds`` also R1..R4, the residual additions of the four
-    stages (two per stage) as ALU-only Elementwise ops."""
-    layers = {name: Conv2D(batch=batch, height=hw, width=hw, in_channels=ci, out_channels=co, kernel=k,
-                           stride=s, pad=p, epilogue=epilogue, count=count, name=name)
-              for name, hw, ci, co, k, s, p, count in _RESNET18}
-    if residual_adds:
-        for stage, (hw, channels) in enumerate(((56, 64), (28, 128), (14, 256), (7, 512)), start=1):
-            name = f"R{stage}"
-            layers[name] = Elementwise(batch=batch, channels=channels, height=hw, width=hw, op="add",
-                                       epilogue=RESIDUAL_EPILOGUE, count=2, name=name)
+    stages (two per stage) as ALU-only Elementwise ops. The layers of ``network("resnet18")``."""
+    import dataclasses
+
+    from ._networks import network
+
+    layers = {}
+    for layer in network("resnet18", batch):
+        if isinstance(layer, Conv2D):
+            layers[layer.name] = layer if epilogue == RESNET18_EPILOGUE else dataclasses.replace(layer, epilogue=epilogue)
+        elif residual_adds:
+            layers[layer.name] = layer
     return layers
 
 
@@ -67,27 +69,6 @@ def dense_shapes(batch: int = 1) -> dict:
 def resnet18_network(batch: int = 1) -> list:
     """Every VTA-offloaded op of ResNet-18 in execution order, as (name, layer) pairs with count 1:
     the 19 convs with the epilogue of their own fused function and the 8 residual additions."""
-    shapes = {name: (hw, ci, co, k, s, p) for name, hw, ci, co, k, s, p, _ in _RESNET18}
+    from ._networks import network_ops
 
-    def conv(tag, layer_name, epilogue):
-        hw, ci, co, k, s, p = shapes[layer_name]
-        return (tag, Conv2D(batch=batch, height=hw, width=hw, in_channels=ci, out_channels=co, kernel=k,
-                            stride=s, pad=p, epilogue=epilogue, name=layer_name))
-
-    def residual(tag, stage, hw, channels, epilogue=RESIDUAL_ADD):
-        return (tag, Elementwise(batch=batch, channels=channels, height=hw, width=hw, op="add",
-                                 epilogue=epilogue, name=f"R{stage}"))
-
-    ops = []
-    # (stage, first conv of block 1, second conv shape, shortcut conv or None, output H=W, channels)
-    for stage, first, second, shortcut, hw, channels in ((1, "C2", "C2", None, 56, 64), (2, "C3", "C5", "C4", 28, 128),
-                                                         (3, "C6", "C8", "C7", 14, 256), (4, "C9", "C11", "C10", 7, 512)):
-        for block in (1, 2):
-            tag = f"stage{stage}.block{block}"
-            ops.append(conv(f"{tag}.conv1", first if block == 1 else second, CONV_BN_RELU))
-            ops.append(conv(f"{tag}.conv2", second, CONV_BN))
-            if block == 1 and shortcut:
-                ops.append(conv(f"{tag}.shortcut", shortcut, CONV_BN))
-            last = stage == 4 and block == 2
-            ops.append(residual(f"{tag}.add", stage, hw, channels, LAST_RESIDUAL_ADD if last else RESIDUAL_ADD))
-    return ops
+    return network_ops("resnet18", batch)
