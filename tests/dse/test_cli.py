@@ -91,7 +91,9 @@ def test_sigkill_mid_study_then_rerun_completes_without_loss_or_duplicates(tmp_p
         except ProcessLookupError:
             pass
     st, before = _complete(out)
-    assert 2 <= len(before) < 8     # the 3rd may be journaled but not yet told: dropped on resume
+    # killed mid-study: the sampler's budget (8) not spent; the exact fills of an explored geometry
+    # come on top of it (the 3rd journaled trial may not be told yet: dropped on resume)
+    assert len(before) >= 2 and len(sampled(before)) < 8
     # usually a trial is left RUNNING, orphaned by the kill; a trial of a geometry whose tables
     # exist completes in milliseconds, so the kill may also land between two trials
     orphaned = any(t.state.name == "RUNNING" for t in st.trials)
