@@ -56,7 +56,6 @@ def constraint_names(spec: StudySpec) -> list[str]:
     return _outcome.constraint_names([key for key, _ in spec.constraints])
 
 
-
 # The on-chip buffer sizes: a schedule's counters and cycles do not depend on them (only on the
 # layer, the geometry, the widths, the uop buffer and the timing parameters); they decide only which
 # schedules fit. tests/dse/test_tables.py holds the invariance.
@@ -735,7 +734,7 @@ class Driver:
                 self._row(ht, layer, None, {}, measurement("infeasible", ht.reason), mode="static")
         else:
             for workload, shards in ht.searches():
-                best = self._best_fitting(ht, workload, shards[0].table_group,
+                best = self._best_fitting(ht, workload, shards[0],
                                           {i: r for layer in shards for i, r in layer.results.items()})
                 if best is None:
                     failed = next((layer for layer in shards if layer.error), None)
@@ -769,18 +768,19 @@ class Driver:
                          layers_without_schedule=0 if ht.reason else len(reasons), measured=measured)
         return summary, outcome
 
-    def _best_fitting(self, ht: _HwTrial, workload, group: str, results: dict):
+    def _best_fitting(self, ht: _HwTrial, workload, layer: _Layer, results: dict):
         """The fastest schedule of a table that fits this trial's buffers (the table was measured
         on the geometry's largest buffers; counters and cycles do not depend on them). Schedules
         whose tiles exceed a buffer of the trial are passed over without a static check (that
         alone refuses them); the first other one the static check admits is the answer."""
-        ranked, demand = self._ranking(workload, group, results)
+        ranked, demand = self._ranking(workload, layer, results)
         return first_fitting(ranked, demand, ht.hw, lambda knobs: self.evaluator.static_check(workload, ht.hw, knobs))
 
-    def _ranking(self, workload, group: str, results: dict):
+    def _ranking(self, workload, layer: _Layer, results: dict):
         """A table's successful schedules, fastest first, and the bytes each needs of the inp,
-        wgt and acc buffers (None if the evaluator does not say); kept per table, as every trial
-        of the geometry asks the same."""
+        wgt and acc buffers on the table's hardware (None if the evaluator does not say); kept per
+        table, as every trial of the geometry asks the same."""
+        group = layer.table_group
         kept = self.rankings.get(group)
         if kept is not None and kept[0] == len(results):
             return kept[1], kept[2]
@@ -788,9 +788,8 @@ class Driver:
         demand_of = getattr(self.evaluator, "buffer_demand", None)
         demand = None
         if demand_of is not None and ranked:
-            hw = hwconfigs.HwConfig.from_dict(dict(json.loads(group)[1]))
             try:
-                demand = np.array([[demand_of(workload, hw, k)[b] for b in ("inp", "wgt", "acc")]
+                demand = np.array([[demand_of(workload, layer.job.hw, k)[b] for b in ("inp", "wgt", "acc")]
                                    for _, _, k in ranked], dtype=np.int64)
             except Exception:        # a demand it cannot say: every schedule gets the static check
                 demand = None
