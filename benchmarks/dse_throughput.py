@@ -110,15 +110,16 @@ class Timed:
         return dict(out, t_start=t0, t_end=time.time(), pid=os.getpid())
 
 
-def worker_busy(rows_jsonl: Path) -> dict:
-    """From the journal: per worker process, its time inside evaluate() and the gaps between two
-    consecutive evaluate() calls (the inner search's ask/tell, the stream message, waiting)."""
-    import json
+def worker_busy(run_dir: Path) -> dict:
+    """From the rows stored with the study: per worker process, its time inside evaluate() and the
+    gaps between two consecutive evaluate() calls (the inner search's ask/tell, the stream
+    message, waiting)."""
+    from dse._results import stored_rows
+
     spans: dict = {}
-    for line in rows_jsonl.read_text().splitlines():
-        for r in json.loads(line).get("rows", []):
-            if r.get("t_start") is not None and not r.get("cached"):
-                spans.setdefault(r["pid"], set()).add((r["t_start"], r["t_end"]))
+    for r in stored_rows(f"sqlite:///{run_dir / 'study.db'}"):
+        if r.get("t_start") is not None and not r.get("cached"):
+            spans.setdefault(r["pid"], set()).add((r["t_start"], r["t_end"]))
     busy = sum(e - s for v in spans.values() for s, e in v)
     gaps = [b[0] - a[1] for v in spans.values() for a, b in zip(sorted(v), sorted(v)[1:])]
     first = min(s for v in spans.values() for s, _ in v)
@@ -308,7 +309,7 @@ def main() -> None:
             import pandas as pd
             df = pd.read_parquet(run_dir / "results.parquet")
             fresh = df[(df["mode"] == "count") & (df["cached"] == False) & df["compile_s"].notna()]  # noqa: E712
-            wb = worker_busy(run_dir / "rows.jsonl")
+            wb = worker_busy(run_dir)
             run = dict(tm, worker_s=float((fresh["compile_s"] + fresh["sim_s"]).mean()), rate=tm["candidates"] / tm["search"],
                        busy_share=wb["busy"] / (workers * tm["search"]), per_eval=wb["busy"] / wb["n"],
                        overhead=tm["search"] / tm["candidates"] - wb["busy"] / wb["n"], **wb)

@@ -8,10 +8,12 @@ whenever a job ends, the freed slot is refilled at once from the oldest open har
 opening a new one (``study.ask``) when the open ones have nothing left to submit. A job whose
 worker dies is resubmitted and replays what the driver already holds, so no row is lost or doubled.
 
-Resuming: the storage and the journal in the output folder hold everything finished. A trial left
-RUNNING by a dead driver (this host: its process is gone; elsewhere: no heartbeat for
-``GRACE_S``) is failed and its hardware enqueued again, so the budget of COMPLETE trials is met
-without a trial counted twice.
+Resuming: the study's storage holds everything finished, each trial's rows and summary with it
+(``dse._results``). A trial left RUNNING by a dead driver (this host: its process is gone;
+elsewhere: no heartbeat for ``GRACE_S``) is failed and its hardware enqueued again, so the budget
+of COMPLETE trials is met without a trial counted twice. Drivers sharing a study stop together:
+one whose budget is spoken for waits for the other drivers' open trials (and takes over any that
+fails), so all of them write the same tables and choose the same configuration.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ import optuna
 
 import hwconfigs
 
-from . import _outcome, _storage, _tables
+from . import _outcome, _results, _storage, _tables
 from ._columns import COUNTERS, RESOURCES, TIMING, objective_attr
 from ._executor import RayPool
 from ._inner import is_exhaustive
@@ -41,12 +43,16 @@ from ._identity import shared_cache_dir
 from ._layer_job import LayerJob, knob_text, latency_of
 from ._progress import Progress
 from ._protocol import make_task, measurement
-from ._records import CACHEABLE, CandidateCache, RowsJournal
+from ._records import CACHEABLE, CandidateCache
 from ._samplers import distributions, make_sampler, static_check
 from ._study import ENUMERATE_LIMIT, StudyError, StudySpec
 
 DRIVER_ATTR = "dse:driver"
 PREFETCH = 1          # jobs queued beyond the CPUs by default
+LEGACY_JOURNAL = "rows.jsonl"   # where runs of vta-dse before dse._results kept their rows
+RESULT_BLIND = ("grid",)   # samplers whose proposals do not depend on the values they are told
+WAIT_S = 1.0          # a driver waiting for other drivers' trials looks again this often
+RECOVER_EVERY_S = 10.0  # ... and fails those of dead drivers (see dse._storage.GRACE_S) this often
 FINGERPRINT_ATTR = "dse:fingerprint"
 CONSTRAINT_NAMES_ATTR = "dse:constraint_names"
 
@@ -261,6 +267,7 @@ class Driver:
         self.identity = _identity()
         self.tables: dict[str, tuple[dict, str]] = {}   # table group -> (results, space error)
         self.table_rows: dict[str, dict] = {}          # table group -> candidate -> measurement
+        self.unpublished: list[str] = []               # complete tables not yet stored with the study
         self.rankings: dict[str, tuple] = {}           # table group -> (size, fastest first, buffer bytes)
         self.filled_geometries: set = set()            # geometries whose every buffer point is a trial
         self.filled: set[int] = set()                  # trial numbers of the exact fills (not the budget's)
@@ -403,10 +410,12 @@ class Driver:
         recovered = self._recover_orphans(study)
         shared = shared_cache_dir() if getattr(self.evaluator, "shares_cache", False) else None
         self.cache = CandidateCache(self.out / "cache.jsonl", self.evaluator.name, shared)
-        self.journal = RowsJournal(self.out / "rows.jsonl", self.spec.name)
+        self.results = _results.StudyResults(study, self.trials.storage, journal=self.out / LEGACY_JOURNAL)
+        _tables.write_study_json(self.out, self.spec, self.storage_url, self.workloads)
         self.best_value = None
+        for number, record in self.results.load()[0].items():
+            self._note_best(record["summary"])
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            self._note_best(t.user_attrs)
             if t.user_attrs.get(FILL_ATTR):
                 self.filled.add(t.number)
         done = self._complete_count(study) - len(self.filled)
@@ -450,7 +459,7 @@ class Driver:
             pool.shutdown()
             self.progress.close()
         t_write = time.monotonic()
-        summary = _tables.write_outputs(self.out, self.spec, study, self.journal, self.storage_url,
+        summary = _tables.write_outputs(self.out, self.spec, study, self.results, self.storage_url,
                                         workloads=self.workloads)
         timing["write"] = time.monotonic() - t_write
         return RunSummary(self.out, self.spec.name, self.storage_url, summary["complete"], summary["feasible"],
@@ -460,6 +469,7 @@ class Driver:
     def _abandon_open_trials(self, study) -> None:
         try:                          # trials with every result in are told, not abandoned
             self._finish_pending(study)
+            self._publish_tables()
         except Exception:
             pass
         for ht in getattr(self, "active", []):
@@ -476,13 +486,17 @@ class Driver:
         self.finishing: list[_HwTrial] = []     # every result in; the storage not yet told
         self.running_groups: dict[str, tuple] = {}   # cache group -> ((trial, layer) searching it, jobs in flight)
         last_beat = 0.0
+        self.last_recovery = time.monotonic()
         while True:
             # Workers first: refill the freed slots (a trial is told before the next is asked),
             # then tell the other finished trials (tens of ms of storage work each) while they run.
             self._fill_slots(study, t0)
             self._finish_pending(study)
+            self._publish_tables()
             if not self.active and not self.finishing and pool.in_flight() == 0:
-                break
+                if not self._others_open(study, t0):
+                    break
+                continue
             for event in pool.wait(timeout=0.5):
                 self._on_event(study, event)
             now = time.monotonic()
@@ -492,13 +506,47 @@ class Driver:
                 last_beat = now
             self.progress.update()
 
+    def _publish_tables(self) -> None:
+        """Store the tables completed since the last call with the study (``dse._table_store``),
+        once the workers have their next jobs: other drivers may reuse them, this one holds them."""
+        while self.unpublished:
+            group = self.unpublished.pop(0)
+            results, _ = self.tables[group]
+            rows = self.table_rows.get(group, {})
+            self.table_store.publish(group, {knob_text(knobs): rows[i] for i, (knobs, _) in results.items()
+                                             if i in rows and rows[i].get("status") in CACHEABLE})
+
+    def _others_open(self, study, t0: float) -> bool:
+        """Whether to wait for trials other drivers of the study hold open (this one has none and
+        may open none): a driver returns once every trial of the budget is told, so every driver
+        of a shared study writes its tables from the same trials. Waits a second; trials of dead
+        drivers are failed and asked again (this driver then takes them over)."""
+        if self.spec.timeout is not None and time.monotonic() - t0 > self.spec.timeout:
+            return False
+        running = self._count(study, "RUNNING")
+        if not running:
+            self.progress.update(note="")
+            return False
+        self.progress.update(note=f"waiting for {running} trial(s) other drivers are running")
+        time.sleep(WAIT_S)
+        now = time.monotonic()
+        if now - self.last_recovery >= RECOVER_EVERY_S:
+            self.last_recovery = now
+            self._recover_orphans(study)
+        return True
+
     def _may_open(self, study, t0: float) -> bool:
         if self.spec.timeout is not None and time.monotonic() - t0 > self.spec.timeout:
             return False
         # A trial is asked only when every earlier one is told: the sampler then proposes the same
         # sequence whatever the number of workers (a study's answer must not depend on them).
-        # The workers stay busy with the schedule tables of the open trial's geometry.
-        if self.active or self.finishing:
+        # The workers stay busy with the schedule tables of the open trial's geometry. A grid's
+        # proposals depend only on the order of the asks, not on what it is told: it asks the
+        # next trial as soon as the open ones have nothing left to submit, so a worker freed by
+        # a trial's shorter layer search starts on the next trial's tables.
+        if self.finishing or (self.active and not (self.spec.sampler in RESULT_BLIND
+                                                   and not any(layer.waiting for ht in self.active
+                                                               for layer in ht.layers))):
             return False
         if self.spec.sampler != "grid" and self._space_exhausted(study):   # a grid visits its points itself
             return False
@@ -631,9 +679,7 @@ class Driver:
         if done and all(part.done for part in parts):      # every shard of the table is in
             results = {i: r for part in parts for i, r in part.results.items()}
             self.tables[group] = (results, next((part.error for part in parts if part.error), ""))
-            rows = self.table_rows.get(group, {})
-            self.table_store.publish(group, {knob_text(knobs): rows[i] for i, (knobs, _) in results.items()
-                                             if i in rows and rows[i].get("status") in CACHEABLE})
+            self.unpublished.append(group)
         self._finish_if_done(study, ht)
 
     # ---- finishing a hardware trial ----------------------------------------------------------
@@ -650,15 +696,11 @@ class Driver:
 
     def _finish(self, study, ht: _HwTrial) -> None:
         summary, outcome = self._aggregate(ht)
-        self.journal.write_trial(ht.number, ht.rows, summary)
         # the constraint values' names are the study's CONSTRAINT_NAMES_ATTR, in their order
-        attrs = {key: value for key, value in summary.items() if key != "layers"}
-        # one attribute per layer: the dashboard cuts a structured attribute at 1024 characters
-        for layer in summary["layers"]:
-            attrs[f"schedule:{layer['workload']}"] = layer["knobs"]
-        if not self.trials.finish(ht.trial, outcome, attrs):
+        if not self.trials.finish(ht.trial, outcome, _results.shown_attrs(summary),
+                                  _results.trial_attrs(summary, ht.rows)):
             warnings.warn(f"trial {ht.number} was failed by another driver (no heartbeat for {_storage.GRACE_S} s) "
-                          f"and asked again; its results stay in rows.jsonl only")
+                          f"and asked again; its results are dropped")
         self._note_best(summary)
         self.progress.update(done=self.progress.done + 1, best=self._best_text(), force=True)
         self._fill_geometry(study, ht)
@@ -709,19 +751,14 @@ class Driver:
         if any(layer.job is not None and not layer.done for layer in fill.layers):
             return            # its buffers call for schedules no table holds: a trial of its own
         summary, outcome = self._aggregate(fill)
-        attrs = {key: value for key, value in summary.items() if key != "layers"}
-        for layer in summary["layers"]:
-            attrs[f"schedule:{layer['workload']}"] = layer["knobs"]
         token = f"{self.identity['host']}:{self.identity['pid']}:{len(self.filled)}"
-        attrs.update({FILL_ATTR: True, "dse:fill_token": token})
+        attrs = {**_results.shown_attrs(summary), FILL_ATTR: True, "dse:fill_token": token}
         study.add_trial(optuna.trial.create_trial(
             params=params, distributions=self.dists, values=outcome.values, user_attrs=attrs,
-            system_attrs={_storage.CONSTRAINTS_ATTR: list(outcome.constraints.values())}))
+            system_attrs={**_results.trial_attrs(summary, fill.rows),
+                          _storage.CONSTRAINTS_ATTR: list(outcome.constraints.values())}))
         number = next(t.number for t in reversed(study.get_trials(deepcopy=False))
                       if t.user_attrs.get("dse:fill_token") == token)
-        for row in fill.rows:
-            row["trial"] = number
-        self.journal.write_trial(number, fill.rows, summary)
         self.filled.add(number)
         self._note_best(summary)
 
@@ -869,9 +906,9 @@ class Driver:
         run holds them; {} otherwise."""
         base = {k.name: getattr(self.spec.base, k.name) for k in self.spec.hardware}
         for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            if t.params == base and t.user_attrs.get("feasible"):
-                return {key.split(":", 1)[1]: value for key, value in t.user_attrs.items()
-                        if key.startswith("schedule:")}
+            summary = _results.summary_of(t) if t.params == base else None
+            if summary and summary.get("feasible"):
+                return {layer["workload"]: layer["knobs"] for layer in summary["layers"]}
         try:
             stock = self._new_trial(_Point(-1, base))
         except Exception:
@@ -889,7 +926,7 @@ class Driver:
         failed: set[int] = set()
         while True:
             complete = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
-            trials, verifies = self.journal.load(complete)
+            trials, verifies = self.results.load(complete)
             failed |= {n for n, v in verifies.items() if not v["verified"]}
             targets = _tables.report_targets(trials, self.spec, exclude=failed)
             todo = [n for n in targets if n not in verifies]
@@ -921,7 +958,7 @@ class Driver:
                 per_trial.setdefault(number, []).append(row)
             for number, rows in per_trial.items():
                 verified = all(r["verified"] for r in rows)
-                self.journal.write_verify(number, rows, verified)
+                self.results.write_verify(number, rows, verified)
                 if not verified:
                     failed.add(number)
 

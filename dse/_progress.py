@@ -26,6 +26,7 @@ class Progress:
         self.done = done
         self.candidates = 0
         self.best = ""
+        self.note = ""            # what the run is doing besides its own trials, e.g. waiting
         self.t0 = time.monotonic()
         self.log_every = log_every
         self._last = 0.0
@@ -41,13 +42,16 @@ class Progress:
         bar = "#" * filled + "." * (width - filled)
         cand_rate = self.candidates / elapsed if elapsed > 0 else 0.0
         best = f"  best {self.best}" if self.best else ""
+        note = f"  ({self.note})" if self.note else ""
         return (f"[{bar}] {self.done}/{self.total} trials  {rate * 60:.1f}/min  ETA {eta}  "
-                f"{self.candidates} candidates ({cand_rate:.1f}/s){best}")
+                f"{self.candidates} candidates ({cand_rate:.1f}/s){best}{note}")
 
     def update(self, *, done: int | None = None, candidates: int = 0, best: str | None = None,
-               force: bool = False) -> None:
+               note: str | None = None, force: bool = False) -> None:
         if done is not None:
             self.done = done
+        if note is not None:
+            self.note = note
         self.candidates += candidates
         if best is not None:
             self.best = best

@@ -1,12 +1,9 @@
-"""Durable records of a study in its output folder: the candidate cache and the rows journal.
+"""The candidate cache of a run's output folder (the results themselves live in the study's
+storage: ``dse._results``).
 
-Both are append-only JSON-lines files; each record is one ``write`` of one line (atomic for an
-``O_APPEND`` file on a local file system), flushed and fsynced before the driver goes on, so a
-SIGKILL loses at most the record being written, and a torn last line is ignored on load.
-
-The rows of a hardware trial are journaled *before* the trial is told to Optuna: a COMPLETE
-trial therefore always has its rows, and rows whose trial never completed (the driver was killed
-in between) are dropped on load, so resuming duplicates nothing.
+An append-only JSON-lines file; each record is one ``write`` of one line (atomic for an
+``O_APPEND`` file on a local file system), so a SIGKILL loses at most the record being written,
+and a torn last line is ignored on load.
 """
 from __future__ import annotations
 
@@ -28,17 +25,14 @@ def _clean(value):
 
 
 class JsonLines:
-    def __init__(self, path: Path, durable: bool = True):
+    def __init__(self, path: Path):
         self.path = Path(path)
-        self.durable = durable    # fsync each record (the journal); a cache only needs the write
 
     def append(self, record: dict) -> None:
         line = (json.dumps(record, default=_clean, allow_nan=False, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line)
-            if self.durable:
-                os.fsync(fd)
         finally:
             os.close(fd)
 
@@ -66,12 +60,12 @@ class CandidateCache:
         # A lost cache record costs one re-evaluation, not a wrong result: no fsync per candidate.
         # ``shared``: a folder whose file for this evaluator (its name holds the code's identity)
         # every study of the user reads and appends to, so a layer tuned once is tuned for all.
-        self._file = JsonLines(path, durable=False)
+        self._file = JsonLines(path)
         self._shared = None
         if shared is not None:
             try:
                 Path(shared).mkdir(parents=True, exist_ok=True)
-                self._shared = JsonLines(Path(shared) / f"{_file_name(evaluator_name)}.jsonl", durable=False)
+                self._shared = JsonLines(Path(shared) / f"{_file_name(evaluator_name)}.jsonl")
             except OSError:
                 self._shared = None        # an unwritable cache folder only costs re-evaluations
         self._evaluator = evaluator_name
@@ -112,31 +106,3 @@ class CandidateCache:
 
     def __len__(self) -> int:
         return len(self._data)
-
-
-class RowsJournal:
-    """Results rows of finished hardware trials (``kind = "trial"``) and of verification runs
-    (``kind = "verify"``), per study name."""
-
-    def __init__(self, path: Path, study_name: str):
-        self._file = JsonLines(path)
-        self.study = study_name
-
-    def write_trial(self, number: int, rows: list[dict], summary: dict) -> None:
-        self._file.append({"kind": "trial", "study": self.study, "trial": number, "rows": rows,
-                           "summary": summary})
-
-    def write_verify(self, number: int, rows: list[dict], verified: bool) -> None:
-        self._file.append({"kind": "verify", "study": self.study, "trial": number, "rows": rows,
-                           "verified": verified})
-
-    def load(self, complete_numbers: set[int]) -> tuple[dict, dict]:
-        """({trial: record} of COMPLETE trials, {trial: verify record}); the first record of a
-        trial wins, later duplicates (a second driver on the same folder) are ignored."""
-        trials, verifies = {}, {}
-        for rec in self._file.read():
-            if rec.get("study") != self.study or rec.get("trial") not in complete_numbers:
-                continue
-            target = trials if rec.get("kind") == "trial" else verifies
-            target.setdefault(rec["trial"], rec)
-        return trials, verifies

@@ -16,9 +16,7 @@ def show(out, top: int = 10, stream=None) -> int:
     stream = stream or sys.stdout
     out = Path(out)
     trials_path = out / "trials.parquet"
-    journal = out / "rows.jsonl"
-    if (out / "study.db").is_file() and journal.is_file() and (
-            not trials_path.is_file() or journal.stat().st_mtime > trials_path.stat().st_mtime):
+    if (out / "study.db").is_file() and (not trials_path.is_file() or _storage_is_ahead(out, trials_path)):
         return show_live(out, top, stream)      # a study still running (or stopped before its tables)
     if not trials_path.is_file():
         raise StudyError(f"{out} holds no study results (no trials.parquet); run `vta-dse run STUDY.toml --out {out}`")
@@ -59,11 +57,9 @@ def show(out, top: int = 10, stream=None) -> int:
     return 0
 
 
-def show_live(out: Path, top: int, stream) -> int:
-    """The trials a running study has told so far, read from its Optuna storage (the tables and
-    the report are written when the run ends)."""
+def _stored_trials(out: Path) -> tuple[str, list]:
+    """(study name, trials) of the study in ``out/study.db``."""
     import optuna
-    import pandas as pd
 
     url = f"sqlite:///{out / 'study.db'}"
     try:
@@ -71,11 +67,31 @@ def show_live(out: Path, top: int, stream) -> int:
         if len(names) != 1:
             raise StudyError(f"{out / 'study.db'} holds {len(names)} studies; open it with optuna or optuna-dashboard")
         study = optuna.load_study(study_name=names[0], storage=url)
-        trials = study.get_trials(deepcopy=False)
+        return names[0], study.get_trials(deepcopy=False)
     except StudyError:
         raise
     except Exception as exc:       # a storage being written: say so, do not crash
         raise StudyError(f"cannot read the running study in {out / 'study.db'}: {exc}") from None
+
+
+def _storage_is_ahead(out: Path, trials_path: Path) -> bool:
+    """Whether the storage holds trials the written tables do not show as they are (a run still
+    going, or stopped before it rewrote its tables)."""
+    try:
+        _, trials = _stored_trials(out)
+        shown = read_trials(trials_path)
+    except Exception:
+        return False
+    states = dict(zip(shown["trial"].astype(int), shown["state"].astype(str)))
+    return any(states.get(t.number) != t.state.name for t in trials)
+
+
+def show_live(out: Path, top: int, stream) -> int:
+    """The trials a running study has told so far, read from its Optuna storage (the tables and
+    the report are written when the run ends)."""
+    import pandas as pd
+
+    name, trials = _stored_trials(out)
     states = pd.Series([t.state.name for t in trials]).value_counts().to_dict() if trials else {}
     done = [t for t in trials if t.state.name == "COMPLETE"]
     rows = [{"trial": t.number, **t.params, "latency_s": t.user_attrs.get("latency_s"),
@@ -83,7 +99,7 @@ def show_live(out: Path, top: int, stream) -> int:
              "exact_fill": bool(t.user_attrs.get("dse:exact_fill"))}
             for t in done if t.user_attrs.get("feasible")]
     w = stream.write
-    w(f"{out}: study {names[0]!r} running (live from its storage; tables and report when it ends): "
+    w(f"{out}: study {name!r} running (live from its storage; tables and report when it ends): "
       + ", ".join(f"{n} {k.lower()}" for k, n in sorted(states.items())) + f"; {len(rows)} feasible\n")
     if rows:
         frame = pd.DataFrame(rows).sort_values(["latency_s", "bram", "trial"])

@@ -205,20 +205,22 @@ class TrialStore:
         if self.heartbeats:
             self.storage.record_heartbeat(self.trial_id(number))
 
-    def finish(self, trial, outcome, user_attrs: dict) -> bool:
-        """Store ``user_attrs`` and the outcome's constraint values (``dse._outcome.Outcome``; as
-        the list ``CONSTRAINTS_ATTR``: optuna-dashboard does not read Optuna 5's per-name
-        ``set_constraint`` records), then tell the outcome. False, with
-        nothing told, when the trial is no longer RUNNING (another driver failed it as stale:
+    def finish(self, trial, outcome, user_attrs: dict, system_attrs: dict | None = None) -> bool:
+        """Store ``system_attrs`` (in their order), ``user_attrs`` and the outcome's constraint
+        values (``dse._outcome.Outcome``; as the list ``CONSTRAINTS_ATTR``: optuna-dashboard does
+        not read Optuna 5's per-name ``set_constraint`` records), then tell the outcome. False,
+        with nothing told, when the trial is no longer RUNNING (another driver failed it as stale:
         it has been asked again)."""
         import optuna
 
+        trial_id = self.trial_id(trial.number)
         try:
+            for key, value in (system_attrs or {}).items():
+                self.storage.set_trial_system_attr(trial_id, key, value)
             for key, value in user_attrs.items():
                 trial.set_user_attr(key, value)
             if outcome.constraints:
-                self.storage.set_trial_system_attr(self.trial_id(trial.number), CONSTRAINTS_ATTR,
-                                                   list(outcome.constraints.values()))
+                self.storage.set_trial_system_attr(trial_id, CONSTRAINTS_ATTR, list(outcome.constraints.values()))
         except optuna.exceptions.UpdateFinishedTrialError:
             return False
         state = optuna.trial.TrialState[outcome.state]

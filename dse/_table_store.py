@@ -8,18 +8,17 @@ table's search from the stored measurements and evaluates nothing of it. The gro
 evaluator's name, a digest of the measuring code (``dse._identity``), so a changed compiler or
 cycle model never reads an old table.
 
-A table is one attribute: JSON of its field names and one row of values per candidate, zlib'd
-and base64'd (an exhaustive table of 17,000 candidates is about half a megabyte). An attribute
-that does not decode (written by another version, or damaged) is ignored: it costs the table's
-evaluations, never a wrong answer.
+A table is one value of ``dse._blob`` (JSON of its field names and one row of values per
+candidate, zlib'd and base64'd, in pieces: an exhaustive table of 17,000 candidates is about half
+a megabyte). A value that does not decode (written by another version, or damaged) is ignored: it
+costs the table's evaluations, never a wrong answer.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import time
-import zlib
+
+from . import _blob
 
 PREFIX = "dse:table:"
 # A missing table re-reads the study's attributes at most this often (each read fetches them
@@ -32,29 +31,26 @@ def attr_key(group: str) -> str:
     return PREFIX + hashlib.sha256(group.encode()).hexdigest()[:32]
 
 
-def encode(group: str, rows: dict[str, dict]) -> str:
-    """The attribute text of a table: ``rows`` is {knob text: measurement}."""
+def body(group: str, rows: dict[str, dict]) -> dict:
+    """The stored value of a table: ``rows`` is {knob text: measurement}."""
     fields = sorted({field for m in rows.values() for field in m})
-    body = {"format": FORMAT, "group": group, "fields": fields,
+    return {"format": FORMAT, "group": group, "fields": fields,
             "rows": [[text, *(m.get(f) for f in fields)] for text, m in sorted(rows.items())]}
-    packed = zlib.compress(json.dumps(body, separators=(",", ":"), allow_nan=False).encode(), 6)
-    return base64.b64encode(packed).decode("ascii")
 
 
-def decode(text: str) -> tuple[str, dict[str, dict]]:
-    """(group, {knob text: measurement}) of an attribute; ValueError if it is not one."""
+def rows_of(value) -> tuple[str, dict[str, dict]]:
+    """(group, {knob text: measurement}) of a stored value; ValueError if it is not a table."""
     try:
-        body = json.loads(zlib.decompress(base64.b64decode(text.encode("ascii"), validate=True)))
-        if body.get("format") != FORMAT:
-            raise ValueError(f"table format {body.get('format')!r}")
-        fields = body["fields"]
+        if value.get("format") != FORMAT:
+            raise ValueError(f"table format {value.get('format')!r}")
+        fields = value["fields"]
         rows = {}
-        for row in body["rows"]:
+        for row in value["rows"]:
             if len(row) != len(fields) + 1 or not isinstance(row[0], str):
                 raise ValueError("a row of the wrong length")
             rows[row[0]] = dict(zip(fields, row[1:]))
-        return str(body["group"]), rows
-    except (ValueError, TypeError, KeyError, AttributeError, zlib.error) as exc:
+        return str(value["group"]), rows
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ValueError(f"not a stored schedule table: {exc}") from None
 
 
@@ -65,24 +61,24 @@ class TableStore:
         self.storage = storage
         self._study_id = storage.get_study_id_from_name(study_name)
         self._clock = clock
-        self._texts: dict[str, str] = {}
+        self._attrs: dict[str, object] = {}
         self._read_at: float | None = None
 
     def _refresh(self) -> None:
         attrs = self.storage.get_study_system_attrs(self._study_id)
-        self._texts = {k: v for k, v in attrs.items() if k.startswith(PREFIX) and isinstance(v, str)}
+        self._attrs = {k: v for k, v in attrs.items() if k.startswith(PREFIX)}
         self._read_at = self._clock()
 
     def lookup(self, group: str) -> dict[str, dict] | None:
         """{knob text: measurement} of the stored table of ``group``, or None."""
         key = attr_key(group)
-        if key not in self._texts and (self._read_at is None or self._clock() - self._read_at >= REFRESH_S):
+        if key not in self._attrs and (self._read_at is None or self._clock() - self._read_at >= REFRESH_S):
             self._refresh()
-        text = self._texts.get(key)
-        if text is None:
+        value = _blob.read(self._attrs, key)
+        if value is None:
             return None
         try:
-            stored_group, rows = decode(text)
+            stored_group, rows = rows_of(value)
         except ValueError:
             return None
         return rows if stored_group == group else None
@@ -90,8 +86,8 @@ class TableStore:
     def publish(self, group: str, rows: dict[str, dict]) -> None:
         """Store a complete table (once: a table already stored is the same measurements)."""
         key = attr_key(group)
-        if key in self._texts or not rows:
+        if key in self._attrs or not rows:
             return
-        text = encode(group, rows)
-        self.storage.set_study_system_attr(self._study_id, key, text)
-        self._texts[key] = text
+        for attr, value in _blob.attributes(key, body(group, rows)).items():
+            self.storage.set_study_system_attr(self._study_id, attr, value)
+            self._attrs[attr] = value

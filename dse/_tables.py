@@ -192,14 +192,29 @@ def baseline_text(base: dict | None) -> str | None:
             f"{(1 / base['speedup'] - 1) * 100:+.2f}%, {change}")
 
 
-def write_outputs(out: Path, spec, study, journal, storage_url: str, workloads=None) -> dict:
-    """Write every output of a run; ``workloads``: the study's layers as the evaluator resolved them
-    (study.json lists them for `vta-dse export/simulate`), default the study file's."""
+def write_study_json(out: Path, spec, storage_url: str, workloads=None) -> None:
+    """``study.json``: what `vta-dse report/export/compare/show` read back (the study, its budget,
+    its board, its layers as the evaluator resolved them: ``workloads``, default the study
+    file's), written when a run starts and again with its tables."""
+    from ._report import _hide
+
+    meta = {"study": spec.name, "study_file": spec.path, "sampler": spec.sampler, "seed": spec.seed,
+            "objectives": [{"name": n, "direction": d} for n, d in spec.objectives], "n_trials": spec.n_trials,
+            "verify": spec.verify, "storage": _hide(storage_url),
+            "target": spec.base.TARGET, "constraints": {k: float(v) for k, v in spec.constraints},
+            "workloads": [{"name": w.name, "op": w.op, "params": dict(w.params), "count": w.count}
+                          for w in (workloads if workloads is not None else spec.workloads)]}
+    (Path(out) / "study.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+
+
+def write_outputs(out: Path, spec, study, results, storage_url: str, workloads=None) -> dict:
+    """Write every output of a run from the study's storage (``results``: its
+    ``dse._results.StudyResults``, every driver's trials)."""
     from . import _report
 
     out = Path(out)
     complete = {t.number for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
-    trials, verifies = journal.load(complete)
+    trials, verifies = results.load(complete)
     rows = collect_rows(trials, verifies)
     everything = results_frame(rows)
     # Knob sets the static check refused (and hardware refused before any schedule) are not
@@ -231,14 +246,7 @@ def write_outputs(out: Path, spec, study, journal, storage_url: str, workloads=N
     else:
         for name in ("best_config.json", "best.json"):
             (out / name).unlink(missing_ok=True)
-    meta = {"study": spec.name, "study_file": spec.path, "sampler": spec.sampler, "seed": spec.seed,
-            "objectives": [{"name": n, "direction": d} for n, d in spec.objectives], "n_trials": spec.n_trials,
-            "verify": spec.verify, "storage": _report._hide(storage_url),
-            # what `vta-dse report/export/compare` read back: the budget, the board, the layers
-            "target": spec.base.TARGET, "constraints": {k: float(v) for k, v in spec.constraints},
-            "workloads": [{"name": w.name, "op": w.op, "params": dict(w.params), "count": w.count}
-                          for w in (workloads if workloads is not None else spec.workloads)]}
-    (out / "study.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    write_study_json(out, spec, storage_url, workloads)
     _report.write_report(out)
     feasible = int((tdf["feasible"] == True).sum()) if len(tdf) else 0  # noqa: E712
     return {"complete": len(complete), "feasible": feasible, "best": best_info}

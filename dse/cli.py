@@ -88,18 +88,14 @@ def _run(args) -> int:
 
 
 # Files `vta-dse run` writes into its output folder (any of them marks a folder as one of ours).
-RUN_FILES = ("study.json", "rows.jsonl", "cache.jsonl", "study.db", "results.parquet", "trials.parquet")
+RUN_FILES = ("study.json", "cache.jsonl", "study.db", "results.parquet", "trials.parquet")
 
 
 def _studies_in(out: Path) -> set[str]:
-    """Names of the studies whose results ``out`` holds (study.json; the journal of a run killed
-    before it wrote its tables)."""
+    """Names of the studies whose results ``out`` holds (study.json, written when a run starts)."""
     names = set()
-    with contextlib.suppress(OSError, ValueError, TypeError):
-        names.add(json.loads((out / "study.json").read_text())["study"])
     with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
-        with (out / "rows.jsonl").open() as fh:
-            names.add(json.loads(fh.readline())["study"])
+        names.add(json.loads((out / "study.json").read_text())["study"])
     return {n for n in names if isinstance(n, str)}
 
 

@@ -98,7 +98,7 @@ def timing_columns(reports) -> dict:
 
 
 def _timing_of(res) -> dict:
-    """Plain Python values (the journal is JSON) of a run's timing fields."""
+    """Plain Python values (the stored rows are JSON) of a run's timing fields."""
     row = getattr(res, "timing_row", None)
     row = {k: row[k] for k in TIMING} if row is not None else timing_columns(getattr(res, "timing", None) or [])
     return {k: str(v) if k == "bound_by" else float(v) if k == "gemm_utilization" else int(v) for k, v in row.items()}

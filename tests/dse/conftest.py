@@ -120,3 +120,30 @@ def real_runs(tmp_path_factory):
         assert res.returncode == status, res.stdout + res.stderr
         out[key] = root / name
     return out
+
+
+def stored_rows(out: Path, storage: str | None = None):
+    """The rows of every COMPLETE trial of the study of run folder ``out`` (or of ``storage``),
+    as the storage holds them, with every field the evaluator returned."""
+    import pandas as pd
+
+    from dse._results import stored_rows as rows
+
+    return pd.DataFrame(rows(storage or f"sqlite:///{Path(out) / 'study.db'}"))
+
+
+def complete_trials(out: Path) -> int:
+    """How many trials the study of run folder ``out`` has told COMPLETE so far (0 while its
+    storage is not created yet, or busy)."""
+    import optuna
+
+    try:
+        url = f"sqlite:///{Path(out) / 'study.db'}"
+        if not (Path(out) / "study.db").is_file():
+            return 0
+        (summary,) = optuna.get_all_study_summaries(storage=url)
+        study = optuna.load_study(study_name=summary.study_name, storage=url)
+        return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    except Exception:
+        return 0
+

@@ -10,7 +10,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from tests.dse.conftest import REPO, TOY, TOY_SPACE, sampled, subprocess_env, write_study
+from tests.dse.conftest import REPO, TOY, TOY_SPACE, complete_trials, sampled, stored_rows, subprocess_env, write_study
 
 SLOW_STUDY = """
 [study]
@@ -71,13 +71,12 @@ def test_sigkill_mid_study_then_rerun_completes_without_loss_or_duplicates(tmp_p
            "--quiet"]
     proc = subprocess.Popen(cmd, env=subprocess_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
-    journal = out / "rows.jsonl"
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
-            # kill mid-trial: 3 trials journaled (a sampled one and its exact fills count) and
+            # kill mid-trial: 3 trials told (a sampled one and its exact fills count) and
             # one open, its tables being built
-            if journal.is_file() and sum(1 for _ in journal.open()) >= 3 and _running(out):
+            if complete_trials(out) >= 3 and _running(out):
                 break
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.05)
@@ -92,12 +91,12 @@ def test_sigkill_mid_study_then_rerun_completes_without_loss_or_duplicates(tmp_p
             pass
     st, before = _complete(out)
     # killed mid-study: the sampler's budget (8) not spent; the exact fills of an explored geometry
-    # come on top of it (the 3rd journaled trial may not be told yet: dropped on resume)
+    # come on top of it (a trial whose rows were being stored is not told: dropped on resume)
     assert len(before) >= 2 and len(sampled(before)) < 8
     # usually a trial is left RUNNING, orphaned by the kill; a trial of a geometry whose tables
     # exist completes in milliseconds, so the kill may also land between two trials
     orphaned = any(t.state.name == "RUNNING" for t in st.trials)
-    before_rows = pd.DataFrame([r for line in journal.open() for r in json.loads(line)["rows"]])
+    before_rows = stored_rows(out)
 
     res = subprocess.run(cmd, env=subprocess_env(), cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.dse.conftest import REPO, TOY, TOY_SPACE, subprocess_env, write_study
+from tests.dse.conftest import REPO, TOY, TOY_SPACE, complete_trials, subprocess_env, write_study
 
 STUDY = """
 [study]
@@ -95,10 +95,9 @@ def _start_and_wait(tmp_path, out, name):
            "--quiet"]
     proc = subprocess.Popen(cmd, env=subprocess_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True, text=True)
-    journal = out / "rows.jsonl"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        if journal.is_file() and sum(1 for _ in journal.open()) >= 2:
+        if complete_trials(out) >= 2:
             return proc, cmd
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
@@ -217,7 +216,7 @@ def test_show_on_a_running_study_reads_its_storage(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (out / "rows.jsonl").is_file():
+        while time.monotonic() < deadline and not complete_trials(out):
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.1)
         shown = subprocess.run([sys.executable, "-m", "dse", "show", str(out)], env=subprocess_env(), cwd=REPO,

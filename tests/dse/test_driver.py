@@ -12,10 +12,11 @@ import pytest
 
 import hwconfigs
 from dse import load_study
+from dse._results import summary_of
 from dse._columns import COUNTERS, LOG_KEYS, MEASUREMENT, RESOURCES
 from dse._driver import RunOptions, run_study
 from tests.dse._toy import ToyEvaluator, toy_figures
-from tests.dse.conftest import write_study
+from tests.dse.conftest import stored_rows, write_study
 
 TIMING = ["compile_s", "sim_s"]     # wall-clock measurements: the only columns that may differ
 
@@ -100,7 +101,11 @@ def test_two_workers_end_to_end(ray_session, tmp_path):
     for t in st.trials:
         assert t.state.name == "COMPLETE"
         assert (max(t.constraints.values()) <= 0) == bool(t.user_attrs["feasible"])
-        assert "inp_load_nbytes" in t.user_attrs or not t.user_attrs["feasible"]
+        # the trial's figures and rows are stored with it; the dashboard shows the main ones
+        summary = summary_of(t)
+        assert summary["feasible"] == t.user_attrs["feasible"]
+        assert "inp_load_nbytes" in summary or not summary["feasible"]
+        assert t.user_attrs.get("latency_s") == summary.get("latency_s")
     html = (out / "report.html").read_text()
     assert "<svg" in html and "Pareto front" in html
 
@@ -410,8 +415,7 @@ def test_one_layer_on_one_hardware_point_uses_every_worker(ray_session, tmp_path
     for workers in (2, 1):
         out = tmp_path / f"w{workers}"
         run_study(spec, _WhereEvaluated(), RunOptions(out=out, workers=workers, progress=False))
-        rows = [r for line in (out / "rows.jsonl").open() for r in json.loads(line)["rows"]]
-        tables[workers] = pd.DataFrame(rows)
+        tables[workers] = stored_rows(out)
     one, two = tables[1], tables[2]
     assert two.loc[two["status"] == "ok", "pid"].nunique() == 2
     assert one.loc[one["status"] == "ok", "pid"].nunique() == 1

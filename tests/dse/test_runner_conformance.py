@@ -60,7 +60,7 @@ def _layers(hw):
 
 def _fields_are_typed(m: dict) -> None:
     assert list(m) == list(MEASUREMENT) or set(m) == set(MEASUREMENT), sorted(set(m) ^ set(MEASUREMENT))
-    json.dumps(m)                                    # the journal and the cache are JSON
+    json.dumps(m)                                    # the stored rows and the cache are JSON
     assert m["status"] in STATUSES and isinstance(m["error"], str)
     assert (m["error"] == "") == (m["status"] == "ok"), m
     whole = lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)   # noqa: E731

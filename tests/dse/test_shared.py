@@ -1,6 +1,7 @@
 """Real infrastructure (marked slow, run in CI): a Ray cluster started with `ray start` on
 loopback, and a PostgreSQL server shared by two drivers. In CI (CI=true) a missing server is a
 failure, not a skip: .ci/run installs and starts it and exports VTA_DSE_TEST_POSTGRES_URL."""
+import json
 import os
 import re
 import signal
@@ -124,10 +125,8 @@ def test_drivers_started_together_on_an_empty_postgresql_database_all_open_it(tm
         engine.dispose()
 
 
-@pytest.mark.slow
-def test_two_drivers_share_one_postgresql_study(tmp_path):
-    url = _postgres_url()
-    name = f"shared-{os.getpid()}-{int(time.time())}"
+def _two_drivers(tmp_path, url, name):
+    """Two `vta-dse run` processes of one study on ``url``, each with its own output folder."""
     # Candidates slow enough (4 x 400 ms per trial) that the second driver's Ray is up before
     # the first driver alone could finish the budget: both must take part.
     path = write_study(tmp_path, STUDY.format(trials=8).replace('name = "shared"', f'name = "{name}"')
@@ -145,6 +144,25 @@ def test_two_drivers_share_one_postgresql_study(tmp_path):
     assert 8 <= len(sampled(complete)) <= 9
     numbers = [t.number for t in complete]
     assert len(set(numbers)) == len(numbers)
-    rows = [pd.read_parquet(tmp_path / f"out{i}" / "results.parquet") for i in range(2)]
-    mine = [set(r["trial"]) for r in rows]
-    assert mine[0] and mine[1] and not (mine[0] & mine[1])   # each trial evaluated by one driver
+    # both drivers took part: each sampled trial names the driver that ran it
+    assert len({t.system_attrs["dse:driver"]["pid"] for t in sampled(complete)}) == 2
+    # one source of truth: both folders hold every trial's rows, the same verdicts, the same answer
+    key = ["trial", "workload", "mode", "candidate", "attempt"]
+    for table in ("results", "trials"):
+        a, b = (pd.read_parquet(tmp_path / f"out{i}" / f"{table}.parquet")
+                .sort_values(key if table == "results" else ["trial"]).reset_index(drop=True) for i in range(2))
+        pd.testing.assert_frame_equal(a, b, check_like=True)
+    rows = pd.read_parquet(tmp_path / "out0" / "results.parquet")
+    assert set(numbers) == set(rows["trial"]) | set(pd.read_parquet(tmp_path / "out0" / "rejected.parquet")["trial"])
+    best = [json.loads((tmp_path / f"out{i}" / "best.json").read_text()) for i in range(2)]
+    assert best[0] == best[1] and best[0]["verified"] is True
+
+
+@pytest.mark.slow
+def test_two_drivers_share_one_postgresql_study(tmp_path):
+    _two_drivers(tmp_path, _postgres_url(), f"shared-{os.getpid()}-{int(time.time())}")
+
+
+@pytest.mark.slow
+def test_two_drivers_share_one_sqlite_study(tmp_path):
+    _two_drivers(tmp_path, f"sqlite:///{tmp_path / 'shared.db'}", "shared-sqlite")

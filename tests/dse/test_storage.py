@@ -77,11 +77,13 @@ def test_finish_stores_attributes_and_constraints_and_tells_the_sampler_once(url
 
     study, trials = _open(url, Recording(seed=0))
     trial = trials.ask(DISTS, "dse:driver", "me")
-    assert trials.finish(trial, _outcome(), ATTRS)
+    stored = {"dse:summary": "text", "dse:rows#0": "a", "dse:rows": 1}
+    assert trials.finish(trial, _outcome(), ATTRS, stored)
     assert not trials.finish(trial, _outcome(5.0), {**ATTRS, "latency_s": 5.0})    # told twice: refused
     [frozen] = optuna.load_study(study_name="s", storage=url).get_trials()
     assert frozen.state.name == "COMPLETE" and frozen.values == [1e-3, 10.0] and frozen.user_attrs == ATTRS
     assert frozen.system_attrs[_storage.CONSTRAINTS_ATTR] == [0.0, 0.0, -0.5]
+    assert {k: frozen.system_attrs[k] for k in stored} == stored
     assert told == [(0, "COMPLETE", [1e-3, 10.0], 0.001)]
     infeasible = trials.ask(DISTS, "dse:driver", "me")
     trials.finish(infeasible, decide(OBJECTIVES, ["bram"], buildable=False), {"feasible": False})
