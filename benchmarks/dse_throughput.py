@@ -6,6 +6,12 @@ overhead Ray adds, and the 1 -> 2 worker scaling efficiency (goal >= 90%).
     python benchmarks/dse_throughput.py --profile            # where the driver's own time goes
     python benchmarks/dse_throughput.py --rounds 9           # 1, 2, 1, 2, ... workers: the median efficiency
     python benchmarks/dse_throughput.py --in-process         # candidates in the workers, not isolated
+    python benchmarks/dse_throughput.py --per-layer 200      # tables of the default study's budget
+
+The default, 16 schedules per layer and trial (32 per hardware trial of ~0.2 s), is the stress
+case: the driver's storage work per hardware trial (ask, finish, table publishing: ~40 ms of
+SQLite CPU) weighs against very little evaluation. ``--per-layer 200`` is the budget
+``studies/default.toml`` gives a larger layer's table.
 
 Method. The outer sampler is a grid over twelve hardware geometries (block and micro-op buffer
 sizes: each hardware trial builds schedule tables of its own, none answered by another trial's)
