@@ -180,3 +180,26 @@ def test_rows_an_earlier_version_journaled_in_the_output_folder_are_still_read(t
     assert set(trials) == {0} and trials[0]["rows"] == [row] and trials[0]["summary"] == {"feasible": True}
     assert verifies[0]["verified"] is True
     assert StudyResults(study, storage).load() == ({}, {})
+
+
+def test_damaged_stored_results_cost_rows_never_a_crash(tmp_path):
+    from dse import _blob
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = open_storage(url)
+    study = optuna.create_study(study_name="s", storage=storage)
+    dist = {"x": optuna.distributions.IntDistribution(0, 9)}
+    good = _blob.attributes("dse:summary", {"feasible": True})
+    for x, system in enumerate([{**good, "dse:rows": "garbage"},                      # rows unreadable
+                                {**good, "dse:rows": _blob.encode({"fields": 3})},     # rows of another shape
+                                {"dse:summary": "garbage"},                            # summary unreadable
+                                {**good, **_blob.attributes("dse:rows", {"fields": ["a"], "rows": [[1]]})}]):
+        study.add_trial(optuna.trial.create_trial(params={"x": x}, distributions=dist, value=1.0,
+                                                  system_attrs=system))
+    study_id = storage.get_study_id_from_name("s")
+    storage.set_study_system_attr(study_id, "dse:verify:0", "garbage")
+    storage.set_study_system_attr(study_id, "dse:verify:3", 2)                   # pieces missing
+    storage.set_study_system_attr(study_id, "dse:verify:x", _blob.encode({"rows": {}, "verified": True}))
+    trials, verifies = StudyResults(study, storage).load()
+    assert set(trials) == {0, 1, 3} and verifies == {}
+    assert trials[0]["rows"] == [] and trials[1]["rows"] == [] and trials[3]["rows"] == [{"trial": 3, "a": 1}]
