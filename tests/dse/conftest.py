@@ -14,6 +14,23 @@ TOY = "tests.dse._toy:ToyEvaluator"
 # [study] section, with ``{sleep}`` the milliseconds per candidate. Twelve geometries, so that a
 # budget of 8 sampled trials never runs out of new ones (the buffer points of an explored geometry
 # are scored from its tables without spending the budget).
+# Two toy layers of different shapes, the second counted twice: a study file's [[workloads]] to
+# append to its other tables.
+TOY_LAYERS = """[[workloads]]
+name = "a"
+op = "toy_gemm"
+m = 4
+n = 64
+k = 128
+[[workloads]]
+name = "b"
+op = "toy_gemm"
+m = 1
+n = 32
+k = 256
+count = 2
+"""
+
 TOY_SPACE = """[objectives]
 latency = "minimize"
 [hardware]

@@ -22,7 +22,7 @@ import pytest
 from dse import load_study
 from dse._driver import RunOptions, run_study
 from tests.dse._toy import ToyEvaluator
-from tests.dse.conftest import write_study
+from tests.dse.conftest import TOY_LAYERS, write_study
 
 # Six grid points, each kind of trial: feasible, hardware that cannot be built (every objective
 # +inf) and hardware over the BRAM budget (every objective +inf too; its BRAM in the attributes).
@@ -44,20 +44,7 @@ LOG_ACC_BUFF_SIZE = [13, 15, 17]
 trials_per_layer = 3
 [constraints]
 bram = 100
-[[workloads]]
-name = "a"
-op = "toy_gemm"
-m = 4
-n = 64
-k = 128
-[[workloads]]
-name = "b"
-op = "toy_gemm"
-m = 1
-n = 32
-k = 256
-count = 2
-"""
+""" + TOY_LAYERS
 
 # One objective, and a network's worth of layers: ResNet-18's ten conv layers make a `schedules`
 # attribute of ~2.2 kB, past the 1024 characters at which the dashboard cuts an attribute.

@@ -15,7 +15,7 @@ from dse._results import StudyResults, summary_of
 from dse._storage import TrialStore, ask_again, open_storage
 from dse._samplers import distributions
 from tests.dse._toy import ToyEvaluator
-from tests.dse.conftest import sampled, stored_rows, write_study
+from tests.dse.conftest import TOY_LAYERS, sampled, stored_rows, write_study
 
 STUDY = """
 [study]
@@ -33,19 +33,7 @@ LOG_UOP_BUFF_SIZE = [13, 14, 15]
 LOG_ACC_BUFF_SIZE = {{ low = 15, high = 17 }}
 [schedule]
 trials_per_layer = 4
-[[workloads]]
-name = "a"
-op = "toy_gemm"
-m = 4
-n = 64
-k = 128
-[[workloads]]
-name = "b"
-op = "toy_gemm"
-m = 1
-n = 32
-k = 256
-"""
+""" + TOY_LAYERS
 
 KEY = ["trial", "workload", "mode", "candidate", "attempt"]
 
