@@ -16,7 +16,7 @@ def show(out, top: int = 10, stream=None) -> int:
     stream = stream or sys.stdout
     out = Path(out)
     trials_path = out / "trials.parquet"
-    if (out / "study.db").is_file() and (not trials_path.is_file() or _storage_is_ahead(out, trials_path)):
+    if _storage_of(out) and (not trials_path.is_file() or _storage_is_ahead(out, trials_path)):
         return show_live(out, top, stream)      # a study still running (or stopped before its tables)
     if not trials_path.is_file():
         raise StudyError(f"{out} holds no study results (no trials.parquet); run `vta-dse run STUDY.toml --out {out}`")
@@ -57,21 +57,43 @@ def show(out, top: int = 10, stream=None) -> int:
     return 0
 
 
+def _storage_of(out: Path) -> tuple[str, str | None] | None:
+    """(storage URL, study name or None) of the run in ``out``: the storage ``study.json`` names
+    (written when the run starts; not one whose password it hides), else ``out/study.db``."""
+    try:
+        meta = json.loads((out / "study.json").read_text())
+        url, name = meta.get("storage"), meta.get("study")
+        if isinstance(url, str) and url and "***" not in url:
+            return url, name if isinstance(name, str) else None
+    except (OSError, ValueError, AttributeError):
+        pass
+    if (out / "study.db").is_file():
+        return f"sqlite:///{out / 'study.db'}", None
+    return None
+
+
 def _stored_trials(out: Path) -> tuple[str, list]:
-    """(study name, trials) of the study in ``out/study.db``."""
+    """(study name, trials) of the run's study, read from its storage."""
     import optuna
 
-    url = f"sqlite:///{out / 'study.db'}"
+    from ._storage import open_storage
+
+    url, name = _storage_of(out) or (f"sqlite:///{out / 'study.db'}", None)
     try:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage=url)]
-        if len(names) != 1:
-            raise StudyError(f"{out / 'study.db'} holds {len(names)} studies; open it with optuna or optuna-dashboard")
-        study = optuna.load_study(study_name=names[0], storage=url)
-        return names[0], study.get_trials(deepcopy=False)
+        storage = open_storage(url)
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage=storage)]
+        if name is None:
+            if len(names) != 1:
+                raise StudyError(f"{url} holds {len(names)} studies; open it with optuna or optuna-dashboard")
+            name = names[0]
+        elif name not in names:
+            raise StudyError(f"{url} holds no study {name!r} yet")
+        study = optuna.load_study(study_name=name, storage=storage)
+        return name, study.get_trials(deepcopy=False)
     except StudyError:
         raise
     except Exception as exc:       # a storage being written: say so, do not crash
-        raise StudyError(f"cannot read the running study in {out / 'study.db'}: {exc}") from None
+        raise StudyError(f"cannot read the running study in {url}: {exc}") from None
 
 
 def _storage_is_ahead(out: Path, trials_path: Path) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import sqlite3
 import time
+import warnings
 from pathlib import Path
 
 from ._study import StudyError
@@ -80,8 +81,10 @@ def open_storage(url: str):
         engine_kwargs = {"pool_pre_ping": True}
     for attempt in range(SCHEMA_ATTEMPTS):
         try:
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
-                                                 grace_period=GRACE_S, heartbeat_stale_trial_callback=ask_again)
+            with warnings.catch_warnings():      # heartbeats are "experimental" in Optuna: used on purpose
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
+                                                     grace_period=GRACE_S, heartbeat_stale_trial_callback=ask_again)
             break
         except Exception as exc:
             if attempt + 1 < SCHEMA_ATTEMPTS and _lost_schema_race(exc):

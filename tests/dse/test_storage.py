@@ -261,3 +261,15 @@ def test_journal_storage_runs_and_resumes_a_study_as_sqlite_does(ray_session, tm
     assert all(t.system_attrs[_storage.CONSTRAINTS_ATTR] == list(t.constraints.values()) for t in stored)
     with pytest.raises(StudyError, match="does not exist"):
         open_storage(f"journal:{tmp_path / 'missing' / 'study.log'}")
+    # `vta-dse show` finds the run's storage in study.json: the tables when they are current,
+    # the storage live when it holds trials the tables do not
+    import io
+
+    from dse._show import show
+    shown = io.StringIO()
+    show(tmp_path / "j", stream=shown)
+    assert "3 complete trials" in shown.getvalue() and "running" not in shown.getvalue()
+    (tmp_path / "j" / "trials.parquet").unlink()
+    shown = io.StringIO()
+    show(tmp_path / "j", stream=shown)
+    assert "study 'codesign' running (live from its storage" in shown.getvalue() and "3 complete" in shown.getvalue()
