@@ -520,10 +520,17 @@ class Driver:
         """Whether to wait for trials other drivers of the study hold open (this one has none and
         may open none): a driver returns once every trial of the budget is told, so every driver
         of a shared study writes its tables from the same trials. Waits a second; trials of dead
-        drivers are failed and asked again (this driver then takes them over)."""
+        drivers are failed and asked again (this driver then takes them over). Without heartbeats
+        (a journal file) only the trials of drivers on this host are waited for: nothing could
+        tell that a driver elsewhere died."""
         if self.spec.timeout is not None and time.monotonic() - t0 > self.spec.timeout:
             return False
-        running = self._count(study, "RUNNING")
+        def watched(trial) -> bool:
+            owner = trial.system_attrs.get(DRIVER_ATTR)
+            return self.trials.heartbeats or not isinstance(owner, dict) or owner.get("host") == self.identity["host"]
+
+        running = sum(1 for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                      if watched(t))
         if not running:
             self.progress.update(note="")
             return False

@@ -191,3 +191,24 @@ def test_damaged_stored_results_cost_rows_never_a_crash(tmp_path):
     trials, verifies = StudyResults(study, storage).load()
     assert set(trials) == {0, 1, 3} and verifies == {}
     assert trials[0]["rows"] == [] and trials[1]["rows"] == [] and trials[3]["rows"] == [{"trial": 3, "a": 1}]
+
+
+def test_without_heartbeats_a_driver_does_not_wait_for_a_trial_held_on_another_host(ray_session, tmp_path):
+    """A journal file has no heartbeats: nothing could tell that a driver on another host died,
+    so its open trial is not waited for (the driver would wait forever)."""
+    storage_url = f"journal:{tmp_path / 'study.log'}"
+    run_study(_spec(tmp_path, 3), ToyEvaluator(), RunOptions(out=tmp_path / "a", workers=2, progress=False,
+                                                              storage=storage_url))
+    storage = open_storage(storage_url)
+    study = optuna.load_study(study_name="shared-results", storage=storage)
+    held = TrialStore(study, storage).ask(distributions(_spec(tmp_path, 4)), DRIVER_ATTR,
+                                          {"host": "elsewhere", "pid": 1, "start": "0"})
+    done = []
+    runner = threading.Thread(target=lambda: done.append(run_study(
+        _spec(tmp_path, 4), ToyEvaluator(), RunOptions(out=tmp_path / "b", workers=2, progress=False,
+                                                      storage=storage_url))), daemon=True)
+    runner.start()
+    runner.join(timeout=300)
+    assert done, "the driver waited for a trial whose driver it cannot watch"
+    study = optuna.load_study(study_name="shared-results", storage=open_storage(storage_url))
+    assert study.trials[held.number].state.name == "RUNNING"
