@@ -525,6 +525,7 @@ class Driver:
         tell that a driver elsewhere died."""
         if self.spec.timeout is not None and time.monotonic() - t0 > self.spec.timeout:
             return False
+
         def watched(trial) -> bool:
             owner = trial.system_attrs.get(DRIVER_ATTR)
             return self.trials.heartbeats or not isinstance(owner, dict) or owner.get("host") == self.identity["host"]
