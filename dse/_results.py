@@ -167,18 +167,7 @@ def stored_rows(url: str, study_name: str | None = None) -> list[dict]:
     """Every row of the COMPLETE trials of a study (the only one in the storage unless named),
     read from its storage: e.g. ``stored_rows(f"sqlite:///{out}/study.db")`` while it runs.
     Raises ``StudyError`` for a storage that cannot be opened or a study it does not hold."""
-    import optuna
+    from ._storage import load_study
 
-    from ._storage import open_storage
-    from ._study import StudyError
-
-    storage = open_storage(url)
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage=storage)]
-    if study_name is None:
-        if len(names) != 1:
-            raise StudyError(f"{url} holds {len(names)} studies; name one of them: {', '.join(map(repr, names))}")
-        study_name = names[0]
-    elif study_name not in names:
-        raise StudyError(f"{url} holds no study {study_name!r}; it holds {', '.join(map(repr, names)) or 'none'}")
-    trials, _ = StudyResults(optuna.load_study(study_name=study_name, storage=storage), storage).load()
+    trials, _ = StudyResults(*load_study(url, study_name)).load()
     return [row for number in sorted(trials) for row in trials[number]["rows"]]

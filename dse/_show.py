@@ -74,22 +74,12 @@ def _storage_of(out: Path) -> tuple[str, str | None] | None:
 
 def _stored_trials(out: Path) -> tuple[str, list]:
     """(study name, trials) of the run's study, read from its storage."""
-    import optuna
-
-    from ._storage import open_storage
+    from ._storage import load_study
 
     url, name = _storage_of(out) or (f"sqlite:///{out / 'study.db'}", None)
     try:
-        storage = open_storage(url)
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage=storage)]
-        if name is None:
-            if len(names) != 1:
-                raise StudyError(f"{url} holds {len(names)} studies; open it with optuna or optuna-dashboard")
-            name = names[0]
-        elif name not in names:
-            raise StudyError(f"{url} holds no study {name!r} yet")
-        study = optuna.load_study(study_name=name, storage=storage)
-        return name, study.get_trials(deepcopy=False)
+        study, _ = load_study(url, name)
+        return study.study_name, study.get_trials(deepcopy=False)
     except StudyError:
         raise
     except Exception as exc:       # a storage being written: say so, do not crash

@@ -94,6 +94,22 @@ def open_storage(url: str):
     return storage
 
 
+def load_study(url: str, study_name: str | None = None):
+    """(study, storage) of the study ``study_name`` in the storage at ``url`` (the only study
+    there when not named); raises :class:`StudyError` naming what the storage holds instead."""
+    import optuna
+
+    storage = open_storage(url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage=storage)]
+    if study_name is None:
+        if len(names) != 1:
+            raise StudyError(f"{url} holds {len(names)} studies; name one of them: {', '.join(map(repr, names))}")
+        study_name = names[0]
+    elif study_name not in names:
+        raise StudyError(f"{url} holds no study {study_name!r}; it holds {', '.join(map(repr, names)) or 'none'}")
+    return optuna.load_study(study_name=study_name, storage=storage), storage
+
+
 def _open_journal(path: str):
     import optuna
     from optuna.storages.journal import JournalFileBackend
